@@ -1,0 +1,223 @@
+"""Gateway benchmark: the full callback path against a trivial aiohttp handler.
+
+One server process on loopback (``bench.gateway_server``), wrk as the load generator in a
+second process replaying pre-generated, distinct, validly signed callbacks over 64
+connections for 10 s. Reports callbacks/s, p50/p99 latency and the server's peak RSS for
+both servers, their throughput ratio, and the in-process cost of one callback's
+verify + decrypt + hardened parse + normalisation. Writes ``bench/results/gateway.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from gateway.domain import CallbackParams, CallbackProcessor, ReceiveIdPolicy
+from gateway.settings import GatewaySettings
+from shared.wecom.crypto import CallbackCipher, verify_signature
+from shared.wecom.events import normalize_callback
+from shared.wecom.sealing import SealedCallback, seal_callback
+from shared.wecom.xml import parse_xml
+
+ROOT = Path(__file__).resolve().parent
+RESULTS = ROOT / "results"
+CONNECTIONS = 64
+DURATION_S = 10
+WARMUP_S = 2
+CALLBACKS = 120_000
+WARMUP_CALLBACKS = 30_000
+
+
+def _message(index: int, now: int) -> bytes:
+    return (
+        "<xml><ToUserName><![CDATA[wwbenchcorp0001]]></ToUserName>"
+        f"<FromUserName><![CDATA[member{index % 100:03d}]]></FromUserName>"
+        f"<CreateTime>{now}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[benchmark message {index}: 你好]]></Content>"
+        f"<MsgId>{7_000_000_000_000_000_000 + index}</MsgId><AgentID>1000002</AgentID></xml>"
+    ).encode()
+
+
+def _sealed(count: int, offset: int) -> list[SealedCallback]:
+    settings = GatewaySettings()
+    cipher = CallbackCipher(settings.encoding_aes_key.get_secret_value())
+    token = settings.callback_token.get_secret_value()
+    now = int(time.time())
+    return [
+        seal_callback(cipher, token, _message(offset + i, now), "", timestamp=now, nonce=str(i))
+        for i in range(count)
+    ]
+
+
+def _write_requests(path: Path, sealed: list[SealedCallback]) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for item in sealed:
+            out.write(f"/wecom/data?{urlencode(item.query)}\t{item.body.decode()}\n")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_listening(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _wrk(port: int, requests_file: Path, duration_s: int) -> dict[str, Any]:
+    command = [
+        "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--timeout", "5s",
+        "-s", str(ROOT / "wrk_callbacks.lua"), f"http://127.0.0.1:{port}", "--", str(requests_file),
+    ]  # fmt: skip
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    line = next(line for line in output.splitlines() if line.startswith("{"))
+    result: dict[str, Any] = json.loads(line)
+    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+    return result
+
+
+def _metric(port: int, name: str, labels: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(f"{name}{{") and labels in line:
+                return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def _serve_and_load(mode: str, warmup: Path, main: Path) -> dict[str, Any]:
+    port = _free_port()
+    env = {**os.environ, "LOG_LEVEL": "warning", "LOG_FORMAT": "json"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.gateway_server", "--mode", mode, "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        _wait_listening(port)
+        _wrk(port, warmup, WARMUP_S)
+        result = _wrk(port, main, DURATION_S)
+        result["peak_rss_mb"] = _peak_rss_mb(server.pid)
+        if mode == "full":
+            result["accepted"] = _metric(port, "wecom_callbacks_total", 'outcome="accepted"')
+            result["duplicates"] = _metric(port, "wecom_callbacks_total", 'outcome="duplicate"')
+        return result
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def _per_callback_cost() -> dict[str, float]:
+    """Mean microseconds per callback of each step, in this process, on 5,000 callbacks."""
+    settings = GatewaySettings()
+    cipher = CallbackCipher(settings.encoding_aes_key.get_secret_value())
+    token = settings.callback_token.get_secret_value()
+    sealed = _sealed(5000, 10_000_000)
+    params = [CallbackParams.from_query(s.query) for s in sealed]
+    processor = CallbackProcessor(
+        token=token,
+        cipher=cipher,
+        policy=ReceiveIdPolicy.from_setting(
+            None, suite_id=settings.suite_id, provider_corp_id=None
+        ),
+        suite_id=settings.suite_id,
+        timestamp_window_s=600,
+        max_body_bytes=65536,
+    )
+    now = time.time()
+
+    def timed(step: Callable[[int], object]) -> float:
+        samples = []
+        for _ in range(3):
+            started = time.perf_counter()
+            for index in range(len(sealed)):
+                step(index)
+            samples.append((time.perf_counter() - started) / len(sealed) * 1e6)
+        return round(min(samples), 2)
+
+    outers = [parse_xml(s.body) for s in sealed]
+    plaintexts = [cipher.decrypt(o["Encrypt"]).msg for o in outers]
+    received = datetime.now(UTC)
+    return {
+        "outer_parse_us": timed(lambda i: parse_xml(sealed[i].body)),
+        "verify_signature_us": timed(
+            lambda i: verify_signature(
+                token,
+                params[i].timestamp,
+                params[i].nonce,
+                outers[i]["Encrypt"],
+                params[i].signature,
+            )
+        ),
+        "decrypt_us": timed(lambda i: cipher.decrypt(outers[i]["Encrypt"])),
+        "inner_parse_normalize_us": timed(
+            lambda i: normalize_callback("data", parse_xml(plaintexts[i]), received_at=received)
+        ),
+        "full_process_us": timed(
+            lambda i: processor.process("data", params[i], sealed[i].body, now=now)
+        ),
+        "full_process_and_serialize_us": timed(
+            lambda i: processor.process(
+                "data", params[i], sealed[i].body, now=now
+            ).envelope.model_dump_json()
+        ),
+    }
+
+
+def run() -> dict[str, Any]:
+    if shutil.which("wrk") is None:
+        raise SystemExit(
+            "bench/gateway.py needs wrk (Debian package 'wrk'); `make bench` installs it"
+        )
+    with tempfile.TemporaryDirectory() as tmp:
+        warmup, main = Path(tmp) / "warmup.txt", Path(tmp) / "main.txt"
+        _write_requests(warmup, _sealed(WARMUP_CALLBACKS, 0))
+        _write_requests(main, _sealed(CALLBACKS, WARMUP_CALLBACKS))
+        trivial = _serve_and_load("trivial", warmup, main)
+        full = _serve_and_load("full", warmup, main)
+    result = {
+        "connections": CONNECTIONS,
+        "duration_s": DURATION_S,
+        "cpus": os.cpu_count(),
+        "trivial": trivial,
+        "full": full,
+        "ratio": full["rps"] / trivial["rps"],
+        "per_callback": _per_callback_cost(),
+    }
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "gateway.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(run(), indent=2))

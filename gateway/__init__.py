@@ -1,0 +1,1 @@
+"""The callback gateway: WeCom callbacks in, verified and normalized events out."""

@@ -1,0 +1,150 @@
+"""HTTP handlers of the two callback URLs: wire format in, domain call, answer out.
+
+Answers (design.md): verification → the decrypted echostr as text/plain; an accepted
+instruction callback → ``success``; an accepted data callback → an empty 200 (no passive
+reply). Bad input → its 4xx with ``{"error": {...}}``; the bus unable to confirm → 503.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+from aiohttp import web
+
+from gateway.domain import CallbackParams, CallbackProcessor, ReceiveIdKind
+from gateway.metrics import GatewayMetrics
+from gateway.publisher import EventPublisher
+from shared.bus.abc import BusError
+from shared.errors import PayloadTooLarge, ServiceError
+from shared.wecom.events import Route
+
+log = structlog.get_logger(__name__)
+
+_SEEN_RECEIVE_IDS_LIMIT = 1000
+
+
+class CallbackHandlers:
+    """GET (URL verification) and POST (events) for ``/wecom/command`` and ``/wecom/data``."""
+
+    def __init__(
+        self,
+        processor: CallbackProcessor,
+        publisher: EventPublisher,
+        metrics: GatewayMetrics,
+        *,
+        max_body_bytes: int,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._processor = processor
+        self._publisher = publisher
+        self._metrics = metrics
+        self._max_body_bytes = max_body_bytes
+        self._wall_clock = wall_clock
+        self._seen_receive_ids: set[tuple[str, str]] = set()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/wecom/command", self.verify_command),
+            web.post("/wecom/command", self.receive_command),
+            web.get("/wecom/data", self.verify_data),
+            web.post("/wecom/data", self.receive_data),
+        ]
+
+    async def verify_command(self, request: web.Request) -> web.StreamResponse:
+        return await self.verify("command", request)
+
+    async def receive_command(self, request: web.Request) -> web.StreamResponse:
+        return await self.receive("command", request)
+
+    async def verify_data(self, request: web.Request) -> web.StreamResponse:
+        return await self.verify("data", request)
+
+    async def receive_data(self, request: web.Request) -> web.StreamResponse:
+        return await self.receive("data", request)
+
+    async def verify(self, route: Route, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            params = CallbackParams.from_query(request.query)
+            echo = self._processor.verify_url(
+                route, params, request.query.get("echostr", ""), now=self._wall_clock()
+            )
+        except ServiceError as exc:
+            return self._rejected(route, exc, started, request)
+        self._note_receive_id(route, echo.receive_id_kind)
+        self._finish(route, "verified", started)
+        log.info("callback_url_verified", route=route, receive_id_kind=echo.receive_id_kind)
+        return web.Response(text=echo.echo, content_type="text/plain")
+
+    async def receive(self, route: Route, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        try:
+            params = CallbackParams.from_query(request.query)
+            body = await self._read_body(request)
+            accepted = self._processor.process(route, params, body, now=self._wall_clock())
+        except ServiceError as exc:
+            return self._rejected(route, exc, started, request)
+        self._note_receive_id(route, accepted.receive_id_kind)
+        envelope = accepted.envelope
+        try:
+            outcome = await self._publisher.publish(envelope, accepted.dedup_key)
+        except BusError as exc:
+            self._finish(route, "unavailable", started)
+            log.warning(
+                "callback_publish_failed",
+                route=route,
+                event_type=envelope.type,
+                event_id=envelope.id,
+                error=exc.code,
+            )
+            return web.json_response(exc.to_json(), status=503)
+        self._finish(route, "accepted" if outcome == "published" else "duplicate", started)
+        log.debug(
+            "callback_accepted",
+            route=route,
+            event_type=envelope.type,
+            event_id=envelope.id,
+            outcome=outcome,
+        )
+        # Instruction callbacks must answer the literal "success"; a data callback's body
+        # would be read as a passive reply, so it stays empty.
+        return web.Response(text="success" if route == "command" else "", content_type="text/plain")
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        length = request.content_length
+        if length is not None and length > self._max_body_bytes:
+            raise PayloadTooLarge(f"the body exceeds {self._max_body_bytes} bytes")
+        try:
+            return await request.read()
+        except web.HTTPRequestEntityTooLarge as exc:
+            raise PayloadTooLarge(f"the body exceeds {self._max_body_bytes} bytes") from exc
+
+    def _rejected(
+        self, route: Route, exc: ServiceError, started: float, request: web.Request
+    ) -> web.Response:
+        self._finish(route, exc.code, started)
+        log.warning(
+            "callback_rejected",
+            route=route,
+            method=request.method,
+            error=exc.code,
+            status=exc.status,
+            remote=request.remote,
+        )
+        return web.json_response(exc.to_json(), status=exc.status)
+
+    def _finish(self, route: Route, outcome: str, started: float) -> None:
+        self._metrics.callbacks.labels(route, outcome).inc()
+        self._metrics.callback_seconds.labels(route).observe(time.perf_counter() - started)
+
+    def _note_receive_id(self, route: Route, kind: ReceiveIdKind) -> None:
+        self._metrics.receive_ids.labels(route, kind).inc()
+        # Which receive id WeCom really uses is an open question (protocol doc §15.1): log
+        # each kind once per route so an operator sees it during onboarding.
+        if (route, kind) not in self._seen_receive_ids and (
+            len(self._seen_receive_ids) < _SEEN_RECEIVE_IDS_LIMIT
+        ):
+            self._seen_receive_ids.add((route, kind))
+            log.info("callback_receive_id_seen", route=route, receive_id_kind=kind)

@@ -1,0 +1,79 @@
+"""Publishes accepted callbacks exactly once per id within the replay TTL.
+
+A WeCom retry can arrive while the first delivery is still waiting for its confirm; the
+second request then waits for the first instead of publishing again. Only a confirmed
+publish is remembered, so a failed one never suppresses the retry that follows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from gateway.domain import ReplayCache
+from gateway.metrics import GatewayMetrics
+from shared.bus.abc import Bus, Message
+from shared.bus.topology import EVENTS_EXCHANGE
+from shared.contracts import SCHEMA_VERSION, EventEnvelope
+
+PublishOutcome = Literal["published", "duplicate"]
+
+
+class EventPublisher:
+    def __init__(
+        self,
+        bus: Bus,
+        replay: ReplayCache,
+        metrics: GatewayMetrics,
+        *,
+        timeout_s: float,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._bus = bus
+        self._replay = replay
+        self._metrics = metrics
+        self._timeout_s = timeout_s
+        self._monotonic = monotonic
+        self._inflight: dict[bytes, asyncio.Future[bool]] = {}
+
+    async def publish(self, envelope: EventEnvelope, key: bytes) -> PublishOutcome:
+        """Publish ``envelope`` unless ``key`` was published within the TTL.
+
+        Raises:
+            BusError: the bus did not confirm (the caller answers 503 so WeCom retries).
+        """
+        while True:
+            if self._replay.seen(key, self._monotonic()):
+                return "duplicate"
+            pending = self._inflight.get(key)
+            if pending is None:
+                break
+            # Another request carries the same callback: its outcome decides ours. If it
+            # failed, loop and try ourselves.
+            if await asyncio.shield(pending):
+                return "duplicate"
+
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = done
+        published = False
+        try:
+            message = Message(
+                body=envelope.model_dump_json().encode(),
+                message_id=envelope.id,
+                type=envelope.type,
+                headers={"schema": SCHEMA_VERSION},
+            )
+            started = time.perf_counter()
+            await self._bus.publish(
+                EVENTS_EXCHANGE, envelope.type, message, timeout=self._timeout_s
+            )
+            self._metrics.publish_seconds.observe(time.perf_counter() - started)
+            self._replay.add(key, self._monotonic())
+            self._metrics.replay_cache_entries.set(len(self._replay))
+            published = True
+        finally:
+            del self._inflight[key]
+            done.set_result(published)
+        return "published"

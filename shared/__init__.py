@@ -1,0 +1,1 @@
+"""Code more than one wecom-suite service uses; it imports no service."""

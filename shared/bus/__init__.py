@@ -1,0 +1,1 @@
+"""The message bus: one interface, an in-process implementation, and (later) RabbitMQ."""

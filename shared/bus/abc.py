@@ -1,0 +1,158 @@
+"""The bus interface every service codes against.
+
+Implementations: ``shared.bus.inprocess.InProcessBus`` (all-in-one process and tests) and the
+RabbitMQ bus (``AMQP_URL``). Both give the same guarantees: ``publish`` returns only once the
+message is stored in every queue it routes to (a broker confirm), and a consumer's message
+stays unacknowledged -- and is redelivered if the consumer goes away -- until it is acked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol
+
+from shared.errors import Conflict, InvalidRequest, Unavailable
+
+HeaderValue = str | int | float | bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message as published and as delivered (AMQP basic properties plus body)."""
+
+    body: bytes
+    message_id: str
+    type: str
+    content_type: str = "application/json"
+    headers: Mapping[str, HeaderValue] = field(default_factory=dict)
+    correlation_id: str | None = None
+    reply_to: str | None = None
+    timestamp: datetime | None = None
+
+
+class BusError(Unavailable):
+    """The bus could not take or confirm a message: a retryable failure for the publisher."""
+
+    code = "bus_unavailable"
+    reason = "the message bus is unavailable"
+
+
+class PublishTimeout(BusError):
+    code = "bus_publish_timeout"
+    reason = "the message bus did not confirm the message in time"
+
+
+class PublishRejected(BusError):
+    """The broker nacked the message (e.g. a bounded queue is full); nothing was stored."""
+
+    code = "bus_publish_rejected"
+    reason = "the message bus rejected the message"
+
+
+class Unroutable(BusError):
+    """No queue is bound for the routing key and the exchange has no alternate exchange."""
+
+    code = "bus_unroutable"
+    reason = "no queue is bound for the message"
+
+
+class TopologyError(InvalidRequest):
+    """An exchange or queue was used that the topology does not declare."""
+
+    code = "bus_topology_error"
+    reason = "unknown exchange or queue"
+
+
+class AlreadySettled(Conflict):
+    """A delivery was acked or nacked after it had been settled (by the handler, or by the bus
+    requeueing it when its consumer stopped). Settling twice is a handler bug."""
+
+    code = "bus_already_settled"
+    reason = "the delivery was already acked or nacked"
+
+
+class Delivery(Protocol):
+    """A message handed to a consumer; settle it exactly once with ``ack`` or ``nack``."""
+
+    @property
+    def message(self) -> Message: ...
+
+    @property
+    def exchange(self) -> str: ...
+
+    @property
+    def routing_key(self) -> str: ...
+
+    @property
+    def redelivered(self) -> bool: ...
+
+    @property
+    def is_settled(self) -> bool: ...
+
+    async def ack(self) -> None:
+        """Done with the message: remove it from the queue."""
+
+    async def nack(self, *, requeue: bool) -> None:
+        """Give the message back (``requeue=True``) or dead-letter it (``requeue=False``)."""
+
+    def process(self) -> DeliveryProcess:
+        """Context manager: ack on normal exit, dead-letter on an exception (re-raised)."""
+
+
+class DeliveryProcess(Protocol):
+    async def __aenter__(self) -> Delivery: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None: ...
+
+
+Handler = Callable[[Delivery], Awaitable[None]]
+
+
+class Consumer(Protocol):
+    """A running subscription to one queue."""
+
+    async def cancel(self, *, grace: float = 10.0) -> None:
+        """Stop taking messages; let in-flight handlers finish for ``grace`` seconds, then
+        requeue what is still unsettled."""
+
+
+class Bus(Protocol):
+    """Publish with confirmation and consume with acknowledgement."""
+
+    @property
+    def is_ready(self) -> bool:
+        """True while messages can be published (the broker connection is up)."""
+
+    async def start(self) -> None:
+        """Connect and declare the topology (idempotent)."""
+
+    async def close(self) -> None:
+        """Cancel consumers and disconnect; idempotent and safe after a failed start."""
+
+    async def publish(
+        self, exchange: str, routing_key: str, message: Message, *, timeout: float = 5.0
+    ) -> None:
+        """Return once every queue the message routes to has stored it.
+
+        Raises:
+            PublishTimeout: no confirm within ``timeout`` seconds (the message may still
+                have been stored; consumers de-duplicate on ``message_id``).
+            PublishRejected: the broker refused the message.
+            Unroutable: nothing would have stored it.
+            BusError: the bus is not connected.
+        """
+
+    async def consume(self, queue: str, handler: Handler, *, prefetch: int = 16) -> Consumer:
+        """Deliver messages of ``queue`` to ``handler``, at most ``prefetch`` unsettled at once.
+
+        A handler that returns without settling its delivery gets it acked; one that raises
+        gets it dead-lettered (``nack(requeue=False)``).
+        """

@@ -1,0 +1,140 @@
+"""aiohttp pieces every HTTP service shares: the error middleware, an access logger that
+never logs query strings, the health/readiness/metrics routes, and a server component."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+
+import structlog
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from prometheus_client import CollectorRegistry
+
+from shared.errors import ServiceError
+from shared.lifecycle import Readiness
+from shared.metrics import render_metrics
+
+log = structlog.get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def error_body(status: int, code: str, message: str) -> web.Response:
+    """The one error shape of every HTTP API: ``{"error": {"code", "message"}}``."""
+    return web.json_response({"error": {"code": code, "message": message}}, status=status)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Map errors to the public error shape; a stack trace never reaches a response."""
+    try:
+        return await handler(request)
+    except ServiceError as exc:
+        return error_body(exc.status, exc.code, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        code = exc.reason.lower().replace(" ", "_")
+        response = error_body(exc.status, code, exc.reason)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:
+        log.exception("request_failed", method=request.method, path=request.path)
+        return error_body(500, "internal_error", "internal error")
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One structured line per request: method, path (no query: it can carry codes),
+    status, duration. Successful probes of /healthz, /readyz and /metrics log at debug."""
+
+    _quiet_paths = frozenset({"/healthz", "/readyz", "/metrics"})
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        level = "debug" if request.path in self._quiet_paths and response.status < 400 else "info"
+        getattr(log, level)(
+            "http_request",
+            method=request.method,
+            path=request.path,
+            status=response.status,
+            duration_ms=round(time * 1000, 2),
+        )
+
+
+def add_health_routes(
+    app: web.Application, readiness: Readiness, registry: CollectorRegistry
+) -> None:
+    """``/healthz`` (the process answers), ``/readyz`` (dependencies up), ``/metrics``."""
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        checks = readiness.status()
+        ready = all(checks.values())
+        return web.json_response(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status=200 if ready else 503,
+        )
+
+    async def metrics(_: web.Request) -> web.Response:
+        body, content_type = render_metrics(registry)
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+
+
+class HttpServer:
+    """A lifecycle component serving an aiohttp application on host:port.
+
+    ``stop()`` stops accepting connections, lets in-flight requests finish within
+    ``shutdown_timeout`` and runs the application's cleanup.
+    """
+
+    def __init__(
+        self,
+        app: web.Application,
+        host: str,
+        port: int,
+        *,
+        name: str = "http",
+        shutdown_timeout: float = 10.0,
+    ) -> None:
+        self.name = name
+        self._app = app
+        self._host = host
+        self._port = port
+        self._shutdown_timeout = shutdown_timeout
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        runner = web.AppRunner(
+            self._app,
+            access_log_class=AccessLogger,
+            shutdown_timeout=self._shutdown_timeout,
+            handle_signals=False,
+        )
+        await runner.setup()
+        self._runner = runner
+        site = web.TCPSite(runner, self._host, self._port)
+        await site.start()
+        self.port = _bound_port(runner) or self._port
+        log.info("http_listening", host=self._host, port=self.port, server=self.name)
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            started = time.monotonic()
+            await runner.cleanup()
+            log.info("http_stopped", server=self.name, seconds=round(time.monotonic() - started, 3))
+
+
+def _bound_port(runner: web.AppRunner) -> int | None:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return None

@@ -1,0 +1,167 @@
+"""Settings fragments every service composes, and the one start-up loader.
+
+Environment variable names are the public ones of design.md: one ``.env`` configures a
+whole deployment. A service builds its ``Settings`` once with :func:`load_settings`, which
+turns a validation failure into one line naming each bad variable -- never its value.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Literal, NoReturn, TypeVar
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.sandbox import (
+    SANDBOX_AES_KEY,
+    SANDBOX_PROVIDER_CORPID,
+    SANDBOX_SUITE_ID,
+    SANDBOX_SUITE_SECRET,
+    SANDBOX_TOKEN,
+)
+
+LogLevel = Literal["debug", "info", "warning", "error"]
+LogFormat = Literal["json", "console"]
+
+
+class _Base(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", case_sensitive=False, env_file=None, hide_input_in_errors=True
+    )
+
+
+class LogSettings(_Base):
+    """``LOG_LEVEL`` and ``LOG_FORMAT`` (console when stdout is a TTY, else JSON, if unset)."""
+
+    log_level: LogLevel = "info"
+    log_format: LogFormat | None = None
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+
+class HttpSettings(_Base):
+    """Where an HTTP service binds (``HTTP_HOST``, ``HTTP_PORT``)."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(8080, ge=0, le=65535)
+
+
+class BusSettings(_Base):
+    """``AMQP_URL``: RabbitMQ when set; unset means the in-process bus (all-in-one only)."""
+
+    amqp_url: SecretStr | None = None
+
+
+class WeComAppSettings(_Base):
+    """The app's WeCom credentials; none configured means sandbox mode.
+
+    In sandbox mode the public sandbox values of :mod:`shared.sandbox` fill the gaps. With a
+    ``WECOM_SUITE_ID`` every secret must be given: nothing silently falls back to a default.
+    """
+
+    wecom_suite_id: str | None = None
+    wecom_suite_secret: SecretStr | None = None
+    wecom_token: SecretStr | None = None
+    wecom_encoding_aes_key: SecretStr | None = None
+    wecom_provider_corpid: str | None = None
+    wecom_provider_secret: SecretStr | None = None
+
+    @field_validator("wecom_suite_id", "wecom_provider_corpid", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("wecom_token")
+    @classmethod
+    def _check_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            token = value.get_secret_value()
+            if not token or len(token) > 32 or not token.isascii() or not token.isalnum():
+                raise ValueError("must be 1-32 letters or digits")
+        return value
+
+    @field_validator("wecom_encoding_aes_key")
+    @classmethod
+    def _check_aes_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            key = value.get_secret_value()
+            if len(key) != 43 or not key.isascii() or not key.isalnum():
+                raise ValueError("must be exactly 43 letters or digits")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials_complete(self) -> WeComAppSettings:
+        if self.wecom_suite_id is None:
+            return self
+        missing = [
+            name
+            for name, value in (
+                ("WECOM_SUITE_SECRET", self.wecom_suite_secret),
+                ("WECOM_TOKEN", self.wecom_token),
+                ("WECOM_ENCODING_AES_KEY", self.wecom_encoding_aes_key),
+            )
+            if value is None
+        ]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} required when WECOM_SUITE_ID is set")
+        return self
+
+    @property
+    def sandbox(self) -> bool:
+        """True when no real WeCom app is configured."""
+        return self.wecom_suite_id is None
+
+    @property
+    def suite_id(self) -> str:
+        return self.wecom_suite_id or SANDBOX_SUITE_ID
+
+    @property
+    def suite_secret(self) -> SecretStr:
+        return self.wecom_suite_secret or SecretStr(SANDBOX_SUITE_SECRET)
+
+    @property
+    def callback_token(self) -> SecretStr:
+        return self.wecom_token or SecretStr(SANDBOX_TOKEN)
+
+    @property
+    def encoding_aes_key(self) -> SecretStr:
+        return self.wecom_encoding_aes_key or SecretStr(SANDBOX_AES_KEY)
+
+    @property
+    def provider_corpid(self) -> str | None:
+        if self.wecom_provider_corpid is not None:
+            return self.wecom_provider_corpid
+        return SANDBOX_PROVIDER_CORPID if self.sandbox else None
+
+
+S = TypeVar("S", bound=BaseSettings)
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line naming every bad variable and what is wrong, without any value."""
+    parts: list[str] = []
+    for item in error.errors(include_input=False, include_url=False):
+        location = [str(part) for part in item["loc"] if str(part) != "__root__"]
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if location:
+            parts.append(f"{location[0].upper()}: {message}")
+        else:
+            parts.append(message)
+    return "; ".join(parts)
+
+
+def load_settings(cls: type[S]) -> S:
+    """Build ``cls`` from the environment, or exit with status 2 and one clear line."""
+    try:
+        return cls()
+    except ValidationError as exc:
+        _exit_with(f"configuration error: {describe_validation_error(exc)}")
+
+
+def _exit_with(line: str) -> NoReturn:
+    print(line, file=sys.stderr)
+    raise SystemExit(2)

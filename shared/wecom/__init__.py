@@ -1,0 +1,1 @@
+"""WeCom protocol code shared by the services: callback crypto, callback XML, events."""

@@ -1,0 +1,188 @@
+"""Hardened parsing of WeCom callback XML (the outer envelope and the decrypted body) into dicts.
+
+Callback bodies arrive from the internet before anything is authenticated (the outer envelope
+must be parsed to find the ciphertext the signature covers), so every bound is enforced and
+every failure is one :class:`~shared.wecom.errors.XmlError` whose message never echoes input.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from xml.etree.ElementTree import Element, ParseError
+
+from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml.ElementTree import DefusedXMLParser, fromstring
+
+from shared.wecom.errors import XmlError
+
+__all__ = ["parse_xml"]
+
+ROOT_TAG = "xml"
+
+# XML spells these keywords in upper case only, so a case-insensitive byte search catches
+# every DTD (and the entity declarations that can only live inside one) without parsing.
+_DTD_MARKUP = re.compile(rb"<!(?:DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def parse_xml(
+    data: bytes, *, max_bytes: int = 65536, max_depth: int = 8, max_elements: int = 2000
+) -> dict[str, Any]:
+    """Parse a callback body whose root is ``<xml>`` into a dict of its children.
+
+    A leaf element becomes its text with surrounding whitespace stripped (CDATA and plain
+    text alike); an element with child elements becomes a nested dict built the same way;
+    a name repeated among siblings becomes a list of the values in document order.
+    Attributes, comments and processing instructions are ignored.
+
+    Args:
+        data: the raw body, UTF-8.
+        max_bytes: larger bodies are refused before any parsing.
+        max_depth: deepest element nesting accepted; the root is at depth 1.
+        max_elements: most elements accepted, the root included.
+
+    Returns:
+        The children of the root element.
+
+    Raises:
+        XmlError: the body is empty, too big, not UTF-8, malformed, has a DTD, an entity
+            declaration or an external reference, a root other than ``<xml>``, or exceeds
+            the depth or element bound.
+    """
+    text = _precheck(data, max_bytes)
+    try:
+        if data.count(b"<") <= max_elements:
+            # Every element opens with a '<', so this document cannot exceed the element
+            # bound: the C tree builder is the fastest path, and the walk checks depth.
+            root = fromstring(text, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+            return _tree_to_dict(root, max_depth)
+        # More markup than that: build the dict while the parser streams, so that an element
+        # flood or a deep nest is refused at the first element over a bound rather than
+        # after a whole tree of it has been built.
+        builder = _BoundedDictBuilder(max_depth, max_elements)
+        parser = DefusedXMLParser(
+            target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True
+        )
+        parser.feed(text)
+        parser.close()
+    except ParseError as exc:
+        line, column = exc.position
+        raise XmlError(f"malformed XML at line {line}, column {column}") from exc
+    # defusedxml's exceptions carry the offending names and values in their text: raised
+    # without them so that nothing of the body reaches a log line.
+    except DTDForbidden:
+        raise XmlError("a DTD is not allowed") from None
+    except EntitiesForbidden:
+        raise XmlError("entity declarations are not allowed") from None
+    except ExternalReferenceForbidden:
+        raise XmlError("external references are not allowed") from None
+    return builder.result
+
+
+def _precheck(data: bytes, max_bytes: int) -> str:
+    """Refuse, without parsing, what no callback can be; return the body as text."""
+    if not data:
+        raise XmlError("the XML body is empty")
+    if len(data) > max_bytes:
+        raise XmlError(f"the XML body exceeds {max_bytes} bytes")
+    if _DTD_MARKUP.search(data):
+        raise XmlError("a DTD or entity declaration is not allowed")
+    try:
+        # Parsing text rather than bytes makes expat ignore any encoding declaration:
+        # WeCom sends UTF-8 only.
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise XmlError(f"the XML body is not valid UTF-8 (byte {exc.start})") from None
+
+
+def _check_root(tag: str) -> None:
+    if tag != ROOT_TAG:
+        raise XmlError(f"the root element must be <{ROOT_TAG}>")
+
+
+def _add_value(parent: dict[str, Any], name: str, value: Any) -> None:
+    """Store ``value`` under ``name``; a repeated name turns into a list in document order."""
+    existing = parent.get(name)
+    if existing is None:
+        parent[name] = value
+    # Leaves are str and branches dict, so a list can only come from an earlier repeat.
+    elif type(existing) is list:
+        existing.append(value)
+    else:
+        parent[name] = [existing, value]
+
+
+def _too_deep(max_depth: int) -> XmlError:
+    return XmlError(f"the XML nests deeper than {max_depth} levels")
+
+
+def _too_many(max_elements: int) -> XmlError:
+    return XmlError(f"the XML has more than {max_elements} elements")
+
+
+def _tree_to_dict(root: Element, max_depth: int) -> dict[str, Any]:
+    """Convert a parsed tree with an explicit stack: depth is attacker-controlled."""
+    _check_root(root.tag)
+    result: dict[str, Any] = {}
+    pending: list[tuple[Element, dict[str, Any], int]] = [(root, result, 1)]
+    while pending:
+        element, target, depth = pending.pop()
+        if depth >= max_depth and len(element):
+            raise _too_deep(max_depth)
+        for child in element:
+            value: Any
+            if len(child):
+                value = {}
+                pending.append((child, value, depth + 1))
+            else:
+                value = child.text.strip() if child.text else ""
+            _add_value(target, child.tag, value)
+    return result
+
+
+class _BoundedDictBuilder:
+    """A parser target that builds the dict while parsing and stops at the first bound crossed.
+
+    Each open element has one entry on two parallel stacks: its children (``None`` until a
+    first child makes it a branch; a leaf keeps ``None``) and its text fragments.
+    """
+
+    __slots__ = ("_children", "_count", "_max_depth", "_max_elements", "_texts", "result")
+
+    def __init__(self, max_depth: int, max_elements: int) -> None:
+        self._max_depth = max_depth
+        self._max_elements = max_elements
+        self._count = 0
+        self._children: list[dict[str, Any] | None] = []
+        self._texts: list[list[str]] = []
+        self.result: dict[str, Any] = {}
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        self._count += 1
+        if self._count > self._max_elements:
+            raise _too_many(self._max_elements)
+        children = self._children
+        if not children:
+            _check_root(tag)
+        elif len(children) >= self._max_depth:
+            raise _too_deep(self._max_depth)
+        elif children[-1] is None:
+            children[-1] = {}
+        children.append(None)
+        self._texts.append([])
+
+    def data(self, data: str) -> None:
+        self._texts[-1].append(data)
+
+    def end(self, tag: str) -> None:
+        children = self._children.pop()
+        text = self._texts.pop()
+        if not self._children:
+            self.result = children or {}
+            return
+        parent = self._children[-1]
+        if parent is not None:  # always: start() of this element made its parent a branch
+            _add_value(parent, tag, children if children is not None else "".join(text).strip())
+
+    def close(self) -> None:
+        """Nothing to finish: ``end()`` of the root stored :attr:`result`."""

@@ -1,0 +1,149 @@
+"""Pure gateway rules: parameters, receive-id policy, replay cache, event ids."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.domain import (
+    CallbackParams,
+    CallbackProcessor,
+    ReceiveIdPolicy,
+    ReplayCache,
+)
+from shared.wecom.crypto import CallbackCipher
+from shared.wecom.errors import (
+    MissingParameterError,
+    ReceiveIdError,
+    SignatureError,
+    StaleTimestampError,
+)
+from shared.wecom.sealing import seal_callback
+
+KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
+TOKEN = "QDG6eK"
+SUITE = "wwsuite"
+NOW = 1_700_000_000
+TICKET_XML = (
+    b"<xml><SuiteId><![CDATA[wwsuite]]></SuiteId><InfoType><![CDATA[suite_ticket]]></InfoType>"
+    b"<TimeStamp>1700000000</TimeStamp><SuiteTicket><![CDATA[t1]]></SuiteTicket></xml>"
+)
+
+
+def processor(policy: ReceiveIdPolicy | None = None, window: int = 600) -> CallbackProcessor:
+    return CallbackProcessor(
+        token=TOKEN,
+        cipher=CallbackCipher(KEY),
+        policy=policy
+        or ReceiveIdPolicy.from_setting(None, suite_id=SUITE, provider_corp_id="wwprov"),
+        suite_id=SUITE,
+        timestamp_window_s=window,
+        max_body_bytes=65536,
+    )
+
+
+def test_params_require_all_three_values() -> None:
+    """A callback without signature, timestamp or nonce is malformed."""
+    full = {"msg_signature": "a" * 40, "timestamp": "1", "nonce": "n"}
+    assert CallbackParams.from_query(full).nonce == "n"
+    for name in full:
+        with pytest.raises(MissingParameterError):
+            CallbackParams.from_query({k: v for k, v in full.items() if k != name})
+
+
+@pytest.mark.parametrize("timestamp", ["-1", "1.5", "abc", "١٢٣", "9" * 200])
+def test_params_reject_non_integer_timestamps(timestamp: str) -> None:
+    """Only whole ASCII seconds are a timestamp."""
+    with pytest.raises(MissingParameterError):
+        CallbackParams.from_query({"msg_signature": "a", "timestamp": timestamp, "nonce": "n"})
+
+
+def test_default_policy_accepts_empty_suite_and_provider_ids() -> None:
+    """The individual-developer empty id, the SuiteID and the provider CorpID pass."""
+    policy = ReceiveIdPolicy.from_setting(None, suite_id=SUITE, provider_corp_id="wwprov")
+    assert policy.check("command", "", None, verification=False) == "empty"
+    assert policy.check("command", SUITE, None, verification=False) == "suite_id"
+    assert policy.check("data", "wwprov", None, verification=False) == "provider_corp_id"
+
+
+def test_default_policy_accepts_message_corp_only_on_data_route() -> None:
+    """The data URL may carry the CorpID the message names; the command URL may not."""
+    policy = ReceiveIdPolicy.from_setting(None, suite_id=SUITE, provider_corp_id=None)
+    assert policy.check("data", "wwcorp", "wwcorp", verification=False) == "message_corp_id"
+    with pytest.raises(ReceiveIdError):
+        policy.check("command", "wwcorp", "wwcorp", verification=False)
+    with pytest.raises(ReceiveIdError):
+        policy.check("data", "wwother", "wwcorp", verification=False)
+
+
+def test_default_policy_is_lenient_on_verification_only() -> None:
+    """An unknown id never blocks saving the URL under the default policy (open question)."""
+    policy = ReceiveIdPolicy.from_setting(None, suite_id=SUITE, provider_corp_id=None)
+    assert policy.check("command", "wwunknown", None, verification=True) == "unlisted"
+    with pytest.raises(ReceiveIdError):
+        policy.check("command", "wwunknown", None, verification=False)
+
+
+def test_explicit_policy_is_exact_and_enforced_on_verification() -> None:
+    """WECOM_RECEIVE_IDS replaces the default set, '-' is the empty id."""
+    policy = ReceiveIdPolicy.from_setting("-, wwx", suite_id=SUITE, provider_corp_id=None)
+    assert policy.check("command", "", None, verification=True) == "empty"
+    assert policy.check("command", "wwx", None, verification=False) == "listed"
+    with pytest.raises(ReceiveIdError):
+        policy.check("command", SUITE, None, verification=True)
+    with pytest.raises(ReceiveIdError):
+        policy.check("data", "wwcorp", "wwcorp", verification=False)
+
+
+def test_explicit_policy_tokens_for_message_corp_and_any() -> None:
+    """'@corp' admits the data message's CorpID; '*' admits anything."""
+    corp = ReceiveIdPolicy.from_setting("@corp", suite_id=SUITE, provider_corp_id=None)
+    assert corp.check("data", "wwc", "wwc", verification=False) == "message_corp_id"
+    with pytest.raises(ReceiveIdError):
+        corp.check("data", "", "wwc", verification=False)
+    anything = ReceiveIdPolicy.from_setting("*", suite_id=SUITE, provider_corp_id=None)
+    assert anything.check("command", "whatever", None, verification=False) == "unlisted"
+
+
+def test_replay_cache_remembers_for_ttl_then_forgets() -> None:
+    """An id is suppressed within the TTL and free again after it."""
+    cache = ReplayCache(ttl_s=10, max_entries=100)
+    cache.add(b"a", now=0)
+    assert cache.seen(b"a", now=9.9)
+    assert not cache.seen(b"a", now=10.1)
+    assert len(cache) == 0
+
+
+def test_replay_cache_evicts_oldest_beyond_capacity() -> None:
+    """Memory stays bounded: the oldest id goes first."""
+    cache = ReplayCache(ttl_s=100, max_entries=3)
+    for index, key in enumerate([b"a", b"b", b"c", b"d"]):
+        cache.add(key, now=index)
+    assert len(cache) == 3
+    assert not cache.seen(b"a", now=5)
+    assert cache.seen(b"d", now=5)
+
+
+def test_retry_with_new_ciphertext_gets_the_same_event_id() -> None:
+    """The id hashes receive id + plaintext, not the ciphertext or nonce."""
+    cipher = CallbackCipher(KEY)
+    first = seal_callback(cipher, TOKEN, TICKET_XML, "", timestamp=NOW, nonce="1")
+    retry = seal_callback(cipher, TOKEN, TICKET_XML, "", timestamp=NOW + 5, nonce="2")
+    assert first.body != retry.body
+    proc = processor()
+    a = proc.process("command", CallbackParams.from_query(first.query), first.body, now=NOW)
+    b = proc.process("command", CallbackParams.from_query(retry.query), retry.body, now=NOW + 5)
+    assert a.envelope.id == b.envelope.id
+    assert a.envelope.type == "command.suite_ticket"
+    assert a.envelope.suite_id == SUITE
+
+
+def test_signature_is_checked_before_the_timestamp_window() -> None:
+    """A forged request learns nothing about the window; a signed stale one is refused."""
+    cipher = CallbackCipher(KEY)
+    sealed = seal_callback(cipher, TOKEN, TICKET_XML, "", timestamp=NOW - 601)
+    params = CallbackParams.from_query(sealed.query)
+    with pytest.raises(StaleTimestampError):
+        processor().process("command", params, sealed.body, now=NOW)
+    forged = CallbackParams(params.signature[::-1], params.timestamp, params.nonce)
+    with pytest.raises(SignatureError):
+        processor().process("command", forged, sealed.body, now=NOW)
