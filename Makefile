@@ -33,7 +33,7 @@ test-unit: $(STAMP)
 test: lint typecheck pytest
 
 schemas: $(STAMP)
-	$(BIN)/python -m shared.schemas docs/schemas
+	$(BIN)/python -m shared.schemas docs/schemas --events-doc docs/events.md
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }

@@ -33,14 +33,18 @@ def _gateway_section(result: dict[str, Any]) -> list[str]:
         f"One server process on loopback with the in-process bus (a consumer acks every event), "
         f"wrk replaying distinct, validly signed data callbacks over {result['connections']} "
         f"connections for {result['duration_s']} s after a warm-up. The baseline is an aiohttp "
-        "handler that only answers `success`, measured in the same run.",
+        "handler that only answers `success`. The two servers run in "
+        f"{result['rounds']} alternating rounds (this machine's speed drifts between runs); "
+        "each row is the round with the median throughput, and the ratio compares those "
+        "medians. Peak RSS is the largest of the rounds.",
         "",
-        "| server | callbacks/s | p50 | p99 | peak RSS | non-2xx |",
-        "|---|---|---|---|---|---|",
+        "| server | callbacks/s (median) | every round | p50 | p99 | peak RSS | non-2xx |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, row in (("trivial handler", trivial), ("full callback path", full)):
         lines.append(
-            f"| {name} | {row['rps']:,.0f} | {row['p50_us'] / 1000:.2f} ms | "
+            f"| {name} | {row['rps']:,.0f} | {', '.join(f'{r:,}' for r in row['rounds_rps'])} | "
+            f"{row['p50_us'] / 1000:.2f} ms | "
             f"{row['p99_us'] / 1000:.2f} ms | {row['peak_rss_mb']:.1f} MB | {row['non_2xx']} |"
         )
     lines += [

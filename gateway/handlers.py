@@ -136,11 +136,10 @@ class CallbackHandlers:
         return web.json_response(exc.to_json(), status=exc.status)
 
     def _finish(self, route: Route, outcome: str, started: float) -> None:
-        self._metrics.callbacks.labels(route, outcome).inc()
-        self._metrics.callback_seconds.labels(route).observe(time.perf_counter() - started)
+        self._metrics.count_callback(route, outcome, time.perf_counter() - started)
 
     def _note_receive_id(self, route: Route, kind: ReceiveIdKind) -> None:
-        self._metrics.receive_ids.labels(route, kind).inc()
+        self._metrics.count_receive_id(route, kind)
         # Which receive id WeCom really uses is an open question (protocol doc §15.1): log
         # each kind once per route so an operator sees it during onboarding.
         if (route, kind) not in self._seen_receive_ids and (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -16,6 +17,30 @@ class GatewayMetrics:
     publish_seconds: Histogram
     receive_ids: Counter
     replay_cache_entries: Gauge
+    # Labelled children looked up once: labels() takes a lock and builds tuples on each call,
+    # a visible cost at thousands of callbacks a second.
+    _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
+
+    def count_callback(self, route: str, outcome: str, seconds: float) -> None:
+        """Count one answered callback and observe its duration."""
+        key = ("callback", route, outcome)
+        counter = self._children.get(key)
+        if counter is None:
+            counter = self._children[key] = self.callbacks.labels(route, outcome)
+        counter.inc()
+        duration_key = ("duration", route)
+        histogram = self._children.get(duration_key)
+        if histogram is None:
+            histogram = self._children[duration_key] = self.callback_seconds.labels(route)
+        histogram.observe(seconds)
+
+    def count_receive_id(self, route: str, kind: str) -> None:
+        """Count one receive id seen, by its kind."""
+        key = ("receive_id", route, kind)
+        counter = self._children.get(key)
+        if counter is None:
+            counter = self._children[key] = self.receive_ids.labels(route, kind)
+        counter.inc()
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> GatewayMetrics:

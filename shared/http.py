@@ -3,6 +3,7 @@ never logs query strings, the health/readiness/metrics routes, and a server comp
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -50,6 +51,11 @@ class AccessLogger(AbstractAccessLogger):
     status, duration. Successful probes of /healthz, /readyz and /metrics log at debug."""
 
     _quiet_paths = frozenset({"/healthz", "/readyz", "/metrics"})
+
+    @property
+    def enabled(self) -> bool:
+        # aiohttp skips the call when False: no cost per request unless info is logged.
+        return bool(log.is_enabled_for(logging.INFO))
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         level = "debug" if request.path in self._quiet_paths and response.status < 400 else "info"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.contracts import PAYLOAD_MODELS
-from shared.schemas import ENVELOPE_SCHEMA, export_schemas, main
+from shared.schemas import ENVELOPE_SCHEMA, export_schemas, main, render_event_catalogue
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
@@ -61,3 +61,10 @@ def test_the_command_line_exports_into_a_directory(
     assert main([str(tmp_path)]) == 0
     assert (tmp_path / "envelope.json").is_file()
     assert f"wrote {len(PAYLOAD_MODELS) + 1} schemas" in capsys.readouterr().out
+
+
+def test_event_catalogue_in_docs_is_up_to_date() -> None:
+    """docs/events.md lists exactly the typed events of shared/contracts.py."""
+    doc = (COMMITTED.parent / "events.md").read_text("utf-8")
+    _, _, table = doc.partition("## Typed events")
+    assert "## Typed events" + table == render_event_catalogue()

