@@ -130,7 +130,13 @@ def _shared_processors(redactor: SecretRedactor, *, json: bool) -> list[Processo
         structlog.processors.StackInfoRenderer(),
     ]
     if json:
-        processors.append(structlog.processors.dict_tracebacks)
+        # Locals stay out of tracebacks: a frame's variables can hold a decrypted message, a
+        # token or a secret, and redaction by key cannot see inside their repr.
+        processors.append(
+            structlog.processors.ExceptionRenderer(
+                structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+            )
+        )
     else:
         processors.append(structlog.processors.format_exc_info)
     processors.append(redactor)
