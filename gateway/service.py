@@ -14,7 +14,7 @@ from shared.errors import ConfigurationError
 from shared.http import HttpServer
 from shared.lifecycle import run_components
 from shared.logging import configure_logging
-from shared.settings import load_settings
+from shared.settings import exit_on_configuration_error, load_settings
 from shared.version import package_version
 
 log = structlog.get_logger(__name__)
@@ -41,4 +41,4 @@ def main() -> None:
     try:
         asyncio.run(run_gateway(settings))
     except ConfigurationError as exc:
-        raise SystemExit(f"configuration error: {exc.message}") from None
+        exit_on_configuration_error(exc.message)

@@ -159,9 +159,10 @@ def load_settings(cls: type[S]) -> S:
     try:
         return cls()
     except ValidationError as exc:
-        _exit_with(f"configuration error: {describe_validation_error(exc)}")
+        exit_on_configuration_error(describe_validation_error(exc))
 
 
-def _exit_with(line: str) -> NoReturn:
-    print(line, file=sys.stderr)
+def exit_on_configuration_error(problem: str) -> NoReturn:
+    """Stop the process at start-up: one line on stderr (logging may not be set up yet)."""
+    print(f"configuration error: {problem}", file=sys.stderr)
     raise SystemExit(2)

@@ -9,7 +9,7 @@ from typing import Any
 
 from gateway.service import main as gateway_main
 from shared.errors import ConfigurationError
-from shared.settings import load_settings
+from shared.settings import exit_on_configuration_error, load_settings
 from wecom_suite.allinone import AllInOneSettings, run_all
 
 
@@ -26,7 +26,7 @@ def _run_async(main: Coroutine[Any, Any, None]) -> None:
     try:
         asyncio.run(main)
     except ConfigurationError as exc:
-        raise SystemExit(f"configuration error: {exc.message}") from None
+        exit_on_configuration_error(exc.message)
     except KeyboardInterrupt:
         pass
 

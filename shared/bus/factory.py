@@ -6,6 +6,7 @@ from pydantic import SecretStr
 
 from shared.bus.abc import Bus
 from shared.bus.inprocess import InProcessBus
+from shared.bus.rabbitmq import RabbitMQBus
 from shared.bus.topology import Topology
 from shared.errors import ConfigurationError
 
@@ -15,7 +16,7 @@ def create_bus(amqp_url: SecretStr | None, topology: Topology, *, all_in_one: bo
 
     Raises:
         ConfigurationError: a standalone service has no ``AMQP_URL`` (its events would
-            reach no other process), or the RabbitMQ bus is not available in this build.
+            reach no other process).
     """
     if amqp_url is None:
         if not all_in_one:
@@ -24,9 +25,7 @@ def create_bus(amqp_url: SecretStr | None, topology: Topology, *, all_in_one: bo
                 "(use `wecom-suite run` for the all-in-one process)"
             )
         return InProcessBus(topology)
-    # The RabbitMQ implementation lands with issue #3; until then refuse clearly rather
-    # than silently falling back to a bus no other process can reach.
-    raise ConfigurationError("AMQP_URL is set, but the RabbitMQ bus is not available yet (#3)")
+    return RabbitMQBus(amqp_url.get_secret_value(), topology)
 
 
 class BusComponent:

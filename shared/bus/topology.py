@@ -17,6 +17,9 @@ Overflow = Literal["reject-publish", "drop-head"]
 _Spec = TypeVar("_Spec", "ExchangeSpec", "QueueSpec")
 
 DEAD_LETTER_SUFFIX = ".dead"
+# RabbitMQ only: the direct exchange that routes ``<queue>.dead`` to each dead-letter queue
+# (the in-process bus links a queue to its dead-letter queue directly).
+DEAD_LETTER_EXCHANGE = "wecom.dead"
 # AMQP's nameless default exchange: always present, routes to the queue named by the key
 # (how RPC replies reach ``reply_to``). It is never declared.
 DEFAULT_EXCHANGE = ""

@@ -95,3 +95,20 @@ def test_process_exits_with_one_line_naming_the_variable() -> None:
     assert lines[0].startswith("configuration error: WECOM_ENCODING_AES_KEY")
     assert bad_value not in result.stderr
     assert "secret-value-123" not in result.stderr
+
+
+def test_standalone_gateway_without_amqp_url_refuses_to_start() -> None:
+    """The in-process bus exists only inside `wecom-suite run`; alone it needs AMQP_URL."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway"],
+        env={"PATH": "/usr/bin:/bin", "LOG_FORMAT": "json"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "configuration error: AMQP_URL is required when a service runs as its own process "
+        "(use `wecom-suite run` for the all-in-one process)"
+    ]

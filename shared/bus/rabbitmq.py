@@ -1,0 +1,400 @@
+"""The RabbitMQ bus: the ``Bus`` contract on a robust aio-pika connection.
+
+Publishes go through one confirming channel (many confirms in flight at once); each consumer
+gets its own channel (``_rabbitmq_consumer``). The topology is declared idempotently at start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import aio_pika
+import structlog
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+    DeliveryMode,
+)
+from aio_pika.exceptions import (
+    CONNECTION_EXCEPTIONS,
+    ChannelPreconditionFailed,
+    DeliveryError,
+    PublishError,
+)
+from pamqp.commands import Basic
+from pamqp.common import FieldTable
+from yarl import URL
+
+from shared.bus._rabbitmq_consumer import DeadLetterPublisher, RabbitConsumer
+from shared.bus.abc import (
+    BusError,
+    Consumer,
+    Handler,
+    HeaderValue,
+    Message,
+    PublishRejected,
+    PublishTimeout,
+    TopologyError,
+    Unroutable,
+)
+from shared.bus.routing import validate_routing_key
+from shared.bus.topology import (
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_SUFFIX,
+    DEFAULT_EXCHANGE,
+    QueueSpec,
+    Topology,
+)
+from shared.errors import InvalidRequest
+
+log = structlog.get_logger(__name__)
+
+_BACKOFF_START = 0.2  # first pause between initial connection attempts, doubled each time
+_BACKOFF_MAX = 5.0
+_DEAD_LETTER_TIMEOUT = 5.0  # confirm wait for the copy a failed handler sends to <queue>.dead
+
+
+class RabbitMQBus:
+    """The ``Bus`` on RabbitMQ.
+
+    Args:
+        url: the AMQP URL; its query parameters (``heartbeat``, ``reconnect_interval``, …) win
+            over the defaults given here.
+        topology: what to declare at ``start()``.
+        prefetch_default: the prefetch of ``consume()`` when none is given.
+        reconnect_interval: seconds between reconnection attempts once connected.
+        connection_name: shown in the RabbitMQ management UI.
+        connect_timeout: seconds for one connection attempt.
+        start_timeout: seconds ``start()`` keeps retrying the very first connection, which
+            aio-pika does not retry by itself.
+        close_grace: seconds ``close()`` lets in-flight handlers finish.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        *,
+        prefetch_default: int = 16,
+        reconnect_interval: float = 1.0,
+        connection_name: str | None = None,
+        connect_timeout: float = 5.0,
+        start_timeout: float = 30.0,
+        close_grace: float = 10.0,
+    ) -> None:
+        self._url = _with_defaults(URL(url), reconnect_interval, connection_name)
+        self._topology = topology
+        self._prefetch_default = prefetch_default
+        self._connect_timeout = connect_timeout
+        self._start_timeout = start_timeout
+        self._close_grace = close_grace
+        # Queues a consumer may subscribe to, and whether each has a dead-letter queue.
+        self._consumable: dict[str, bool] = {}
+        for spec in topology.queues:
+            self._consumable[spec.name] = spec.dead_letter
+            if spec.dead_letter_queue is not None:
+                self._consumable[spec.dead_letter_queue] = False
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._dead_exchange: AbstractExchange | None = None
+        self._consumers: set[RabbitConsumer] = set()
+        self._start_lock = asyncio.Lock()
+        self._started = False
+        self._closing: asyncio.Task[None] | None = None
+        self._closed = False
+
+    @property
+    def is_ready(self) -> bool:
+        """True while the robust connection is up and the publishing channel is open."""
+        connection, channel = self._connection, self._channel
+        return (
+            self._started
+            and not self._closed
+            and connection is not None
+            and not connection.is_closed
+            and connection.connected.is_set()
+            and channel is not None
+            and not channel.is_closed
+        )
+
+    async def start(self) -> None:
+        """Connect (retrying the first connection for ``start_timeout`` seconds) and declare
+        the topology; a second call does nothing.
+
+        Raises:
+            TopologyError: the topology is inconsistent, or the broker holds an exchange or
+                queue of the same name with other settings.
+            BusError: the broker could not be reached, or the bus was closed.
+        """
+        async with self._start_lock:
+            if self._closing is not None:
+                raise BusError("the RabbitMQ bus is closed and cannot be restarted")
+            if self._started:
+                return
+            self._topology.validate()
+            connection = self._connection = await self._connect()
+            try:
+                # aio-pika applies no timeout of its own to opening a channel or declaring.
+                await asyncio.wait_for(self._open_and_declare(connection), self._start_timeout)
+            except TimeoutError as exc:
+                await self._disconnect()
+                raise BusError("declaring the topology timed out") from exc
+            except BaseException:
+                await self._disconnect()
+                raise
+            self._started = True
+        log.info(
+            "bus_started",
+            engine="rabbitmq",
+            host=self._url.host,
+            vhost=self._url.path[1:] or "/",
+            exchanges=len(self._exchanges),
+            queues=len(self._consumable),
+        )
+
+    async def _connect(self) -> AbstractRobustConnection:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._start_timeout
+        delay, attempt = _BACKOFF_START, 0
+        while True:
+            attempt += 1
+            try:
+                return await aio_pika.connect_robust(self._url, timeout=self._connect_timeout)
+            except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    raise BusError(
+                        f"cannot connect to RabbitMQ at {self._url.host}:{self._url.port} "
+                        f"after {attempt} attempts: {type(exc).__name__}"
+                    ) from exc
+                log.warning(
+                    "bus_connect_failed",
+                    host=self._url.host,
+                    attempt=attempt,
+                    error_type=type(exc).__name__,
+                    retry_in=round(min(delay, remaining), 2),
+                )
+                await asyncio.sleep(min(delay, remaining))
+                delay = min(delay * 2, _BACKOFF_MAX)
+
+    async def _open_and_declare(self, connection: AbstractRobustConnection) -> None:
+        channel = connection.channel(publisher_confirms=True, on_return_raises=True)
+        try:
+            await channel.initialize()
+        except CONNECTION_EXCEPTIONS as exc:
+            raise BusError(f"cannot open the publishing channel: {type(exc).__name__}") from exc
+        self._channel = channel
+        await self._declare(channel)
+
+    async def _declare(self, channel: AbstractRobustChannel) -> None:
+        try:
+            if any(spec.dead_letter for spec in self._topology.queues):
+                self._dead_exchange = await channel.declare_exchange(
+                    DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+                )
+            for exchange in self._topology.exchanges:
+                arguments: FieldTable | None = None
+                if exchange.alternate_exchange is not None:
+                    arguments = {"alternate-exchange": exchange.alternate_exchange}
+                self._exchanges[exchange.name] = await channel.declare_exchange(
+                    exchange.name, exchange.kind, durable=exchange.durable, arguments=arguments
+                )
+            for queue in self._topology.queues:
+                await self._declare_queue(channel, queue)
+        except ChannelPreconditionFailed as exc:
+            # RabbitMQ refuses to redeclare a name with other settings (kind, queue type,
+            # arguments): a deployment mistake to surface, not a broker outage.
+            raise TopologyError(f"the broker refused the topology: {exc}") from exc
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            raise BusError(f"declaring the topology failed: {type(exc).__name__}") from exc
+
+    async def _declare_queue(self, channel: AbstractRobustChannel, spec: QueueSpec) -> None:
+        arguments: dict[str, str | int] = {}
+        if spec.quorum:
+            arguments["x-queue-type"] = "quorum"
+        if spec.max_length is not None:
+            arguments["x-max-length"] = spec.max_length
+            arguments["x-overflow"] = spec.overflow
+        dead_name = spec.dead_letter_queue
+        if dead_name is not None:
+            # The native route (a reject, or a failed copy, see _rabbitmq_consumer).
+            arguments["x-dead-letter-exchange"] = DEAD_LETTER_EXCHANGE
+            arguments["x-dead-letter-routing-key"] = dead_name
+            dead_arguments = {"x-queue-type": "quorum"} if spec.quorum else None
+            # No length limit: a poison message must never be lost.
+            dead = await channel.declare_queue(
+                dead_name, durable=spec.durable, arguments=dead_arguments
+            )
+            await dead.bind(DEAD_LETTER_EXCHANGE, routing_key=dead_name)
+        queue = await channel.declare_queue(
+            spec.name, durable=spec.durable, arguments=arguments or None
+        )
+        for binding in spec.bindings:
+            kind = self._topology.exchange(binding.exchange).kind
+            await queue.bind(
+                binding.exchange, routing_key="" if kind == "fanout" else binding.routing_key
+            )
+
+    async def close(self) -> None:
+        """Cancel every consumer (requeueing what they had not settled), then close the
+        channel and the connection. Idempotent, and safe before or after a failed start."""
+        if self._closing is None:
+            self._closing = asyncio.get_running_loop().create_task(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        async with self._start_lock:  # a start under way finishes first
+            # Consumers first: a handler finishing within the grace period may still publish.
+            consumers = list(self._consumers)
+            await asyncio.gather(*(c.cancel(grace=self._close_grace) for c in consumers))
+            self._closed = True
+            await self._disconnect()
+        if self._started:
+            log.info("bus_closed", engine="rabbitmq", consumers=len(consumers))
+
+    async def _disconnect(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is None:
+            return
+        try:
+            # Closing the connection closes its channels; the broker requeues what they held.
+            await asyncio.wait_for(connection.close(), self._connect_timeout)
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            log.warning("bus_close_failed", error_type=type(exc).__name__)
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        message: Message,
+        *,
+        timeout: float = 5.0,
+    ) -> None:
+        """Return once the broker confirmed that every queue the message routes to stored it.
+
+        Raises:
+            PublishTimeout: no confirm within ``timeout`` (the message may still be stored).
+            PublishRejected: the broker nacked the message (e.g. a bounded queue is full).
+            Unroutable: the broker returned the message (no queue, no alternate exchange).
+            TopologyError: ``exchange`` is not declared.
+            InvalidRoutingKey: the routing key is longer than 255 bytes.
+            BusError: the bus is not connected (raised at once, never buffered).
+        """
+        if not self._started or self._closed:
+            raise BusError("the RabbitMQ bus is closed" if self._closed else "bus not started")
+        if exchange == DEFAULT_EXCHANGE:
+            target = self._publisher().default_exchange
+        else:
+            found = self._exchanges.get(exchange)
+            if found is None:
+                raise TopologyError(f"exchange {exchange!r} is not declared")
+            target = found
+        validate_routing_key(routing_key)
+        await self._send(target, routing_key, message, timeout)
+
+    def _publisher(self) -> AbstractRobustChannel:
+        channel = self._channel
+        if channel is None or not self.is_ready:
+            # aio-pika would raise on a closed channel too; say so plainly, and at once.
+            raise BusError("the RabbitMQ connection is down (reconnecting)")
+        return channel
+
+    async def _send(
+        self, target: AbstractExchange, routing_key: str, message: Message, timeout: float
+    ) -> None:
+        self._publisher()
+        # aiormq matches a basic.return to its publish by message_id: two concurrent publishes
+        # with one message_id that are both unroutable could swap outcomes. Both fail then,
+        # and the gateway never has two publishes of one id in flight.
+        try:
+            confirmation = await asyncio.wait_for(
+                target.publish(_to_amqp(message), routing_key, mandatory=True), timeout
+            )
+        except TimeoutError as exc:
+            raise PublishTimeout(f"no confirm within {timeout} s") from exc
+        except PublishError as exc:
+            raise Unroutable(f"no queue is bound on {target.name!r} for {routing_key!r}") from exc
+        except DeliveryError as exc:
+            raise PublishRejected(f"the broker nacked the message on {target.name!r}") from exc
+        except CONNECTION_EXCEPTIONS as exc:
+            raise BusError(f"publishing failed: {type(exc).__name__}") from exc
+        if not isinstance(confirmation, Basic.Ack):
+            raise PublishRejected(f"the broker did not ack the message on {target.name!r}")
+
+    async def _publish_dead_letter(
+        self, queue: str, message: Message, headers: dict[str, HeaderValue]
+    ) -> None:
+        if self._dead_exchange is None or self._closed:
+            raise BusError("no dead-letter exchange is available")
+        copy = replace(message, headers={**message.headers, **headers})
+        dead_queue = queue + DEAD_LETTER_SUFFIX
+        await self._send(self._dead_exchange, dead_queue, copy, _DEAD_LETTER_TIMEOUT)
+
+    async def consume(
+        self, queue: str, handler: Handler, *, prefetch: int | None = None
+    ) -> Consumer:
+        """Deliver messages of ``queue`` to ``handler`` on a channel of their own, at most
+        ``prefetch`` (default ``prefetch_default``) unsettled at once.
+
+        Consumers of one queue compete. A handler that returns without settling gets its
+        delivery acked; one that raises gets it dead-lettered with the exception type and
+        message in the headers.
+
+        Raises:
+            TopologyError: ``queue`` is not declared.
+            InvalidRequest: ``prefetch`` is below 1.
+            BusError: the bus is not running or the broker is unreachable.
+        """
+        if not self._started or self._closing is not None:
+            raise BusError("the RabbitMQ bus is not running")
+        prefetch = self._prefetch_default if prefetch is None else prefetch
+        if prefetch < 1:
+            raise InvalidRequest("prefetch must be at least 1")
+        if queue not in self._consumable:
+            raise TopologyError(f"queue {queue!r} is not declared")
+        if self._connection is None or not self.is_ready:
+            raise BusError("the RabbitMQ connection is down (reconnecting)")
+        dead_letter: DeadLetterPublisher | None = None
+        if self._consumable[queue]:
+            dead_letter = self._publish_dead_letter
+        channel = self._connection.channel(publisher_confirms=False)
+        consumer = RabbitConsumer(
+            channel, queue, handler, dead_letter=dead_letter, on_stopped=self._consumers.discard
+        )
+        try:
+            # A robust channel waits for the connection to come back; don't wait for ever.
+            await asyncio.wait_for(channel.initialize(), self._connect_timeout)
+            await asyncio.wait_for(consumer.start(prefetch), self._connect_timeout)
+        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            if channel.is_initialized and not channel.is_closed:
+                await channel.close()
+            raise BusError(f"cannot consume from {queue!r}: {type(exc).__name__}") from exc
+        self._consumers.add(consumer)
+        return consumer
+
+
+def _with_defaults(url: URL, reconnect_interval: float, connection_name: str | None) -> URL:
+    # aio-pika reads connection options either from keyword arguments or from the URL query,
+    # never both; keep them all in the URL so an operator's AMQP_URL options still apply.
+    defaults: dict[str, str] = {"reconnect_interval": str(reconnect_interval)}
+    if connection_name:
+        defaults["name"] = connection_name
+    return url.with_query({**defaults, **url.query})
+
+
+def _to_amqp(message: Message) -> aio_pika.Message:
+    return aio_pika.Message(
+        body=message.body,
+        headers=dict(message.headers),
+        content_type=message.content_type,
+        delivery_mode=DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        type=message.type,
+        timestamp=message.timestamp or datetime.now(UTC),
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+    )
