@@ -219,6 +219,8 @@ def run() -> dict[str, Any]:
         for _ in range(ROUNDS):
             trivial_runs.append(_serve_and_load("trivial", warmup, main))
             full_runs.append(_serve_and_load("full", warmup, main))
+        # One round of the intermediate servers: where the full path's time goes.
+        steps = {mode: _serve_and_load(mode, warmup, main) for mode in ("read", "process")}
     trivial, full = _median_run(trivial_runs), _median_run(full_runs)
     result = {
         "connections": CONNECTIONS,
@@ -228,6 +230,7 @@ def run() -> dict[str, Any]:
         "trivial": trivial,
         "full": full,
         "ratio": full["rps"] / trivial["rps"],
+        "steps": {mode: round(float(run["rps"])) for mode, run in steps.items()},
         "per_callback": _per_callback_cost(),
     }
     RESULTS.mkdir(exist_ok=True)

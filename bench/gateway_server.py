@@ -1,20 +1,27 @@
 """The server side of the gateway benchmark, run as its own process.
 
-``--mode full`` serves the real gateway exactly as ``wecom-suite run`` builds it today
-(sandbox credentials, in-process bus, base topology: with no consumer bound yet, events land
-in the bounded ``wecom.events.unrouted`` queue, so the numbers are the gateway's own cost,
-not a consumer's); ``--mode trivial`` serves an aiohttp
-handler that only answers ``success``, the baseline the full path is compared with.
+Modes, from nothing to everything:
+
+- ``trivial``: an aiohttp handler that only answers ``success`` (the baseline);
+- ``read``: also reads the body;
+- ``process``: also authenticates, decrypts, parses and normalises the callback into its
+  envelope (``CallbackProcessor.process``), then answers without publishing;
+- ``full``: the real gateway exactly as ``wecom-suite run`` builds it today (sandbox
+  credentials, in-process bus, base topology: with no consumer bound yet, events land in the
+  bounded ``wecom.events.unrouted`` queue, so the numbers are the gateway's own cost, not a
+  consumer's).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 
 from aiohttp import web
 
 from gateway.app import build_gateway_app
+from gateway.domain import CallbackParams, CallbackProcessor, ReceiveIdPolicy
 from gateway.settings import GatewaySettings
 from shared.bus.factory import BusComponent
 from shared.bus.inprocess import InProcessBus
@@ -22,27 +29,56 @@ from shared.bus.topology import BASE_TOPOLOGY
 from shared.http import HttpServer
 from shared.lifecycle import run_components
 from shared.logging import configure_logging
+from shared.wecom.crypto import CallbackCipher
+
+MODES = ("trivial", "read", "process", "full")
+
+
+def _baseline_app(mode: str, settings: GatewaySettings) -> web.Application:
+    processor = CallbackProcessor(
+        token=settings.callback_token.get_secret_value(),
+        cipher=CallbackCipher(settings.encoding_aes_key.get_secret_value()),
+        policy=ReceiveIdPolicy.from_setting(
+            None, suite_id=settings.suite_id, provider_corp_id=None
+        ),
+        suite_id=settings.suite_id,
+        timestamp_window_s=settings.callback_timestamp_window_s,
+        max_body_bytes=settings.callback_max_body_bytes,
+    )
+
+    async def trivial(_: web.Request) -> web.Response:
+        return web.Response(text="success")
+
+    async def read(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="success")
+
+    async def process(request: web.Request) -> web.Response:
+        body = await request.read()
+        params = CallbackParams.from_query(request.query)
+        processor.process("data", params, body, now=time.time())
+        return web.Response(text="success")
+
+    app = web.Application()
+    app.router.add_post("/wecom/data", {"trivial": trivial, "read": read, "process": process}[mode])
+    return app
 
 
 async def serve(mode: str, port: int) -> None:
     configure_logging("warning", "json", service="bench", version="0")
-    if mode == "trivial":
-
-        async def success(_: web.Request) -> web.Response:
-            return web.Response(text="success")
-
-        app = web.Application()
-        app.router.add_post("/wecom/data", success)
-        await run_components([HttpServer(app, "127.0.0.1", port, name="trivial")])
+    settings = GatewaySettings(log_level="warning")
+    if mode != "full":
+        app = _baseline_app(mode, settings)
+        await run_components([HttpServer(app, "127.0.0.1", port, name=mode)])
         return
     bus = InProcessBus(BASE_TOPOLOGY)
-    app = build_gateway_app(GatewaySettings(log_level="warning"), bus)
+    app = build_gateway_app(settings, bus)
     await run_components([BusComponent(bus), HttpServer(app, "127.0.0.1", port)])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["full", "trivial"], required=True)
+    parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
     asyncio.run(serve(args.mode, args.port))
