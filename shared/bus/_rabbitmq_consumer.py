@@ -1,193 +1,39 @@
-"""The consuming half of the RabbitMQ bus: deliveries settled exactly once, one task per handler,
+"""The consuming half of the RabbitMQ bus: deliveries (``_rabbitmq_delivery``) settled exactly
+once, one task per handler, retry and dead-letter copies confirmed before the original is acked,
 and a graceful cancel that requeues what its handlers did not finish.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
-from decimal import Decimal
-from types import TracebackType
-from typing import Literal
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from structlog.contextvars import bound_contextvars
 
-from shared.bus.abc import AlreadySettled, BusError, Handler, HeaderValue, Message
+from shared.bus._rabbitmq_delivery import Outcome, RabbitDelivery
+from shared.bus._retry import (
+    FailurePlan,
+)
+from shared.bus.abc import AlreadySettled, BusError, Handler, HeaderValue, Message, attempt_of
+from shared.bus.topology import QueueSpec
 from shared.errors import ServiceError
 
 log = structlog.get_logger(__name__)
 
-_HEADER_TEXT_LIMIT = 500  # an exception message in a dead-letter header, truncated
 _CANCEL_WAIT = 1.0  # how long a cancelled handler may take to unwind before we give up on it
 _BROKER_CALL_TIMEOUT = 5.0  # basic.cancel and channel.close during shutdown
 
-_Outcome = Literal["acked", "nacked", "dead_lettered", "requeued"]
 
 # Publishes a copy of a message, with extra headers, to the dead-letter queue of ``queue``
 # and returns once the broker confirmed it (provided by the bus, which owns the publisher).
 DeadLetterPublisher = Callable[[str, Message, dict[str, HeaderValue]], Awaitable[None]]
-
-
-def message_from_amqp(incoming: AbstractIncomingMessage) -> Message:
-    """The bus ``Message`` of an AMQP delivery."""
-    timestamp = incoming.timestamp
-    if timestamp is not None and timestamp.tzinfo is None:
-        timestamp = timestamp.replace(tzinfo=UTC)  # AMQP timestamps are UTC seconds
-    return Message(
-        body=incoming.body,
-        message_id=incoming.message_id or "",
-        type=incoming.type or "",
-        content_type=incoming.content_type or "application/json",
-        headers=_headers_from_amqp(incoming.headers),
-        correlation_id=incoming.correlation_id,
-        reply_to=incoming.reply_to,
-        timestamp=timestamp,
-    )
-
-
-def _headers_from_amqp(headers: Mapping[str, object]) -> dict[str, HeaderValue]:
-    # AMQP tables can hold bytes, decimals, timestamps and nested tables (RabbitMQ's own
-    # ``x-death`` is a list of tables); the bus contract has scalars only, so anything else
-    # becomes text rather than being dropped.
-    converted: dict[str, HeaderValue] = {}
-    for key, value in headers.items():
-        if value is None or isinstance(value, str | int | float | bool):
-            converted[key] = value
-        elif isinstance(value, bytes):
-            converted[key] = value.decode("utf-8", "replace")
-        elif isinstance(value, Decimal):
-            converted[key] = float(value)
-        elif isinstance(value, datetime):
-            converted[key] = value.isoformat()
-        else:
-            converted[key] = json.dumps(value, default=str, sort_keys=True)
-    return converted
-
-
-def _death_headers(reason: str, queue: str) -> dict[str, HeaderValue]:
-    return {"x-death-reason": reason, "x-death-queue": queue}
-
-
-class RabbitDelivery:
-    """One AMQP delivery handed to a handler; settled exactly once."""
-
-    __slots__ = ("_consumer", "_incoming", "_message", "outcome", "tag", "task")
-
-    def __init__(self, incoming: AbstractIncomingMessage, consumer: RabbitConsumer, tag: int):
-        self._incoming = incoming
-        self._consumer = consumer
-        self._message = message_from_amqp(incoming)
-        self.tag = tag
-        self.outcome: _Outcome | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    def __repr__(self) -> str:
-        # Never the body: deliveries end up in tracebacks and log lines.
-        return (
-            f"<Delivery queue={self._consumer.queue_name!r} tag={self.tag} "
-            f"message_id={self._message.message_id!r} outcome={self.outcome}>"
-        )
-
-    @property
-    def queue_name(self) -> str:
-        return self._consumer.queue_name
-
-    @property
-    def incoming(self) -> AbstractIncomingMessage:
-        return self._incoming
-
-    @property
-    def message(self) -> Message:
-        return self._message
-
-    @property
-    def exchange(self) -> str:
-        return self._incoming.exchange or ""
-
-    @property
-    def routing_key(self) -> str:
-        return self._incoming.routing_key or ""
-
-    @property
-    def redelivered(self) -> bool:
-        return bool(self._incoming.redelivered)
-
-    @property
-    def is_settled(self) -> bool:
-        return self.outcome is not None
-
-    async def ack(self) -> None:
-        """Done with the message: remove it from the queue.
-
-        Raises:
-            AlreadySettled: the delivery was already settled.
-            BusError: the channel is gone (the broker will redeliver the message).
-        """
-        await self._consumer.settle(self, "acked")
-
-    async def nack(self, *, requeue: bool) -> None:
-        """Give the message back (``requeue=True``, redelivered) or dead-letter it.
-
-        Raises:
-            AlreadySettled: the delivery was already settled.
-            BusError: the channel is gone (the broker will redeliver the message).
-        """
-        if requeue:
-            await self._consumer.settle(self, "nacked")
-        else:
-            headers = _death_headers("rejected", self._consumer.queue_name)
-            await self._consumer.settle(self, "dead_lettered", headers)
-
-    async def fail(self, exc: Exception) -> None:
-        """Dead-letter the message because handling it raised ``exc``."""
-        headers = _death_headers("handler_failed", self._consumer.queue_name)
-        headers["x-exception-type"] = type(exc).__name__
-        headers["x-exception-message"] = str(exc)[:_HEADER_TEXT_LIMIT]
-        await self._consumer.settle(self, "dead_lettered", headers)
-
-    def process(self) -> _Process:
-        """Context manager: ack on normal exit, dead-letter on an exception (re-raised)."""
-        return _Process(self)
-
-
-class _Process:
-    """``async with delivery.process():`` as in aio-pika, but a cancelled block leaves the
-    delivery unsettled so that the stopping consumer requeues it instead of dead-lettering."""
-
-    def __init__(self, delivery: RabbitDelivery) -> None:
-        self._delivery = delivery
-
-    async def __aenter__(self) -> RabbitDelivery:
-        return self._delivery
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        delivery = self._delivery
-        if delivery.is_settled:
-            return
-        if exc is None:
-            await delivery.ack()
-        elif isinstance(exc, Exception):
-            try:
-                await delivery.fail(exc)
-            except BusError as error:
-                # Keep the handler's exception, not ours: the broker redelivers the message.
-                log.warning(
-                    "consumer_settle_failed",
-                    queue=delivery.queue_name,
-                    message_id=delivery.message.message_id,
-                    outcome="dead_lettered",
-                    error=error.message,
-                )
+# Publishes the retry copy of a message of queue ``spec`` into its retry queue ``level``, to
+# expire after ``delay`` seconds, and returns once the broker confirmed it.
+RetryPublisher = Callable[[QueueSpec, int, Message, float], Awaitable[None]]
 
 
 class RabbitConsumer:
@@ -197,14 +43,17 @@ class RabbitConsumer:
     def __init__(
         self,
         channel: AbstractRobustChannel,
-        queue_name: str,
+        spec: QueueSpec,
         handler: Handler,
         *,
         dead_letter: DeadLetterPublisher | None,
+        retry: RetryPublisher | None,
         on_stopped: Callable[[RabbitConsumer], None],
     ) -> None:
         self._channel = channel
-        self._queue_name = queue_name
+        self._spec = spec
+        self._retry = retry
+        self._queue_name = spec.name
         self._handler = handler
         self._dead_letter = dead_letter
         self._on_stopped = on_stopped
@@ -220,6 +69,10 @@ class RabbitConsumer:
     @property
     def queue_name(self) -> str:
         return self._queue_name
+
+    @property
+    def spec(self) -> QueueSpec:
+        return self._spec
 
     async def start(self, prefetch: int) -> None:
         """Set the prefetch and subscribe (manual acknowledgement)."""
@@ -247,8 +100,10 @@ class RabbitConsumer:
     async def settle(
         self,
         delivery: RabbitDelivery,
-        outcome: _Outcome,
+        outcome: Outcome,
         headers: dict[str, HeaderValue] | None = None,
+        *,
+        plan: FailurePlan | None = None,
     ) -> None:
         """Record ``outcome`` for ``delivery`` and tell the broker.
 
@@ -265,13 +120,17 @@ class RabbitConsumer:
         self._unsettled.pop(delivery.tag, None)
         # Shielded, as arq shields finish_job: a handler cancelled mid-settle must not leave
         # the dead-letter copy published and the original unacknowledged.
-        settling = asyncio.ensure_future(self._tell_broker(delivery, outcome, headers or {}))
+        settling = asyncio.ensure_future(self._tell_broker(delivery, outcome, headers or {}, plan))
         self._tasks.add(settling)
         settling.add_done_callback(self._tasks.discard)
         await asyncio.shield(settling)
 
     async def _tell_broker(
-        self, delivery: RabbitDelivery, outcome: _Outcome, headers: dict[str, HeaderValue]
+        self,
+        delivery: RabbitDelivery,
+        outcome: Outcome,
+        headers: dict[str, HeaderValue],
+        plan: FailurePlan | None,
     ) -> None:
         incoming = delivery.incoming
         try:
@@ -279,6 +138,8 @@ class RabbitConsumer:
                 await incoming.ack()
             elif outcome in ("nacked", "requeued"):
                 await incoming.nack(requeue=True)
+            elif outcome == "retried" and plan is not None:
+                await self._retry_or_requeue(delivery, plan)
             else:
                 await self._dead_letter_or_reject(delivery, headers)
         except CONNECTION_EXCEPTIONS as exc:
@@ -286,6 +147,27 @@ class RabbitConsumer:
                 f"could not settle delivery {delivery.tag} of queue {self._queue_name!r}: "
                 f"{type(exc).__name__}"
             ) from exc
+
+    async def _retry_or_requeue(self, delivery: RabbitDelivery, plan: FailurePlan) -> None:
+        # As with dead letters: the retry copy is confirmed before the original is acked, so
+        # a crash in between makes a duplicate (consumers de-duplicate on message_id), never
+        # a loss. If the copy cannot be published, the message goes back to the queue at once:
+        # an early retry beats losing it, and the attempt count it carries stays as it was.
+        if self._retry is not None:
+            try:
+                copy = replace(delivery.message, headers=plan.headers)
+                await self._retry(self._spec, plan.level, copy, plan.delay or 0.0)
+            except BusError as exc:
+                log.warning(
+                    "retry_publish_failed",
+                    queue=self._queue_name,
+                    message_id=delivery.message.message_id,
+                    error_code=exc.code,
+                )
+            else:
+                await delivery.incoming.ack()
+                return
+        await delivery.incoming.nack(requeue=True)
 
     async def _dead_letter_or_reject(
         self, delivery: RabbitDelivery, headers: dict[str, HeaderValue]
@@ -344,7 +226,7 @@ class RabbitConsumer:
                     await self._settle_quietly(delivery, "acked")
 
     async def _settle_quietly(
-        self, delivery: RabbitDelivery, outcome: _Outcome, exc: Exception | None = None
+        self, delivery: RabbitDelivery, outcome: Outcome, exc: Exception | None = None
     ) -> None:
         """Settle for the wrapper, where a broken channel can only be logged: the broker
         redelivers whatever it did not hear about."""
@@ -369,7 +251,10 @@ class RabbitConsumer:
         while frame is not None and frame.tb_next is not None:
             frame = frame.tb_next
         error_at = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else None
-        log.error(
+        # A retryable failure is expected now and then (it comes back later): a warning.
+        retryable = isinstance(exc, ServiceError) and exc.retryable
+        emit = log.warning if retryable else log.error
+        emit(
             "consumer_handler_failed",
             queue=self._queue_name,
             message_id=delivery.message.message_id,
@@ -380,6 +265,8 @@ class RabbitConsumer:
             error_code=exc.code if isinstance(exc, ServiceError) else None,
             error_at=error_at,
             already_settled=delivery.is_settled,
+            retryable=retryable,
+            attempt=attempt_of(delivery.message),
         )
 
     async def _requeue_quietly(self, incoming: AbstractIncomingMessage) -> None:

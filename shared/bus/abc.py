@@ -14,9 +14,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol
 
-from shared.errors import Conflict, InvalidRequest, Unavailable
+from shared.errors import Conflict, InvalidRequest, ServiceError, Unavailable
 
 HeaderValue = str | int | float | bool | None
+
+# The delivery attempt a message is on (1 when absent): set on each delayed retry.
+ATTEMPT_HEADER = "x-attempt"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +62,28 @@ class Unroutable(BusError):
     reason = "no queue is bound for the message"
 
 
+class RetryLater(ServiceError):
+    """Raised by a handler that wants its message again later (a delayed retry)."""
+
+    code = "retry_later"
+    status = 503
+    retryable = True
+    reason = "try the message again later"
+
+
+class RpcTimeout(BusError):
+    """No reply came within the call's timeout (no server, or the server was too slow)."""
+
+    code = "bus_rpc_timeout"
+    reason = "no reply to the call in time"
+
+
+def attempt_of(message: Message) -> int:
+    """Which delivery attempt ``message`` is on: 1 the first time, 2 after one retry, …"""
+    value = message.headers.get(ATTEMPT_HEADER)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 1
+
+
 class TopologyError(InvalidRequest):
     """An exchange or queue was used that the topology does not declare."""
 
@@ -99,7 +124,7 @@ class Delivery(Protocol):
         """Give the message back (``requeue=True``) or dead-letter it (``requeue=False``)."""
 
     def process(self) -> DeliveryProcess:
-        """Context manager: ack on normal exit, dead-letter on an exception (re-raised)."""
+        """Context manager: ack on normal exit; retry or dead-letter on an exception."""
 
 
 class DeliveryProcess(Protocol):
@@ -114,6 +139,9 @@ class DeliveryProcess(Protocol):
 
 
 Handler = Callable[[Delivery], Awaitable[None]]
+# An RPC server's handler: the request in, the reply body out. A raised error becomes an
+# error reply ``{"error": {"code", "message"}}``.
+RpcHandler = Callable[[Message], Awaitable[bytes]]
 
 
 class Consumer(Protocol):
@@ -153,6 +181,22 @@ class Bus(Protocol):
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 16) -> Consumer:
         """Deliver messages of ``queue`` to ``handler``, at most ``prefetch`` unsettled at once.
 
-        A handler that returns without settling its delivery gets it acked; one that raises
-        gets it dead-lettered (``nack(requeue=False)``).
+        A handler that returns without settling its delivery gets it acked. One that raises a
+        retryable error (``ServiceError.retryable``) gets it delivered again after the queue's
+        retry delay, with ``x-attempt`` one higher, until ``max_attempts``; any other error,
+        or the last attempt, dead-letters it to ``<queue>.dead`` with the reason in headers.
         """
+
+    async def call(self, queue: str, request: bytes | Message, *, timeout: float) -> Message:
+        """Send ``request`` to the RPC servers of ``queue`` and return the reply.
+
+        A reply may be an error reply (type ``rpc.error``, body ``{"error": {...}}``).
+
+        Raises:
+            RpcTimeout: no reply within ``timeout`` seconds.
+            Unroutable: ``queue`` does not exist.
+            BusError: the bus is not connected.
+        """
+
+    async def serve(self, queue: str, handler: RpcHandler, *, prefetch: int = 16) -> Consumer:
+        """Answer the requests of ``queue`` with ``handler``; servers of one queue compete."""

@@ -1,7 +1,10 @@
 """The RabbitMQ bus: the ``Bus`` contract on a robust aio-pika connection.
 
 Publishes go through one confirming channel (many confirms in flight at once); each consumer
-gets its own channel (``_rabbitmq_consumer``). The topology is declared idempotently at start.
+gets its own channel (``_rabbitmq_consumer``). The topology is declared idempotently at start
+(``_rabbitmq_topology``). A retryable handler failure is republished, confirmed, to a
+``<queue>.retry.<level>`` queue whose per-message TTL returns it to the queue after the delay;
+RPC calls wait on a reply queue of their own (``_rabbitmq_rpc``).
 """
 
 from __future__ import annotations
@@ -20,15 +23,16 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import (
     CONNECTION_EXCEPTIONS,
-    ChannelPreconditionFailed,
     DeliveryError,
     PublishError,
 )
 from pamqp.commands import Basic
-from pamqp.common import FieldTable
 from yarl import URL
 
-from shared.bus._rabbitmq_consumer import DeadLetterPublisher, RabbitConsumer
+from shared.bus._rabbitmq_consumer import DeadLetterPublisher, RabbitConsumer, RetryPublisher
+from shared.bus._rabbitmq_rpc import ReplyQueue
+from shared.bus._rabbitmq_topology import declare_topology
+from shared.bus._rpc import server_handler
 from shared.bus.abc import (
     BusError,
     Consumer,
@@ -37,12 +41,12 @@ from shared.bus.abc import (
     Message,
     PublishRejected,
     PublishTimeout,
+    RpcHandler,
     TopologyError,
     Unroutable,
 )
 from shared.bus.routing import validate_routing_key
 from shared.bus.topology import (
-    DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_SUFFIX,
     DEFAULT_EXCHANGE,
     QueueSpec,
@@ -55,6 +59,7 @@ log = structlog.get_logger(__name__)
 _BACKOFF_START = 0.2  # first pause between initial connection attempts, doubled each time
 _BACKOFF_MAX = 5.0
 _DEAD_LETTER_TIMEOUT = 5.0  # confirm wait for the copy a failed handler sends to <queue>.dead
+_RETRY_TIMEOUT = 5.0  # confirm wait for the copy a failed handler sends to <queue>.retry.<n>
 
 
 class RabbitMQBus:
@@ -91,16 +96,21 @@ class RabbitMQBus:
         self._connect_timeout = connect_timeout
         self._start_timeout = start_timeout
         self._close_grace = close_grace
-        # Queues a consumer may subscribe to, and whether each has a dead-letter queue.
-        self._consumable: dict[str, bool] = {}
+        # Queues a consumer may subscribe to, with the spec that governs its failures (a
+        # dead-letter queue's consumer gets neither retries nor dead letters).
+        self._consumable: dict[str, QueueSpec] = {}
         for spec in topology.queues:
-            self._consumable[spec.name] = spec.dead_letter
+            self._consumable[spec.name] = spec
             if spec.dead_letter_queue is not None:
-                self._consumable[spec.dead_letter_queue] = False
+                self._consumable[spec.dead_letter_queue] = QueueSpec(
+                    spec.dead_letter_queue, dead_letter=False, max_attempts=1
+                )
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._exchanges: dict[str, AbstractExchange] = {}
         self._dead_exchange: AbstractExchange | None = None
+        self._retry_exchange: AbstractExchange | None = None
+        self._replies = ReplyQueue(self._send_reply_request, connect_timeout)
         self._consumers: set[RabbitConsumer] = set()
         self._start_lock = asyncio.Lock()
         self._started = False
@@ -191,53 +201,10 @@ class RabbitMQBus:
         await self._declare(channel)
 
     async def _declare(self, channel: AbstractRobustChannel) -> None:
-        try:
-            if any(spec.dead_letter for spec in self._topology.queues):
-                self._dead_exchange = await channel.declare_exchange(
-                    DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
-                )
-            for exchange in self._topology.exchanges:
-                arguments: FieldTable | None = None
-                if exchange.alternate_exchange is not None:
-                    arguments = {"alternate-exchange": exchange.alternate_exchange}
-                self._exchanges[exchange.name] = await channel.declare_exchange(
-                    exchange.name, exchange.kind, durable=exchange.durable, arguments=arguments
-                )
-            for queue in self._topology.queues:
-                await self._declare_queue(channel, queue)
-        except ChannelPreconditionFailed as exc:
-            # RabbitMQ refuses to redeclare a name with other settings (kind, queue type,
-            # arguments): a deployment mistake to surface, not a broker outage.
-            raise TopologyError(f"the broker refused the topology: {exc}") from exc
-        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
-            raise BusError(f"declaring the topology failed: {type(exc).__name__}") from exc
-
-    async def _declare_queue(self, channel: AbstractRobustChannel, spec: QueueSpec) -> None:
-        arguments: dict[str, str | int] = {}
-        if spec.quorum:
-            arguments["x-queue-type"] = "quorum"
-        if spec.max_length is not None:
-            arguments["x-max-length"] = spec.max_length
-            arguments["x-overflow"] = spec.overflow
-        dead_name = spec.dead_letter_queue
-        if dead_name is not None:
-            # The native route (a reject, or a failed copy, see _rabbitmq_consumer).
-            arguments["x-dead-letter-exchange"] = DEAD_LETTER_EXCHANGE
-            arguments["x-dead-letter-routing-key"] = dead_name
-            dead_arguments = {"x-queue-type": "quorum"} if spec.quorum else None
-            # No length limit: a poison message must never be lost.
-            dead = await channel.declare_queue(
-                dead_name, durable=spec.durable, arguments=dead_arguments
-            )
-            await dead.bind(DEAD_LETTER_EXCHANGE, routing_key=dead_name)
-        queue = await channel.declare_queue(
-            spec.name, durable=spec.durable, arguments=arguments or None
-        )
-        for binding in spec.bindings:
-            kind = self._topology.exchange(binding.exchange).kind
-            await queue.bind(
-                binding.exchange, routing_key="" if kind == "fanout" else binding.routing_key
-            )
+        declared = await declare_topology(channel, self._topology)
+        self._exchanges = declared.exchanges
+        self._dead_exchange = declared.dead_exchange
+        self._retry_exchange = declared.retry_exchange
 
     async def close(self) -> None:
         """Cancel every consumer (requeueing what they had not settled), then close the
@@ -252,6 +219,7 @@ class RabbitMQBus:
             consumers = list(self._consumers)
             await asyncio.gather(*(c.cancel(grace=self._close_grace) for c in consumers))
             self._closed = True
+            await self._replies.close()
             await self._disconnect()
         if self._started:
             log.info("bus_closed", engine="rabbitmq", consumers=len(consumers))
@@ -304,7 +272,12 @@ class RabbitMQBus:
         return channel
 
     async def _send(
-        self, target: AbstractExchange, routing_key: str, message: Message, timeout: float
+        self,
+        target: AbstractExchange,
+        routing_key: str,
+        message: Message,
+        timeout: float,
+        expiration: float | None = None,
     ) -> None:
         self._publisher()
         # aiormq matches a basic.return to its publish by message_id: two concurrent publishes
@@ -312,7 +285,8 @@ class RabbitMQBus:
         # and the gateway never has two publishes of one id in flight.
         try:
             confirmation = await asyncio.wait_for(
-                target.publish(_to_amqp(message), routing_key, mandatory=True), timeout
+                target.publish(_to_amqp(message, expiration), routing_key, mandatory=True),
+                timeout,
             )
         except TimeoutError as exc:
             raise PublishTimeout(f"no confirm within {timeout} s") from exc
@@ -334,6 +308,47 @@ class RabbitMQBus:
         dead_queue = queue + DEAD_LETTER_SUFFIX
         await self._send(self._dead_exchange, dead_queue, copy, _DEAD_LETTER_TIMEOUT)
 
+    async def _publish_retry(
+        self, spec: QueueSpec, level: int, message: Message, delay: float
+    ) -> None:
+        if self._retry_exchange is None or self._closed:
+            raise BusError("no retry exchange is available")
+        retry_queue = spec.retry_queues[level - 1]
+        await self._send(self._retry_exchange, retry_queue, message, _RETRY_TIMEOUT, delay)
+
+    async def _send_reply_request(self, queue: str, message: Message, timeout: float) -> None:
+        # The request expires with the call: a server never works on one nobody waits for.
+        validate_routing_key(queue)
+        channel = self._publisher()
+        await self._send(channel.default_exchange, queue, message, timeout, expiration=timeout)
+
+    async def call(self, queue: str, request: bytes | Message, *, timeout: float) -> Message:
+        """Send ``request`` to the servers of ``queue`` and return their reply.
+
+        Raises:
+            RpcTimeout: no reply within ``timeout`` seconds.
+            Unroutable: ``queue`` does not exist.
+            BusError: the bus is not connected.
+        """
+        if not self._started or self._closed:
+            raise BusError("the RabbitMQ bus is closed" if self._closed else "bus not started")
+        connection = self._connection
+        if connection is None or not self.is_ready:
+            raise BusError("the RabbitMQ connection is down (reconnecting)")
+        return await self._replies.call(connection, queue, request, timeout)
+
+    async def serve(self, queue: str, handler: RpcHandler, *, prefetch: int = 16) -> Consumer:
+        """Answer the requests of ``queue`` with ``handler``; servers of one queue compete, and
+        a handler's error becomes an error reply.
+
+        Raises:
+            TopologyError: ``queue`` is not declared.
+            BusError: the bus is not running or the broker is unreachable.
+        """
+        return await self.consume(
+            queue, server_handler(queue, handler, self.publish), prefetch=prefetch
+        )
+
     async def consume(
         self, queue: str, handler: Handler, *, prefetch: int | None = None
     ) -> Consumer:
@@ -354,16 +369,23 @@ class RabbitMQBus:
         prefetch = self._prefetch_default if prefetch is None else prefetch
         if prefetch < 1:
             raise InvalidRequest("prefetch must be at least 1")
-        if queue not in self._consumable:
+        spec = self._consumable.get(queue)
+        if spec is None:
             raise TopologyError(f"queue {queue!r} is not declared")
         if self._connection is None or not self.is_ready:
             raise BusError("the RabbitMQ connection is down (reconnecting)")
         dead_letter: DeadLetterPublisher | None = None
-        if self._consumable[queue]:
+        if spec.dead_letter:
             dead_letter = self._publish_dead_letter
+        retry: RetryPublisher | None = self._publish_retry if spec.retries else None
         channel = self._connection.channel(publisher_confirms=False)
         consumer = RabbitConsumer(
-            channel, queue, handler, dead_letter=dead_letter, on_stopped=self._consumers.discard
+            channel,
+            spec,
+            handler,
+            dead_letter=dead_letter,
+            retry=retry,
+            on_stopped=self._consumers.discard,
         )
         try:
             # A robust channel waits for the connection to come back; don't wait for ever.
@@ -386,7 +408,7 @@ def _with_defaults(url: URL, reconnect_interval: float, connection_name: str | N
     return url.with_query({**defaults, **url.query})
 
 
-def _to_amqp(message: Message) -> aio_pika.Message:
+def _to_amqp(message: Message, expiration: float | None = None) -> aio_pika.Message:
     return aio_pika.Message(
         body=message.body,
         headers=dict(message.headers),
@@ -397,4 +419,5 @@ def _to_amqp(message: Message) -> aio_pika.Message:
         timestamp=message.timestamp or datetime.now(UTC),
         correlation_id=message.correlation_id,
         reply_to=message.reply_to,
+        expiration=expiration,
     )

@@ -17,6 +17,11 @@ Overflow = Literal["reject-publish", "drop-head"]
 _Spec = TypeVar("_Spec", "ExchangeSpec", "QueueSpec")
 
 DEAD_LETTER_SUFFIX = ".dead"
+RETRY_SUFFIX = ".retry"
+# RabbitMQ only: the direct exchange a failed message takes to ``<queue>.retry.<level>``. The
+# retry queues dead-letter expired messages through the default exchange, keyed by the
+# consuming queue's name, so the way back needs no exchange or binding of its own.
+RETRY_EXCHANGE = "wecom.retry"
 # RabbitMQ only: the direct exchange that routes ``<queue>.dead`` to each dead-letter queue
 # (the in-process bus links a queue to its dead-letter queue directly).
 DEAD_LETTER_EXCHANGE = "wecom.dead"
@@ -29,6 +34,8 @@ NOTIFY_EXCHANGE = "wecom.notify"
 UNROUTED_EXCHANGE = "wecom.unrouted"
 UNROUTED_QUEUE = "wecom.events.unrouted"
 NOTIFY_REQUEST_KEY = "notify.request"
+RPC_TOKENS_QUEUE = "rpc.tokens"
+RPC_AUTH_QUEUE = "rpc.auth"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +71,11 @@ class QueueSpec:
     drops the oldest instead, for queues that only keep a recent window. ``dead_letter``
     gives the queue a ``<name>.dead`` queue that receives every message nacked without
     requeue.
+
+    A handler that raises a retryable error (``ServiceError.retryable``) gets the message back
+    after a delay, up to ``max_attempts`` deliveries in all; attempt ``n`` waits
+    ``retry_delays[n - 1]`` seconds (the last one repeats). Retries need ``dead_letter``: a
+    message that exhausts them goes to ``<name>.dead``. ``max_attempts=1`` turns them off.
     """
 
     name: str
@@ -73,6 +85,29 @@ class QueueSpec:
     max_length: int | None = None
     dead_letter: bool = True
     overflow: Overflow = "reject-publish"
+    max_attempts: int = 5
+    retry_delays: tuple[float, ...] = (1.0, 5.0, 30.0, 120.0)
+
+    @property
+    def retries(self) -> bool:
+        """Whether a retryable failure is delivered again later (else it is dead-lettered)."""
+        return self.dead_letter and self.max_attempts > 1
+
+    def retry_delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based)."""
+        return self.retry_delays[self.retry_level(attempt) - 1]
+
+    def retry_level(self, attempt: int) -> int:
+        """Which retry queue (1-based) holds a message after failed attempt ``attempt``."""
+        return max(1, min(attempt, len(self.retry_delays)))
+
+    @property
+    def retry_queues(self) -> tuple[str, ...]:
+        """The names of this queue's retry queues, one per delay level actually used."""
+        if not self.retries:
+            return ()
+        levels = min(len(self.retry_delays), self.max_attempts - 1)
+        return tuple(f"{self.name}{RETRY_SUFFIX}.{level}" for level in range(1, levels + 1))
 
     @property
     def dead_letter_queue(self) -> str | None:
@@ -152,9 +187,13 @@ def _validate_queue(queue: QueueSpec, names: set[str], kinds: dict[str, Exchange
     if queue.quorum and not queue.durable:
         # RabbitMQ refuses the declaration; fail the same way in every implementation.
         raise TopologyError(f"quorum queue {queue.name!r} must be durable")
-    dead = queue.dead_letter_queue
-    if dead is not None and dead in names:
-        raise TopologyError(f"queue {dead!r} clashes with the dead-letter queue of {queue.name!r}")
+    if queue.max_attempts < 1:
+        raise TopologyError(f"queue {queue.name!r} needs max_attempts of at least 1")
+    if queue.retries and (not queue.retry_delays or min(queue.retry_delays) < 0):
+        raise TopologyError(f"queue {queue.name!r} needs non-negative retry_delays")
+    for derived in (queue.dead_letter_queue, *queue.retry_queues):
+        if derived is not None and derived in names:
+            raise TopologyError(f"queue {derived!r} clashes with one derived from {queue.name!r}")
     for binding in queue.bindings:
         kind = kinds.get(binding.exchange)
         if kind is None:
@@ -186,6 +225,17 @@ def _add_once(specs: dict[str, _Spec], name: str, spec: _Spec, what: str) -> Non
     elif existing != spec:
         raise TopologyError(f"{what} {name!r} is declared twice with different settings")
 
+
+# RPC request queues: classic (a request lives for seconds, replication buys nothing), no
+# retries and no dead letters (a failed request becomes an error reply; an expired one, whose
+# caller gave up, is dropped). Replies travel on a per-bus exclusive queue (``_rabbitmq_rpc``).
+RPC_QUEUES = tuple(
+    QueueSpec(name, quorum=False, dead_letter=False, max_attempts=1)
+    for name in (RPC_TOKENS_QUEUE, RPC_AUTH_QUEUE)
+)
+# Kept apart from BASE_TOPOLOGY: the services that serve or call merge it in
+# (``BASE_TOPOLOGY.merged(RPC_TOPOLOGY, ...)``), so a lone gateway declares nothing it never uses.
+RPC_TOPOLOGY = Topology(queues=RPC_QUEUES)
 
 # Events are published under their type, including types WeCom adds after this code was
 # written and types no service consumes yet. Without an alternate exchange such an event

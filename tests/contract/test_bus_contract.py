@@ -8,9 +8,12 @@ adapter runs in the session's test vhost (``amqp_url`` in ``tests/conftest.py``)
 from __future__ import annotations
 
 import asyncio
+import itertools
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Protocol, cast
 
 import aio_pika
@@ -25,14 +28,22 @@ from shared.bus.abc import (
     Delivery,
     Message,
     PublishRejected,
+    RetryLater,
+    RpcTimeout,
     TopologyError,
     Unroutable,
+    attempt_of,
 )
 from shared.bus.inprocess import InProcessBus
 from shared.bus.rabbitmq import RabbitMQBus
 from shared.bus.topology import Binding, ExchangeSpec, QueueSpec, Topology
+from shared.errors import InvalidRequest, NotFound, Unavailable
 
 WAIT = 5.0  # generous upper bound for anything the tests wait on; normally milliseconds
+RETRY_DELAYS = (0.2, 0.3)  # seconds before the 2nd and the 3rd attempt on the retry queue
+RETRY_ATTEMPTS = 3
+# Timers and broker TTLs are millisecond-precise; allow for rounding, never for early firing.
+CLOCK_SLACK = 0.01
 
 Depth = Callable[[str], Awaitable[int]]
 
@@ -124,6 +135,8 @@ class RabbitMQImplementation:
                 await channel.queue_delete(queue.name)
                 if queue.dead_letter_queue is not None:
                     await channel.queue_delete(queue.dead_letter_queue)
+                for retry_queue in queue.retry_queues:
+                    await channel.queue_delete(retry_queue)
             for exchange in topology.exchanges:
                 await channel.exchange_delete(exchange.name)
         finally:
@@ -159,15 +172,28 @@ class Names:
                 ExchangeSpec(strict, "topic"),
                 ExchangeSpec(direct, "direct"),
             ),
+            # Retries only where a test exercises them: on RabbitMQ each delay level is one
+            # more queue to declare per test.
             queues=(
-                QueueSpec(self.star, bindings=(Binding(events, "command.*"),)),
-                QueueSpec(self.hash, bindings=(Binding(events, "data.#"),)),
+                QueueSpec(self.star, bindings=(Binding(events, "command.*"),), max_attempts=1),
+                QueueSpec(self.hash, bindings=(Binding(events, "data.#"),), max_attempts=1),
                 QueueSpec(self.unrouted_q, bindings=(Binding(unrouted, ""),), dead_letter=False),
-                QueueSpec(self.strict_q, bindings=(Binding(strict, "only.this"),)),
-                QueueSpec(self.exact, bindings=(Binding(direct, "notify.request"),)),
-                QueueSpec(self.small, bindings=(Binding(direct, "bounded"),), max_length=2),
-                QueueSpec(self.peer, bindings=(Binding(direct, "bounded"),)),
-                QueueSpec(self.work, bindings=(Binding(direct, "work"),)),
+                QueueSpec(self.strict_q, bindings=(Binding(strict, "only.this"),), max_attempts=1),
+                QueueSpec(
+                    self.exact, bindings=(Binding(direct, "notify.request"),), max_attempts=1
+                ),
+                QueueSpec(
+                    self.small, bindings=(Binding(direct, "bounded"),), max_length=2, max_attempts=1
+                ),
+                QueueSpec(self.peer, bindings=(Binding(direct, "bounded"),), max_attempts=1),
+                QueueSpec(self.work, bindings=(Binding(direct, "work"),), max_attempts=1),
+                QueueSpec(
+                    self.retrying,
+                    bindings=(Binding(direct, "retrying"),),
+                    max_attempts=RETRY_ATTEMPTS,
+                    retry_delays=RETRY_DELAYS,
+                ),
+                QueueSpec(self.rpc, quorum=False, dead_letter=False, max_attempts=1),
             ),
         )
 
@@ -643,3 +669,231 @@ async def test_inconsistent_topology_is_refused_at_start(
     with pytest.raises(TopologyError):
         await bus.start()
     await bus.close()
+
+
+# -- delayed retries -------------------------------------------------------------------------
+
+
+class Attempts:
+    """A handler that records (attempt, loop time) per message and fails as told."""
+
+    def __init__(self, fail: Callable[[Delivery], Exception | None]) -> None:
+        self.seen: dict[str, list[tuple[int, float]]] = {}
+        self.done: list[str] = []
+        self._fail = fail
+        self._changed = asyncio.Condition()
+
+    async def __call__(self, delivery: Delivery) -> None:
+        message_id = delivery.message.message_id
+        now = asyncio.get_running_loop().time()
+        error = self._fail(delivery)
+        async with self._changed:
+            self.seen.setdefault(message_id, []).append((attempt_of(delivery.message), now))
+            if error is None:
+                self.done.append(message_id)
+            self._changed.notify_all()
+        if error is not None:
+            raise error
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        async def satisfied() -> None:
+            async with self._changed:
+                await self._changed.wait_for(predicate)
+
+        await asyncio.wait_for(satisfied(), WAIT)
+
+
+async def test_retryable_failure_is_delivered_again_after_the_delay(bus: Bus, names: Names) -> None:
+    """A transient error gets the message back later, one attempt higher, where it came from."""
+    received: list[Delivery] = []
+
+    def fail_first(delivery: Delivery) -> Exception | None:
+        received.append(delivery)
+        return Unavailable("store is down") if attempt_of(delivery.message) == 1 else None
+
+    handler = Attempts(fail_first)
+    await bus.consume(names.retrying, handler)
+    await bus.publish(names.direct, "retrying", message(1))
+    await handler.wait_until(lambda: handler.done == ["m-1"])
+
+    [(first, started), (second, retried)] = handler.seen["m-1"]
+    assert (first, second) == (1, 2)
+    assert retried - started >= RETRY_DELAYS[0] - CLOCK_SLACK
+    again = received[1]
+    assert (again.exchange, again.routing_key) == (names.direct, "retrying")
+    assert again.message.body == message(1).body
+    assert again.redelivered is False  # a retry is a new delivery; x-attempt counts them
+
+
+async def test_exhausted_retries_dead_letter_with_the_reason(bus: Bus, names: Names) -> None:
+    """After max_attempts, growing delays apart, the message goes to .dead saying why and when."""
+    handler = Attempts(lambda d: RetryLater("upstream still down"))
+    dead = Inbox()
+    await bus.consume(names.retrying, handler)
+    await bus.consume(names.retrying + ".dead", dead)
+    await bus.publish(names.direct, "retrying", message(1))
+
+    [delivery] = await dead.wait_for(1)
+    attempts = handler.seen["m-1"]
+    assert [n for n, _ in attempts] == [1, 2, 3]
+    gaps = [later - earlier for (_, earlier), (_, later) in itertools.pairwise(attempts)]
+    assert all(gap >= delay - CLOCK_SLACK for gap, delay in zip(gaps, RETRY_DELAYS, strict=True))
+    headers = delivery.message.headers
+    assert headers["x-death-reason"] == "retries_exhausted"
+    assert headers["x-death-queue"] == names.retrying
+    assert (headers["x-exception-type"], headers["x-exception-message"]) == (
+        "RetryLater",
+        "upstream still down",
+    )
+    assert headers["x-attempts"] == RETRY_ATTEMPTS
+    first = datetime.fromisoformat(str(headers["x-first-failure-at"]))
+    last = datetime.fromisoformat(str(headers["x-last-failure-at"]))
+    assert (first.utcoffset(), last.utcoffset()) == (timedelta(0), timedelta(0))
+    assert (last - first).total_seconds() >= sum(RETRY_DELAYS) - 2 * CLOCK_SLACK
+
+
+async def test_non_retryable_failure_goes_straight_to_dead(bus: Bus, names: Names) -> None:
+    """A permanent error (e.g. an invalid payload) is never retried, even on a retry queue."""
+    handler = Attempts(lambda d: InvalidRequest("payload does not validate"))
+    dead = Inbox()
+    await bus.consume(names.retrying, handler)
+    await bus.consume(names.retrying + ".dead", dead)
+    await bus.publish(names.direct, "retrying", message(1))
+
+    [delivery] = await dead.wait_for(1)
+    headers = delivery.message.headers
+    assert (headers["x-death-reason"], headers["x-attempts"]) == ("handler_failed", 1)
+    assert headers["x-exception-type"] == "InvalidRequest"
+    assert [n for n, _ in handler.seen["m-1"]] == [1]
+
+
+async def test_retrying_message_does_not_block_the_ones_behind_it(bus: Bus, names: Names) -> None:
+    """While one message waits out its delay, the queue keeps delivering the others."""
+    handler = Attempts(
+        lambda d: (
+            RetryLater() if d.message.message_id == "m-1" and attempt_of(d.message) == 1 else None
+        )
+    )
+    await bus.consume(names.retrying, handler, prefetch=1)
+    for n in (1, 2, 3):
+        await bus.publish(names.direct, "retrying", message(n))
+
+    await handler.wait_until(lambda: len(handler.done) == 3)
+    assert handler.done == ["m-2", "m-3", "m-1"]
+
+
+# -- RPC -------------------------------------------------------------------------------------
+
+
+async def echo(request: Message) -> bytes:
+    return b"echo:" + request.body
+
+
+async def test_rpc_call_returns_the_reply_of_a_server(bus: Bus, names: Names) -> None:
+    """Request/reply: the caller gets the server's answer, tagged with its correlation id."""
+    await bus.serve(names.rpc, echo)
+
+    reply = await bus.call(names.rpc, b'{"kind": "suite"}', timeout=WAIT)
+
+    assert reply.body == b'echo:{"kind": "suite"}'
+    assert reply.type == "rpc.reply"
+    assert reply.correlation_id
+
+
+async def test_rpc_call_without_a_server_raises_rpc_timeout(bus: Bus, names: Names) -> None:
+    """Nobody serving the queue is a clear, typed, retryable error after the timeout."""
+    with pytest.raises(RpcTimeout) as raised:
+        await bus.call(names.rpc, b"{}", timeout=0.2)
+
+    assert raised.value.retryable
+
+
+async def test_rpc_call_to_a_server_that_never_answers_raises_rpc_timeout(
+    bus: Bus, names: Names
+) -> None:
+    """A stuck server costs the caller its timeout, not more."""
+    started = asyncio.Event()
+
+    async def stuck(request: Message) -> bytes:
+        started.set()
+        await asyncio.Event().wait()
+        return b""
+
+    await bus.serve(names.rpc, stuck)
+    loop = asyncio.get_running_loop()
+    begun = loop.time()
+    with pytest.raises(RpcTimeout):
+        await bus.call(names.rpc, b"{}", timeout=0.3)
+
+    assert started.is_set()
+    assert loop.time() - begun < WAIT
+
+
+async def test_rpc_call_to_an_undeclared_queue_raises_unroutable(bus: Bus, names: Names) -> None:
+    """A typo in the RPC queue fails at once instead of waiting out the timeout."""
+    with pytest.raises(Unroutable):
+        await bus.call(names.nowhere, b"{}", timeout=WAIT)
+
+
+async def test_rpc_handler_error_becomes_an_error_reply(bus: Bus, names: Names) -> None:
+    """The caller learns of a failure at once, as {"error": {code, message}}, not by timeout."""
+
+    async def failing(request: Message) -> bytes:
+        if request.body == b"typed":
+            raise NotFound("no such corp")
+        raise ValueError("internal detail")
+
+    await bus.serve(names.rpc, failing)
+    typed = await bus.call(names.rpc, b"typed", timeout=WAIT)
+    opaque = await bus.call(names.rpc, b"other", timeout=WAIT)
+
+    assert typed.type == "rpc.error"
+    assert json.loads(typed.body) == {"error": {"code": "not_found", "message": "no such corp"}}
+    assert json.loads(opaque.body)["error"]["code"] == "internal_error"
+    assert b"internal detail" not in opaque.body
+
+
+async def test_rpc_competing_servers_answer_every_call_with_its_own_reply(
+    bus: Bus, names: Names
+) -> None:
+    """Servers scale as competing consumers, and correlation keeps each reply with its call."""
+    served: dict[str, int] = {"a": 0, "b": 0}
+
+    def server(name: str) -> Callable[[Message], Awaitable[bytes]]:
+        async def handle(request: Message) -> bytes:
+            served[name] += 1
+            await asyncio.sleep(0)  # let the other server take requests too
+            return b"reply-to-" + request.body
+
+        return handle
+
+    await bus.serve(names.rpc, server("a"), prefetch=5)
+    await bus.serve(names.rpc, server("b"), prefetch=5)
+    bodies = [b"%d" % n for n in range(50)]
+    replies = await asyncio.gather(*(bus.call(names.rpc, body, timeout=WAIT) for body in bodies))
+
+    assert [reply.body for reply in replies] == [b"reply-to-" + body for body in bodies]
+    assert served["a"] > 0
+    assert served["b"] > 0
+    assert served["a"] + served["b"] == 50
+
+
+async def test_rpc_late_reply_after_timeout_is_dropped_quietly(bus: Bus, names: Names) -> None:
+    """A reply that arrives after its caller gave up is discarded, and never answers another."""
+    release, replied = asyncio.Event(), asyncio.Event()
+
+    async def slow_first(request: Message) -> bytes:
+        if request.body == b"slow":
+            await release.wait()
+            replied.set()
+        return b"answer-" + request.body
+
+    await bus.serve(names.rpc, slow_first, prefetch=2)
+    with pytest.raises(RpcTimeout):
+        await bus.call(names.rpc, b"slow", timeout=0.1)
+    release.set()
+    await asyncio.wait_for(replied.wait(), WAIT)
+
+    reply = await bus.call(names.rpc, b"fast", timeout=WAIT)
+
+    assert reply.body == b"answer-fast"

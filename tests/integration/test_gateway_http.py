@@ -15,7 +15,7 @@ import pytest
 from Crypto.Cipher import AES
 
 from gateway.settings import GatewaySettings
-from shared.bus.abc import Bus, Consumer, Handler, Message, PublishTimeout
+from shared.bus.abc import Bus, Consumer, Handler, Message, PublishTimeout, RpcHandler
 from shared.wecom.crypto import CallbackCipher, compute_signature
 from shared.wecom.sealing import SealedCallback, seal_callback, seal_verification
 from tests.support.gateway import NOW, Clock, GatewayHarness, serve_gateway
@@ -226,6 +226,12 @@ class FlakyBus:
         self.published += 1
 
     async def consume(self, queue: str, handler: Handler, *, prefetch: int = 16) -> Consumer:
+        raise NotImplementedError
+
+    async def call(self, queue: str, request: bytes | Message, *, timeout: float) -> Message:
+        raise NotImplementedError
+
+    async def serve(self, queue: str, handler: RpcHandler, *, prefetch: int = 16) -> Consumer:
         raise NotImplementedError
 
 

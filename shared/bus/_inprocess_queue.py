@@ -1,0 +1,371 @@
+"""Queues, deliveries and consumers of the in-process bus (``shared.bus.inprocess``).
+
+A queue pushes ready messages to its consumers as soon as one has room under its prefetch; a
+consumer runs one task per delivery and settles each exactly once: ack, requeue at the head,
+a delayed retry, or a dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from types import TracebackType
+from typing import Literal
+
+import structlog
+
+from shared.bus._inprocess_retry import RetryTimers
+from shared.bus._retry import FailurePlan, plan_failure
+from shared.bus.abc import AlreadySettled, Handler, HeaderValue, Message, attempt_of
+from shared.bus.topology import QueueSpec
+from shared.errors import ServiceError
+
+log = structlog.get_logger(__name__)
+
+_CANCEL_WAIT = 1.0  # how long a cancelled handler may take to unwind before we give up on it
+
+_Outcome = Literal["acked", "nacked", "dead_lettered", "requeued", "retried"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A message in a queue. Immutable, so one instance is shared by every queue it reaches."""
+
+    message: Message
+    exchange: str
+    routing_key: str
+    redelivered: bool = False
+
+
+class MemoryQueue:
+    """Ready messages in order, plus the consumers they are pushed to in turn."""
+
+    def __init__(self, spec: QueueSpec, dead: MemoryQueue | None, timers: RetryTimers) -> None:
+        self.spec = spec
+        self.timers = timers
+        self.name = spec.name
+        self.dead = dead
+        self.ready: deque[Entry] = deque()
+        self.unacked = 0
+        self.consumers: deque[MemoryConsumer] = deque()
+
+    @property
+    def is_full(self) -> bool:
+        # Like RabbitMQ's max-length, only ready messages count, not unacknowledged ones.
+        limit = self.spec.max_length
+        if limit is None or self.spec.overflow == "drop-head":
+            return False
+        return len(self.ready) >= limit
+
+    def put(self, entry: Entry) -> None:
+        self.ready.append(entry)
+        limit = self.spec.max_length
+        if limit is not None and len(self.ready) > limit:  # only reached with drop-head
+            self.ready.popleft()
+        self.dispatch()
+
+    def requeue(self, entries: Iterable[Entry]) -> None:
+        """Put entries back at the head, in their original order, marked redelivered."""
+        for entry in reversed(list(entries)):
+            self.ready.appendleft(replace(entry, redelivered=True))
+        self.dispatch()
+
+    def dead_letter(self, entry: Entry, headers: dict[str, HeaderValue]) -> None:
+        if self.dead is None:
+            # RabbitMQ discards a rejected message when the queue has no dead-letter exchange.
+            log.warning(
+                "message_discarded",
+                queue=self.name,
+                message_id=entry.message.message_id,
+                reason=headers.get("x-death-reason"),
+            )
+            return
+        message = entry.message
+        message = replace(message, headers={**message.headers, **headers})
+        # The dead-letter queue has no length limit: a poison message must never be lost.
+        self.dead.put(Entry(message, entry.exchange, entry.routing_key))
+
+    def retry(self, entry: Entry, plan: FailurePlan) -> None:
+        """Put ``entry`` back at the tail after the plan's delay, with the retry headers. Like
+        RabbitMQ's retry queues, the delayed copy ignores ``max_length``: it was accepted once.
+        """
+        again = Entry(
+            replace(entry.message, headers=plan.headers), entry.exchange, entry.routing_key
+        )
+        self.timers.schedule(plan.delay or 0.0, lambda: self.put(again))
+
+    def dispatch(self) -> None:
+        """Hand ready messages to consumers with room, round-robin, until either runs out."""
+        consumers = self.consumers
+        while self.ready and consumers:
+            for _ in range(len(consumers)):
+                consumer = consumers[0]
+                consumers.rotate(-1)
+                if consumer.has_capacity:
+                    break
+            else:
+                return
+            consumer.deliver(self.ready.popleft())
+
+
+class MemoryDelivery:
+    """One delivery of a message to one consumer; settled exactly once."""
+
+    __slots__ = ("_consumer", "_entry", "outcome", "tag", "task")
+
+    def __init__(self, entry: Entry, consumer: MemoryConsumer, tag: int) -> None:
+        self._entry = entry
+        self._consumer = consumer
+        self.tag = tag
+        self.outcome: _Outcome | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        # Never the body: deliveries end up in tracebacks and log lines.
+        return (
+            f"<Delivery queue={self._consumer.queue_name!r} tag={self.tag} "
+            f"message_id={self._entry.message.message_id!r} outcome={self.outcome}>"
+        )
+
+    @property
+    def entry(self) -> Entry:
+        return self._entry
+
+    @property
+    def message(self) -> Message:
+        return self._entry.message
+
+    @property
+    def exchange(self) -> str:
+        return self._entry.exchange
+
+    @property
+    def routing_key(self) -> str:
+        return self._entry.routing_key
+
+    @property
+    def redelivered(self) -> bool:
+        return self._entry.redelivered
+
+    @property
+    def is_settled(self) -> bool:
+        return self.outcome is not None
+
+    async def ack(self) -> None:
+        """Done with the message: remove it from the queue.
+
+        Raises:
+            AlreadySettled: the delivery was already settled.
+        """
+        self._consumer.settle(self, "acked")
+
+    async def nack(self, *, requeue: bool) -> None:
+        """Give the message back to the head of the queue (``requeue=True``, redelivered) or
+        dead-letter it (``requeue=False``).
+
+        Raises:
+            AlreadySettled: the delivery was already settled.
+        """
+        if requeue:
+            self._consumer.settle(self, "nacked")
+        else:
+            self._consumer.settle(self, "dead_lettered", _death_headers("rejected", self))
+
+    def fail(self, exc: Exception) -> None:
+        """Retry the message later or dead-letter it, because handling it raised ``exc``."""
+        entry = self._entry
+        plan = plan_failure(
+            self._consumer.spec,
+            entry.message,
+            exc,
+            exchange=entry.exchange,
+            routing_key=entry.routing_key,
+        )
+        if plan.is_retry:
+            self._consumer.settle(self, "retried", plan=plan)
+        else:
+            self._consumer.settle(self, "dead_lettered", plan.headers)
+
+    def process(self) -> _Process:
+        """Context manager: ack on normal exit; retry or dead-letter on an exception."""
+        return _Process(self)
+
+
+def _death_headers(reason: str, delivery: MemoryDelivery) -> dict[str, HeaderValue]:
+    return {"x-death-reason": reason, "x-death-queue": delivery._consumer.queue_name}
+
+
+class _Process:
+    """``async with delivery.process():`` as in aio-pika, but a cancelled block leaves the
+    delivery unsettled so that the stopping consumer requeues it instead of dead-lettering."""
+
+    def __init__(self, delivery: MemoryDelivery) -> None:
+        self._delivery = delivery
+
+    async def __aenter__(self) -> MemoryDelivery:
+        return self._delivery
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        delivery = self._delivery
+        if delivery.is_settled:
+            return
+        if exc is None:
+            await delivery.ack()
+        elif isinstance(exc, Exception):
+            delivery.fail(exc)
+
+
+class MemoryConsumer:
+    """A subscription: runs one task per delivery, at most ``prefetch`` unsettled at once."""
+
+    def __init__(
+        self,
+        queue: MemoryQueue,
+        handler: Handler,
+        prefetch: int,
+        tags: Iterable[int],
+        on_stopped: Callable[[MemoryConsumer], None],
+    ) -> None:
+        self._queue = queue
+        self._handler = handler
+        self._prefetch = prefetch
+        self._tags = iter(tags)
+        self._on_stopped = on_stopped
+        self._unsettled: dict[int, MemoryDelivery] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._active = True
+        self._stopping: asyncio.Task[None] | None = None
+
+    @property
+    def queue_name(self) -> str:
+        return self._queue.name
+
+    @property
+    def spec(self) -> QueueSpec:
+        return self._queue.spec
+
+    @property
+    def has_capacity(self) -> bool:
+        return self._active and len(self._unsettled) < self._prefetch
+
+    def deliver(self, entry: Entry) -> None:
+        delivery = MemoryDelivery(entry, self, next(self._tags))
+        self._unsettled[delivery.tag] = delivery
+        self._queue.unacked += 1
+        task = asyncio.get_running_loop().create_task(
+            self._run(delivery), name=f"bus-handler:{self._queue.name}:{delivery.tag}"
+        )
+        delivery.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def settle(
+        self,
+        delivery: MemoryDelivery,
+        outcome: _Outcome,
+        headers: dict[str, HeaderValue] | None = None,
+        *,
+        plan: FailurePlan | None = None,
+    ) -> None:
+        if delivery.outcome is not None:
+            raise AlreadySettled(
+                f"delivery {delivery.tag} of queue {self._queue.name!r} was already "
+                f"{delivery.outcome.replace('_', '-')}"
+            )
+        delivery.outcome = outcome
+        del self._unsettled[delivery.tag]
+        queue = self._queue
+        queue.unacked -= 1
+        if outcome in ("nacked", "requeued"):
+            queue.requeue([delivery.entry])
+            return
+        if outcome == "dead_lettered":
+            queue.dead_letter(delivery.entry, headers or {})
+        elif outcome == "retried" and plan is not None:
+            queue.retry(delivery.entry, plan)
+        queue.dispatch()  # this consumer has room again
+
+    async def _run(self, delivery: MemoryDelivery) -> None:
+        try:
+            await self._handler(delivery)
+        except asyncio.CancelledError:
+            # Cancelled from outside while the consumer keeps running: hand the message back.
+            # When the consumer is stopping, _stop requeues every unsettled delivery in order.
+            if self._active and not delivery.is_settled:
+                self.settle(delivery, "requeued")
+            raise
+        except Exception as exc:  # any handler failure dead-letters, as the contract says
+            self._log_failure(delivery, exc)
+            if not delivery.is_settled:
+                delivery.fail(exc)
+        else:
+            if not delivery.is_settled:
+                self.settle(delivery, "acked")
+
+    def _log_failure(self, delivery: MemoryDelivery, exc: Exception) -> None:
+        # No traceback and no exception message: either can carry the body (pydantic puts the
+        # input in its errors). The message is in the dead-letter headers; point at the frame.
+        frame = exc.__traceback__
+        while frame is not None and frame.tb_next is not None:
+            frame = frame.tb_next
+        error_at = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else None
+        # A retryable failure is expected now and then (it comes back later): a warning.
+        retryable = isinstance(exc, ServiceError) and exc.retryable
+        emit = log.warning if retryable else log.error
+        emit(
+            "consumer_handler_failed",
+            queue=self._queue.name,
+            message_id=delivery.message.message_id,
+            correlation_id=delivery.message.correlation_id,
+            routing_key=delivery.routing_key,
+            redelivered=delivery.redelivered,
+            error_type=type(exc).__name__,
+            error_code=exc.code if isinstance(exc, ServiceError) else None,
+            error_at=error_at,
+            already_settled=delivery.is_settled,
+            retryable=retryable,
+            attempt=attempt_of(delivery.message),
+        )
+
+    async def cancel(self, *, grace: float = 10.0) -> None:
+        """Stop taking messages; let in-flight handlers finish for ``grace`` seconds, then
+        cancel them and requeue what is still unsettled (marked redelivered)."""
+        if self._stopping is None:
+            # Stop taking messages right now, not when the stopping task first runs.
+            self._active = False
+            if self in self._queue.consumers:
+                self._queue.consumers.remove(self)
+            self._stopping = asyncio.get_running_loop().create_task(
+                self._stop(grace, asyncio.current_task()), name=f"bus-cancel:{self._queue.name}"
+            )
+        # Shielded: a caller cancelled while waiting must not leave messages half requeued.
+        await asyncio.shield(self._stopping)
+
+    async def _stop(self, grace: float, caller: asyncio.Task[object] | None) -> None:
+        # A handler may cancel its own consumer; it must not wait for, or cancel, itself.
+        others = {task for task in self._tasks if task is not caller}
+        if others:
+            _, pending = await asyncio.wait(others, timeout=max(grace, 0.0))
+            for task in pending:
+                task.cancel()
+            if pending:
+                _, stuck = await asyncio.wait(pending, timeout=_CANCEL_WAIT)
+                if stuck:
+                    log.warning(
+                        "consumer_handler_ignored_cancel", queue=self.queue_name, count=len(stuck)
+                    )
+        leftover = [d for d in self._unsettled.values() if caller is None or d.task is not caller]
+        for delivery in leftover:
+            delivery.outcome = "requeued"
+            del self._unsettled[delivery.tag]
+        self._queue.unacked -= len(leftover)
+        self._queue.requeue(d.entry for d in leftover)
+        self._on_stopped(self)
+        log.info("consumer_cancelled", queue=self.queue_name, requeued=len(leftover))
