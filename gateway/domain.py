@@ -133,6 +133,7 @@ class AcceptedCallback:
 
     envelope: EventEnvelope
     dedup_key: bytes
+    receive_id: str
     receive_id_kind: ReceiveIdKind
 
 
@@ -141,6 +142,7 @@ class VerifiedEcho:
     """A successful URL verification: answer ``echo`` as the body."""
 
     echo: str
+    receive_id: str
     receive_id_kind: ReceiveIdKind
 
 
@@ -184,7 +186,7 @@ class CallbackProcessor:
         decrypted = self._cipher.decrypt(echostr)
         receive_id = _decode_text(decrypted.receive_id, "receive id")
         kind = self._policy.check(route, receive_id, None, verification=True)
-        return VerifiedEcho(_decode_text(decrypted.msg, "echostr"), kind)
+        return VerifiedEcho(_decode_text(decrypted.msg, "echostr"), receive_id, kind)
 
     def process(
         self, route: Route, params: CallbackParams, body: bytes, *, now: float
@@ -221,7 +223,7 @@ class CallbackProcessor:
             payload=event.payload,
             raw=event.raw,
         )
-        return AcceptedCallback(envelope, digest, kind)
+        return AcceptedCallback(envelope, digest, receive_id, kind)
 
 
 def _decode_text(data: bytes, what: str) -> str:

@@ -42,7 +42,7 @@ class CallbackHandlers:
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
         self._wall_clock = wall_clock
-        self._seen_receive_ids: set[tuple[str, str]] = set()
+        self._seen_receive_ids: set[tuple[str, str]] = set()  # (route, receive id)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -73,7 +73,7 @@ class CallbackHandlers:
             )
         except ServiceError as exc:
             return self._rejected(route, exc, started, request)
-        self._note_receive_id(route, echo.receive_id_kind)
+        self._note_receive_id(route, echo.receive_id, echo.receive_id_kind)
         self._finish(route, "verified", started)
         log.info("callback_url_verified", route=route, receive_id_kind=echo.receive_id_kind)
         return web.Response(text=echo.echo, content_type="text/plain")
@@ -86,7 +86,7 @@ class CallbackHandlers:
             accepted = self._processor.process(route, params, body, now=self._wall_clock())
         except ServiceError as exc:
             return self._rejected(route, exc, started, request)
-        self._note_receive_id(route, accepted.receive_id_kind)
+        self._note_receive_id(route, accepted.receive_id, accepted.receive_id_kind)
         envelope = accepted.envelope
         try:
             outcome = await self._publisher.publish(envelope, accepted.dedup_key)
@@ -138,12 +138,19 @@ class CallbackHandlers:
     def _finish(self, route: Route, outcome: str, started: float) -> None:
         self._metrics.count_callback(route, outcome, time.perf_counter() - started)
 
-    def _note_receive_id(self, route: Route, kind: ReceiveIdKind) -> None:
+    def _note_receive_id(self, route: Route, receive_id: str, kind: ReceiveIdKind) -> None:
         self._metrics.count_receive_id(route, kind)
         # Which receive id WeCom really uses is an open question (protocol doc §15.1): log
-        # each kind once per route so an operator sees it during onboarding.
-        if (route, kind) not in self._seen_receive_ids and (
+        # each id (an app or corp id, not a secret) once per route, so an operator sees it
+        # during onboarding. Bounded, as callbacks for many corps carry many ids.
+        key = (route, receive_id)
+        if key not in self._seen_receive_ids and (
             len(self._seen_receive_ids) < _SEEN_RECEIVE_IDS_LIMIT
         ):
-            self._seen_receive_ids.add((route, kind))
-            log.info("callback_receive_id_seen", route=route, receive_id_kind=kind)
+            self._seen_receive_ids.add(key)
+            log.info(
+                "callback_receive_id_seen",
+                route=route,
+                receive_id=receive_id,
+                receive_id_kind=kind,
+            )

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from Crypto.Cipher import AES
+from structlog.testing import capture_logs
 
 from gateway.settings import GatewaySettings
 from shared.bus.abc import Bus, Consumer, Handler, Message, PublishTimeout, RpcHandler
@@ -560,3 +561,16 @@ def test_sealing_matches_the_protocol_example() -> None:
         random16=b"0960688932c47ef1",
     )
     assert sealed.query["msg_signature"] == "477715d11cdb4164915debcba66cb864d751f3e6"
+
+
+async def test_each_receive_id_seen_is_logged_once_per_route(gw: GatewayHarness) -> None:
+    """Operators learn the receive id WeCom really uses (open question) without log floods."""
+    with capture_logs() as logs:
+        await gw.post("data", gw.seal(text_message("1"), "wwcorp1"))
+        await gw.post("data", gw.seal(text_message("2"), "wwcorp1"))
+        await gw.post("command", gw.seal(TICKET, ""))
+    seen = [entry for entry in logs if entry["event"] == "callback_receive_id_seen"]
+    assert [(e["route"], e["receive_id"], e["receive_id_kind"]) for e in seen] == [
+        ("data", "wwcorp1", "message_corp_id"),
+        ("command", "", "empty"),
+    ]
