@@ -18,13 +18,16 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+from bench import broker
 from gateway.domain import CallbackParams, CallbackProcessor, ReceiveIdPolicy
 from gateway.settings import GatewaySettings
 from shared.wecom.crypto import CallbackCipher, verify_signature
@@ -240,3 +243,127 @@ def run() -> dict[str, Any]:
 
 if __name__ == "__main__":
     print(json.dumps(run(), indent=2))
+
+
+# --- The gateway on RabbitMQ (run by bench/bus.py, in the vhost it creates) ---------------
+
+BROKER_STOPPED_CALLBACKS = 200
+WECOM_DEADLINE_MS = 1000.0  # WeCom gives up on a callback answer after 1000 ms
+
+
+def _readyz(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def _wait_readyz(port: int, status: int, timeout: float = 30.0) -> float:
+    """Seconds until /readyz answers ``status``."""
+    started = time.monotonic()
+    while _readyz(port) != status:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"/readyz did not answer {status} within {timeout} s")
+        time.sleep(0.05)
+    return time.monotonic() - started
+
+
+def _post_callback(port: int, sealed: SealedCallback) -> tuple[int, float]:
+    """POST one callback; its status and milliseconds to the full answer."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/wecom/data?{urlencode(sealed.query)}",
+        data=sealed.body,
+        method="POST",
+    )
+    started = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 -- as above
+            response.read()
+            status = int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.read()
+        status = int(exc.code)
+    return status, (time.perf_counter() - started) * 1000
+
+
+@contextmanager
+def _rabbitmq_server(amqp_url: str) -> Iterator[tuple[int, int]]:
+    """A gateway server in ``rabbitmq`` mode, ready (bus connected): (port, pid)."""
+    port = _free_port()
+    env = {**os.environ, "LOG_LEVEL": "warning", "LOG_FORMAT": "json", "AMQP_URL": amqp_url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.gateway_server", "--mode", "rabbitmq", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_listening(port)
+        _wait_readyz(port, 200)
+        yield port, server.pid
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def run_rabbitmq(amqp_url: str) -> dict[str, Any]:
+    """The gateway benchmark with the RabbitMQ bus: ``ROUNDS`` rounds, the median one.
+
+    Not written to ``results/``: ``bench/bus.py`` reports it with the bus numbers.
+    """
+    if shutil.which("wrk") is None:
+        raise SystemExit("the gateway benchmark needs wrk (Debian package 'wrk')")
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        warmup, main = Path(tmp) / "warmup.txt", Path(tmp) / "main.txt"
+        _write_requests(warmup, _sealed(WARMUP_CALLBACKS, 0))
+        _write_requests(main, _sealed(CALLBACKS, WARMUP_CALLBACKS))
+        for _ in range(ROUNDS):
+            with _rabbitmq_server(amqp_url) as (port, pid):
+                _wrk(port, warmup, WARMUP_S)
+                result = _wrk(port, main, DURATION_S)
+                result["peak_rss_mb"] = _peak_rss_mb(pid)
+                result["accepted"] = _metric(port, "wecom_callbacks_total", 'outcome="accepted"')
+                result["unavailable"] = _metric(
+                    port, "wecom_callbacks_total", 'outcome="unavailable"'
+                )
+            runs.append(result)
+    median = _median_run(runs)
+    median.update(connections=CONNECTIONS, duration_s=DURATION_S, rounds=ROUNDS)
+    return median
+
+
+def run_broker_stopped(amqp_url: str, callbacks: int = BROKER_STOPPED_CALLBACKS) -> dict[str, Any]:
+    """With the broker stopped (``rabbitmqctl stop_app``), post ``callbacks`` distinct callbacks
+    one after another to a gateway on RabbitMQ and time each answer; then start the broker and
+    time from ``start_app`` until the gateway is ready, and check that it publishes again."""
+    sealed = _sealed(callbacks + 2, 50_000_000)
+    answers: list[tuple[int, float]] = []
+    with _rabbitmq_server(amqp_url) as (port, _):
+        before = _post_callback(port, sealed[0])[0]
+        with broker.stopped():
+            readyz_down_after_s = _wait_readyz(port, 503)
+            answers = [_post_callback(port, item) for item in sealed[1 : callbacks + 1]]
+            readyz_down = _readyz(port)
+            # Timed from here: start_app, the broker's boot, and the bus reconnecting.
+            start_app_at = time.monotonic()
+        _wait_readyz(port, 200)
+        recovery_s = time.monotonic() - start_app_at
+        after = _post_callback(port, sealed[-1])[0]
+    latencies = sorted(ms for _, ms in answers)
+    return {
+        "callbacks": callbacks,
+        "status_before": before,
+        "readyz_down_after_s": round(readyz_down_after_s, 3),
+        "readyz_down": readyz_down,
+        "statuses": {str(s): sum(1 for got, _ in answers if got == s) for s, _ in answers},
+        "p50_ms": round(latencies[len(latencies) // 2], 2),
+        "max_ms": round(latencies[-1], 2),
+        "all_503_within_deadline": all(s == 503 and ms < WECOM_DEADLINE_MS for s, ms in answers),
+        "recovery_s": round(recovery_s, 3),
+        "status_after": after,
+    }

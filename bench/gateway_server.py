@@ -9,13 +9,16 @@ Modes, from nothing to everything:
 - ``full``: the real gateway exactly as ``wecom-suite run`` builds it today (sandbox
   credentials, in-process bus, base topology: with no consumer bound yet, events land in the
   bounded ``wecom.events.unrouted`` queue, so the numbers are the gateway's own cost, not a
-  consumer's).
+  consumer's);
+- ``rabbitmq``: the same gateway on the RabbitMQ bus at ``AMQP_URL`` (from the environment),
+  as a standalone gateway runs it: every callback waits for a broker confirm.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 
 from aiohttp import web
@@ -25,13 +28,14 @@ from gateway.domain import CallbackParams, CallbackProcessor, ReceiveIdPolicy
 from gateway.settings import GatewaySettings
 from shared.bus.factory import BusComponent
 from shared.bus.inprocess import InProcessBus
+from shared.bus.rabbitmq import RabbitMQBus
 from shared.bus.topology import BASE_TOPOLOGY
 from shared.http import HttpServer
 from shared.lifecycle import run_components
 from shared.logging import configure_logging
 from shared.wecom.crypto import CallbackCipher
 
-MODES = ("trivial", "read", "process", "full")
+MODES = ("trivial", "read", "process", "full", "rabbitmq")
 
 
 def _baseline_app(mode: str, settings: GatewaySettings) -> web.Application:
@@ -67,11 +71,22 @@ def _baseline_app(mode: str, settings: GatewaySettings) -> web.Application:
 async def serve(mode: str, port: int) -> None:
     configure_logging("warning", "json", service="bench", version="0")
     settings = GatewaySettings(log_level="warning")
+    if mode == "rabbitmq":
+        await _serve_rabbitmq(settings, port)
+        return
     if mode != "full":
         app = _baseline_app(mode, settings)
         await run_components([HttpServer(app, "127.0.0.1", port, name=mode)])
         return
     bus = InProcessBus(BASE_TOPOLOGY)
+    app = build_gateway_app(settings, bus)
+    await run_components([BusComponent(bus), HttpServer(app, "127.0.0.1", port)])
+
+
+async def _serve_rabbitmq(settings: GatewaySettings, port: int) -> None:
+    # The URL comes from the environment, as for a real gateway, so no password is on the
+    # command line; the gateway reports not ready on /readyz until the bus has connected.
+    bus = RabbitMQBus(os.environ["AMQP_URL"], BASE_TOPOLOGY, connection_name="bench-gateway")
     app = build_gateway_app(settings, bus)
     await run_components([BusComponent(bus), HttpServer(app, "127.0.0.1", port)])
 

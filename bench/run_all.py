@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import gateway
+from bench import bus, gateway
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -18,6 +18,11 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 GATEWAY_MIN_RATIO = 0.45
 GATEWAY_MAX_P99_MS = 20.0
 GATEWAY_MAX_RSS_MB = 80.0
+# Targets from the RabbitMQ bus issue.
+BUS_MIN_CONFIRMED_PER_S = 2500.0
+RABBIT_GATEWAY_MIN_RPS = 1800.0
+RABBIT_GATEWAY_MAX_P99_MS = 30.0
+BROKER_STOPPED_DEADLINE_MS = 1000.0
 
 
 def _verdict(ok: bool) -> str:
@@ -95,8 +100,94 @@ def _steps_rows(result: dict[str, Any]) -> list[str]:
     return [f"| {name} | {rps:,.0f} | {1e6 / rps:,.0f} |" for name, rps in rows]
 
 
+def _bus_section(result: dict[str, Any]) -> list[str]:
+    lines = ["## RabbitMQ bus (`bench/bus.py`)", ""]
+    if "skipped" in result:
+        return [*lines, f"Not run: {result['skipped']}."]
+    numbers, latency = result["bus"], result["bus"]["latency"]
+    lines += [
+        f"`RabbitMQBus` against the local broker, in a vhost created for the run and deleted "
+        f"after it: {result['messages']:,} persistent {result['body_bytes']:,}-byte messages "
+        "on one durable quorum queue, publisher and consumer in one process. Latency is from "
+        f"publish to handler (send time in the body) while publishing at "
+        f"{result['latency_rate']:,} msg/s with the consumer running.",
+        "",
+        "| measurement | result |",
+        "|---|---|",
+        f"| publish with confirm, one at a time | {numbers['publish_one_at_a_time']:,} msg/s |",
+    ]
+    for in_flight, rate in numbers["publish_concurrent"].items():
+        lines.append(f"| publish with confirm, {in_flight} in flight | {rate:,} msg/s |")
+    lines += [
+        f"| concurrent vs one at a time (best) | {numbers['ratio']:.1f}× |",
+        f"| consume and ack, prefetch {result['prefetch']} | {numbers['consume_ack']:,} msg/s |",
+        f"| end-to-end latency p50 / p99 / max | {latency['p50_ms']:.2f} / "
+        f"{latency['p99_ms']:.2f} / {latency['max_ms']:.2f} ms |",
+    ]
+    gw, stopped = result.get("gateway"), result.get("broker_stopped")
+    targets = [
+        (
+            f"≥ {BUS_MIN_CONFIRMED_PER_S:,.0f} confirmed msg/s per publishing process",
+            f"{numbers['publish_concurrent_best']:,} msg/s",
+            numbers["publish_concurrent_best"] >= BUS_MIN_CONFIRMED_PER_S,
+        )
+    ]
+    if gw is not None:
+        p99_ms = gw["p99_us"] / 1000
+        lines += [
+            "",
+            f"The gateway benchmark on RabbitMQ (`bench.gateway_server --mode rabbitmq`, base "
+            f"topology: events land in the bounded unrouted quorum queue), wrk over "
+            f"{gw['connections']} connections for {gw['duration_s']} s, round with the median "
+            f"throughput of {gw['rounds']}:",
+            "",
+            "| callbacks/s (median) | every round | p50 | p99 | peak RSS | non-2xx |",
+            "|---|---|---|---|---|---|",
+            f"| {gw['rps']:,.0f} | {', '.join(f'{r:,}' for r in gw['rounds_rps'])} | "
+            f"{gw['p50_us'] / 1000:.2f} ms | {p99_ms:.2f} ms | {gw['peak_rss_mb']:.1f} MB | "
+            f"{gw['non_2xx']} |",
+        ]
+        targets += [
+            (
+                f"gateway on RabbitMQ ≥ {RABBIT_GATEWAY_MIN_RPS:,.0f} callbacks/s per process",
+                f"{gw['rps']:,.0f} callbacks/s",
+                gw["rps"] >= RABBIT_GATEWAY_MIN_RPS,
+            ),
+            (
+                f"gateway on RabbitMQ p99 < {RABBIT_GATEWAY_MAX_P99_MS:.0f} ms",
+                f"{p99_ms:.2f} ms",
+                p99_ms < RABBIT_GATEWAY_MAX_P99_MS,
+            ),
+        ]
+    if stopped is not None:
+        statuses = ", ".join(f"{n} × {code}" for code, n in stopped["statuses"].items())
+        lines += [
+            "",
+            f"Broker stopped (`rabbitmqctl stop_app`): /readyz turned 503 "
+            f"{stopped['readyz_down_after_s']:.2f} s after `stop_app` returned; "
+            f"{stopped['callbacks']} distinct callbacks "
+            f"one after another got {statuses} (p50 {stopped['p50_ms']:.2f} ms, max "
+            f"{stopped['max_ms']:.2f} ms). The gateway was ready again "
+            f"{stopped['recovery_s']:.2f} s after `start_app` was issued (the broker's boot "
+            "included) and answered the next callback "
+            f"{stopped['status_after']}.",
+        ]
+        targets.append(
+            (
+                "broker stopped: every callback 503 within "
+                f"{BROKER_STOPPED_DEADLINE_MS / 1000:.0f} s",
+                f"max {stopped['max_ms']:.2f} ms, {statuses}",
+                bool(stopped["all_503_within_deadline"])
+                and stopped["max_ms"] < BROKER_STOPPED_DEADLINE_MS,
+            )
+        )
+    lines += ["", "| target | measured | |", "|---|---|---|"]
+    lines += [f"| {name} | {measured} | {_verdict(ok)} |" for name, measured, ok in targets]
+    return lines
+
+
 def main() -> None:
-    results = {"gateway": gateway.run()}
+    results = {"gateway": gateway.run(), "bus": bus.run()}
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     lines = [
         "# Benchmarks",
@@ -105,6 +196,8 @@ def main() -> None:
         f"Last run: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine}.",
         "",
         *_gateway_section(results["gateway"]),
+        "",
+        *_bus_section(results["bus"]),
         "",
     ]
     DOC.write_text("\n".join(lines), encoding="utf-8")

@@ -1,0 +1,107 @@
+"""Stopping and restarting the local RabbitMQ application, for the broker-restart tests.
+
+``rabbitmqctl stop_app`` stops RabbitMQ inside its Erlang node (vhosts, queues and persistent
+messages stay on disk); ``start_app`` brings it back. Every test that stops the broker must
+restore it, because the rest of the session shares it: :func:`broker_stopped` does so in a
+``finally`` and waits until the broker answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import pytest
+
+BROKER_HOST = "127.0.0.1"
+BROKER_PORT = 5672
+RESTART_OPT_IN = "WECOM_TEST_BROKER_RESTART"
+RECOVERY_TIMEOUT = 60.0  # start_app on a slow CI box, plus quorum queues electing a leader
+_CTL_TIMEOUT = 90.0  # rabbitmqctl boots an Erlang VM of its own before it does anything
+_PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+def restart_guard() -> None:
+    """Skip (or fail) the calling test unless it may stop and start the shared broker.
+
+    Stopping the broker disturbs everything else using it, so it takes an opt-in:
+    ``REQUIRE_SERVICES=1`` (CI, where the broker is ours) or ``WECOM_TEST_BROKER_RESTART=1``.
+    Opted in but unable to do it (not root, no ``rabbitmqctl``) fails under
+    ``REQUIRE_SERVICES=1`` and skips otherwise.
+    """
+    required = os.environ.get("REQUIRE_SERVICES") == "1"
+    if not required and os.environ.get(RESTART_OPT_IN) != "1":
+        pytest.skip(
+            "stops and restarts the shared RabbitMQ: set REQUIRE_SERVICES=1 or "
+            f"{RESTART_OPT_IN}=1 to run it"
+        )
+    problem = None
+    if shutil.which("rabbitmqctl") is None:
+        problem = "rabbitmqctl is not on PATH"
+    elif os.geteuid() != 0:
+        problem = "rabbitmqctl stop_app/start_app needs root here"
+    if problem is not None:
+        if required:
+            pytest.fail(f"broker restart required (REQUIRE_SERVICES=1) but impossible: {problem}")
+        pytest.skip(f"cannot restart the broker: {problem}")
+
+
+def _rabbitmqctl(*args: str) -> None:
+    executable = shutil.which("rabbitmqctl")
+    if executable is None:
+        raise FileNotFoundError("rabbitmqctl")
+    subprocess.run(  # noqa: S603 -- fixed arguments, no shell
+        [executable, "-q", *args], check=True, capture_output=True, timeout=_CTL_TIMEOUT
+    )
+
+
+def broker_answers() -> bool:
+    """Whether an AMQP broker answers the protocol header with connection.start."""
+    try:
+        with socket.create_connection((BROKER_HOST, BROKER_PORT), timeout=1.0) as sock:
+            sock.settimeout(1.0)
+            sock.sendall(_PROTOCOL_HEADER)
+            frame = sock.recv(11)
+    except OSError:
+        return False
+    return len(frame) >= 11 and frame[0] == 1 and frame[7:11] == b"\x00\x0a\x00\x0a"
+
+
+def _start_and_wait() -> None:
+    _rabbitmqctl("start_app")
+    # start_app returns once the application booted; await_startup also covers a node that
+    # was already starting. Then insist on an AMQP handshake, what clients actually need.
+    _rabbitmqctl("await_startup")
+    deadline = time.monotonic() + RECOVERY_TIMEOUT
+    while not broker_answers():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"RabbitMQ did not answer within {RECOVERY_TIMEOUT} s of start_app")
+        time.sleep(0.2)
+
+
+@asynccontextmanager
+async def broker_stopped() -> AsyncIterator[None]:
+    """Stop the RabbitMQ application for the block; always start it again and wait for it."""
+    try:
+        await asyncio.to_thread(_rabbitmqctl, "stop_app")
+        yield
+    finally:
+        await asyncio.to_thread(_start_and_wait)
+
+
+async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll ``predicate`` every 20 ms until true; fail the test after ``timeout`` seconds.
+
+    Used for state with no event to wait on (aio-pika's connection flags, the broker's).
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.02)
