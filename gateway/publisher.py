@@ -64,6 +64,8 @@ class EventPublisher:
                 message_id=envelope.id,
                 type=envelope.type,
                 headers={"schema": SCHEMA_VERSION},
+                # Set here so that no bus has to copy the frozen message to stamp it.
+                timestamp=envelope.received_at,
             )
             started = time.perf_counter()
             await self._bus.publish(
