@@ -11,20 +11,14 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import pytest
 
-BROKER_HOST = "127.0.0.1"
-BROKER_PORT = 5672
+from tests.support import rabbitmq
+
 RESTART_OPT_IN = "WECOM_TEST_BROKER_RESTART"
-RECOVERY_TIMEOUT = 60.0  # start_app on a slow CI box, plus quorum queues electing a leader
-_CTL_TIMEOUT = 90.0  # rabbitmqctl boots an Erlang VM of its own before it does anything
-_PROTOCOL_HEADER = b"AMQP\x00\x00\x09\x01"
 
 
 def restart_guard() -> None:
@@ -52,47 +46,14 @@ def restart_guard() -> None:
         pytest.skip(f"cannot restart the broker: {problem}")
 
 
-def _rabbitmqctl(*args: str) -> None:
-    executable = shutil.which("rabbitmqctl")
-    if executable is None:
-        raise FileNotFoundError("rabbitmqctl")
-    subprocess.run(  # noqa: S603 -- fixed arguments, no shell
-        [executable, "-q", *args], check=True, capture_output=True, timeout=_CTL_TIMEOUT
-    )
-
-
-def broker_answers() -> bool:
-    """Whether an AMQP broker answers the protocol header with connection.start."""
-    try:
-        with socket.create_connection((BROKER_HOST, BROKER_PORT), timeout=1.0) as sock:
-            sock.settimeout(1.0)
-            sock.sendall(_PROTOCOL_HEADER)
-            frame = sock.recv(11)
-    except OSError:
-        return False
-    return len(frame) >= 11 and frame[0] == 1 and frame[7:11] == b"\x00\x0a\x00\x0a"
-
-
-def _start_and_wait() -> None:
-    _rabbitmqctl("start_app")
-    # start_app returns once the application booted; await_startup also covers a node that
-    # was already starting. Then insist on an AMQP handshake, what clients actually need.
-    _rabbitmqctl("await_startup")
-    deadline = time.monotonic() + RECOVERY_TIMEOUT
-    while not broker_answers():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"RabbitMQ did not answer within {RECOVERY_TIMEOUT} s of start_app")
-        time.sleep(0.2)
-
-
 @asynccontextmanager
 async def broker_stopped() -> AsyncIterator[None]:
     """Stop the RabbitMQ application for the block; always start it again and wait for it."""
     try:
-        await asyncio.to_thread(_rabbitmqctl, "stop_app")
+        await asyncio.to_thread(rabbitmq.rabbitmqctl, "stop_app")
         yield
     finally:
-        await asyncio.to_thread(_start_and_wait)
+        await asyncio.to_thread(rabbitmq.start_and_wait)
 
 
 async def wait_until(predicate: Callable[[], bool], timeout: float, what: str) -> None:
