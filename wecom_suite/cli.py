@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from gateway.service import main as gateway_main
 from shared.errors import ConfigurationError
 from shared.settings import exit_on_configuration_error, load_settings
+from simulator.service import main as simulator_main
 from wecom_suite.allinone import AllInOneSettings, run_all
+from wecom_suite.listing.command import run_check, run_init
+from wecom_suite.listing.report import Lang, default_lang
 
 
 def _run(_: argparse.Namespace) -> None:
@@ -20,6 +25,42 @@ def _run(_: argparse.Namespace) -> None:
 
 def _gateway(_: argparse.Namespace) -> None:
     gateway_main()
+
+
+def _simulator(_: argparse.Namespace) -> None:
+    simulator_main()
+
+
+def _lang(args: argparse.Namespace) -> Lang:
+    chosen: Lang | None = args.lang
+    return chosen or default_lang(os.environ)
+
+
+def _listing_check(args: argparse.Namespace) -> None:
+    raise SystemExit(run_check(args.file, online=args.online, lang=_lang(args), fmt=args.format))
+
+
+def _listing_init(args: argparse.Namespace) -> None:
+    raise SystemExit(run_init(args.path, lang=_lang(args)))
+
+
+def _add_listing(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    listing = commands.add_parser("listing", help="check an app listing before WeCom reviews it")
+    actions = listing.add_subparsers(dest="listing_command", required=True, metavar="ACTION")
+    check = actions.add_parser("check", help="check a listing file (YAML or JSON)")
+    check.add_argument("file", type=Path, metavar="FILE")
+    check.add_argument(
+        "--online", action="store_true", help="also run URL verification on both callback URLs"
+    )
+    check.add_argument("--format", choices=("text", "json"), default="text")
+    init = actions.add_parser("init", help="write a commented listing template")
+    init.add_argument("path", type=Path, nargs="?", default=Path("listing.yaml"), metavar="PATH")
+    for action in (check, init):
+        action.add_argument(
+            "--lang", choices=("zh", "en"), default=None, help="default: zh in a Chinese locale"
+        )
+    check.set_defaults(handler=_listing_check)
+    init.set_defaults(handler=_listing_init)
 
 
 def _run_async(main: Coroutine[Any, Any, None]) -> None:
@@ -43,6 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("gateway", help="the callback gateway alone (needs AMQP_URL)").set_defaults(
         handler=_gateway
     )
+    commands.add_parser(
+        "simulator", help="the WeCom simulator (API, callbacks, /_sim/ control API)"
+    ).set_defaults(handler=_simulator)
+    _add_listing(commands)
     return parser
 
 

@@ -1,0 +1,5 @@
+"""``python -m simulator``: the WeCom simulator as its own process."""
+
+from simulator.service import main
+
+main()

@@ -1,0 +1,146 @@
+"""WeCom's server API at its real paths, with its JSON shapes and error codes.
+
+Every answer is HTTP 200 with ``errcode``/``errmsg`` (protocol doc §1.2), unless a fault
+injected through ``/_sim/faults`` asks for another status. The checks run in WeCom's order as
+far as the protocol doc tells it: injected fault, token in the query string (41001), HTTP
+method (40058), JSON body, then the call's own credential checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from aiohttp import web
+
+from simulator.state import Fault, SimulatorState, WeComError
+
+JsonObject = dict[str, Any]
+TokenParam = Literal["suite_access_token", "provider_access_token", "access_token"]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiCall:
+    """One parsed API request: its query string and JSON body (empty for GET)."""
+
+    query: dict[str, str]
+    body: JsonObject
+
+
+Operation = Callable[[ApiCall], Awaitable[JsonObject]]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    path: str
+    method: Literal["GET", "POST"]
+    token: TokenParam | None
+    operation: Operation
+
+
+def _ok(fields: JsonObject) -> JsonObject:
+    return {"errcode": 0, "errmsg": "ok", **fields}
+
+
+def _error(errcode: int, errmsg: str) -> web.Response:
+    return web.json_response({"errcode": errcode, "errmsg": errmsg})
+
+
+class WeComApi:
+    """The ``/cgi-bin/`` handlers of this slice, over :class:`SimulatorState`."""
+
+    def __init__(self, state: SimulatorState) -> None:
+        self._state = state
+        self._endpoints = [
+            Endpoint("/cgi-bin/service/get_suite_token", "POST", None, self.get_suite_token),
+            Endpoint(
+                "/cgi-bin/service/get_pre_auth_code",
+                "GET",
+                "suite_access_token",
+                self.get_pre_auth_code,
+            ),
+            Endpoint("/cgi-bin/service/get_provider_token", "POST", None, self.get_provider_token),
+        ]
+
+    @property
+    def paths(self) -> list[str]:
+        return [endpoint.path for endpoint in self._endpoints]
+
+    def routes(self) -> list[web.RouteDef]:
+        # Every method reaches the handler, so a wrong one gets WeCom's errcode, not a 405.
+        return [web.route("*", e.path, self._handler(e)) for e in self._endpoints]
+
+    def _handler(self, endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handle(request: web.Request) -> web.Response:
+            return await self._dispatch(endpoint, request)
+
+        return handle
+
+    async def _dispatch(self, endpoint: Endpoint, request: web.Request) -> web.Response:
+        self._state.count_call(endpoint.path)
+        fault = self._state.take_fault(endpoint.path)
+        if fault is not None:
+            faulted = await _apply_fault(fault)
+            if faulted is not None:
+                return faulted
+        if endpoint.token is not None and not request.query.get(endpoint.token):
+            # WeCom reads tokens from the query string only: one sent in the body is missing.
+            return _error(41001, f"{endpoint.token} missing")
+        if request.method != endpoint.method:
+            # Protocol doc §1.2: the wrong method surfaces as a misleading parameter error.
+            return _error(40058, f"invalid request method, {endpoint.method} required")
+        try:
+            body = await _json_body(request) if endpoint.method == "POST" else {}
+            result = await endpoint.operation(ApiCall(dict(request.query), body))
+        except WeComError as exc:
+            return _error(exc.errcode, exc.errmsg)
+        return web.json_response(_ok(result))
+
+    # -- operations ---------------------------------------------------------------------
+
+    async def get_suite_token(self, call: ApiCall) -> JsonObject:
+        """§8.1: suite_id + suite_secret + the latest suite_ticket → suite_access_token."""
+        body = call.body
+        issued = self._state.get_suite_token(
+            body.get("suite_id"), body.get("suite_secret"), body.get("suite_ticket")
+        )
+        return {"suite_access_token": issued.value, "expires_in": self._state.lifetimes.token}
+
+    async def get_pre_auth_code(self, call: ApiCall) -> JsonObject:
+        """§8.2: a pre_auth_code for one install attempt."""
+        self._state.check_suite_token(call.query["suite_access_token"])
+        issued = self._state.issue_pre_auth_code()
+        return {"pre_auth_code": issued.value, "expires_in": self._state.lifetimes.pre_auth_code}
+
+    async def get_provider_token(self, call: ApiCall) -> JsonObject:
+        """§8.10: provider corpid + provider_secret → provider_access_token."""
+        body = call.body
+        issued = self._state.get_provider_token(body.get("corpid"), body.get("provider_secret"))
+        return {"provider_access_token": issued.value, "expires_in": self._state.lifetimes.token}
+
+
+async def _apply_fault(fault: Fault) -> web.Response | None:
+    """Wait the injected delay; the faulty answer, or None to go on normally."""
+    if fault.delay_ms > 0:
+        await asyncio.sleep(fault.delay_ms / 1000)
+    errcode = -1 if fault.errcode is None else fault.errcode
+    if fault.http_status is not None:
+        return web.json_response(
+            {"errcode": errcode, "errmsg": "injected fault"}, status=fault.http_status
+        )
+    if fault.errcode is not None:
+        return _error(fault.errcode, "injected fault")
+    return None
+
+
+async def _json_body(request: web.Request) -> JsonObject:
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise WeComError(40058, "invalid parameter, Warning: wrong json format.") from None
+    if not isinstance(body, dict):
+        raise WeComError(40058, "invalid parameter, a JSON object is required")
+    return body

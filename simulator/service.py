@@ -1,0 +1,45 @@
+"""Runs the simulator as its own process: one HTTP server under the shared lifecycle."""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from shared.http import HttpServer
+from shared.lifecycle import run_components
+from shared.logging import configure_logging
+from shared.settings import load_settings
+from shared.version import package_version
+from simulator.app import build_simulator_app, secrets_of
+from simulator.settings import SimulatorSettings
+
+log = structlog.get_logger(__name__)
+
+
+async def run_simulator(settings: SimulatorSettings) -> None:
+    """Serve WeCom's API and the control API until SIGTERM."""
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        service="simulator",
+        version=package_version(),
+        secrets=secrets_of(settings),
+    )
+    app = build_simulator_app(settings)
+    server = HttpServer(app, settings.sim_http_host, settings.sim_http_port, name="simulator")
+    log.info(
+        "simulator_configured",
+        suite_id=settings.suite_id,
+        sandbox=settings.sandbox,
+        command_url=settings.sim_command_url,
+        data_url=settings.sim_data_url,
+        push_interval_s=settings.sim_ticket_interval_s,
+    )
+    await run_components([server])
+
+
+def main() -> None:
+    """Entry point of ``python -m simulator`` and ``wecom-suite simulator``."""
+    settings = load_settings(SimulatorSettings)
+    asyncio.run(run_simulator(settings))

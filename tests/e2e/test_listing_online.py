@@ -1,0 +1,134 @@
+"""``listing check --online`` against a real ``wecom-suite run`` in sandbox mode."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from shared.sandbox import SANDBOX_AES_KEY, SANDBOX_TOKEN
+from tests.support.listing import clean_listing, write_images, write_listing
+from tests.support.process import wecom_suite_run
+from wecom_suite.cli import main
+from wecom_suite.listing.online import verify_callback_urls
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 -- loopback
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+@pytest.fixture(scope="module")
+def gateway_base() -> Iterator[str]:
+    """A ``wecom-suite run`` process in sandbox mode on a free port."""
+    with wecom_suite_run(log_level="warning") as (_, base):
+        yield base
+
+
+@pytest.fixture
+def listing_path(tmp_path: Path, gateway_base: str) -> Path:
+    """A clean listing whose callback URLs point at the sandbox gateway."""
+    write_images(tmp_path)
+    listing = clean_listing()
+    listing["data_callback_url"] = f"{gateway_base}/wecom/data"
+    listing["command_callback_url"] = f"{gateway_base}/wecom/command"
+    return write_listing(tmp_path, listing)
+
+
+def _check_online(path: Path) -> int:
+    """Run ``listing check --online --format json`` and return its exit code."""
+    with pytest.raises(SystemExit) as exited:
+        main(["listing", "check", str(path), "--online", "--format", "json", "--lang", "en"])
+    code = exited.value.code
+    assert isinstance(code, int)
+    return code
+
+
+def _rules(document: dict[str, object]) -> list[tuple[str, str]]:
+    """(rule, field) of each finding of a JSON report."""
+    findings = document["findings"]
+    assert isinstance(findings, list)
+    return [(item["rule"], item["field"]) for item in findings]
+
+
+# The sandbox gateway serves plain http on loopback, so the https rule always fires here;
+# what these tests look at is the URL verification.
+_HTTPS_FINDINGS = [("url.https", "data_callback_url"), ("url.https", "command_callback_url")]
+
+
+def test_online_verification_passes_against_the_sandbox_gateway(
+    listing_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the sandbox Token and EncodingAESKey both callback URLs answer the echo."""
+    for variable in ("WECOM_SUITE_ID", "WECOM_TOKEN", "WECOM_ENCODING_AES_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    code = _check_online(listing_path)
+    document = json.loads(capsys.readouterr().out)
+    assert code == 1
+    assert _rules(document) == _HTTPS_FINDINGS
+    assert [(item["field"], item["ok"]) for item in document["verifications"]] == [
+        ("data_callback_url", True),
+        ("command_callback_url", True),
+    ]
+
+
+def test_online_verification_fails_with_a_wrong_token(
+    listing_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Token that differs from the gateway's is a clear finding on each callback URL."""
+    monkeypatch.delenv("WECOM_SUITE_ID", raising=False)
+    monkeypatch.setenv("WECOM_TOKEN", "wrongToken123")
+    _check_online(listing_path)
+    document = json.loads(capsys.readouterr().out)
+    assert _rules(document) == [
+        *_HTTPS_FINDINGS,
+        ("callback.verification", "data_callback_url"),
+        ("callback.verification", "command_callback_url"),
+    ]
+    verification = document["findings"][2]
+    assert verification["message"].startswith("URL verification of http://127.0.0.1:")
+    assert "check Token and EncodingAESKey" in verification["expected"]
+
+
+async def test_wrong_echo_and_unreachable_urls_are_findings(unused_tcp_port: int) -> None:
+    """A URL that answers something else, or nothing, fails with its own detail."""
+
+    async def wrong_echo(_: web.Request) -> web.Response:
+        return web.Response(text="success")
+
+    app = web.Application()
+    app.router.add_get("/cb", wrong_echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        results = await verify_callback_urls(
+            {
+                "data_callback_url": f"http://127.0.0.1:{port}/cb",
+                "command_callback_url": f"http://127.0.0.1:{unused_tcp_port}/cb",
+            },
+            SANDBOX_TOKEN,
+            SANDBOX_AES_KEY,
+            timeout=2,
+        )
+    finally:
+        await runner.cleanup()
+    details = [(item.field, item.finding.detail if item.finding else None) for item in results]
+    assert details == [("data_callback_url", "body"), ("command_callback_url", "error")]

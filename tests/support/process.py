@@ -1,0 +1,73 @@
+"""Runs `wecom-suite run` as a real process on a free loopback port, for end-to-end tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+READY_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_get(url: str) -> tuple[int, bytes]:
+    """Status and body of a GET; HTTP errors are answers too."""
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 -- loopback
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+@contextmanager
+def wecom_suite_run(
+    *, log_level: str = "info", capture_output: bool = False
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A sandbox-mode `wecom-suite run` (no WeCom, AMQP or Mongo settings from the caller's
+    environment) that answers /readyz; yields the process and its base URL, kills it after."""
+    port = free_port()
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("WECOM_", "AMQP_", "MONGO_"))
+    }
+    env.update({"HTTP_PORT": str(port), "LOG_FORMAT": "json", "LOG_LEVEL": log_level})
+    output = subprocess.PIPE if capture_output else subprocess.DEVNULL
+    process = subprocess.Popen(
+        [sys.executable, "-m", "wecom_suite", "run"], env=env, stdout=output, stderr=output
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"wecom-suite run exited with status {process.returncode}")
+            try:
+                if http_get(base + "/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"wecom-suite run did not become ready in {READY_TIMEOUT_S} s")
+            time.sleep(0.1)
+        yield process, base
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

@@ -1,0 +1,80 @@
+"""A simulator served over real HTTP on loopback, with a clock the test controls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp.test_utils import TestServer
+
+from simulator.app import STATE_KEY, build_simulator_app
+from simulator.settings import SimulatorSettings
+from simulator.state import SimulatorState
+
+
+@dataclass
+class SimClock:
+    """Seconds since the epoch, moved by the test."""
+
+    now: float = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass
+class SimulatorHarness:
+    session: aiohttp.ClientSession
+    server: TestServer
+    state: SimulatorState
+
+    def url(self, path: str) -> str:
+        return str(self.server.make_url(path))
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: dict[str, str] | None = None,
+        body: Any = None,
+    ) -> tuple[int, Any]:
+        """Call an API or control path; the HTTP status and the decoded JSON answer."""
+        async with self.session.request(
+            method, self.url(path), params=query or {}, json=body
+        ) as response:
+            return response.status, await response.json(content_type=None)
+
+    async def push_ticket(self) -> str:
+        status, answer = await self.call("POST", "/_sim/suite_ticket")
+        assert status == 200
+        ticket: str = answer["ticket"]
+        return ticket
+
+
+def quiet_settings(**overrides: Any) -> SimulatorSettings:
+    """Sandbox settings with no ticket pushed at start and no wait between retries."""
+    values: dict[str, Any] = {"sim_ticket_on_start": False, "sim_callback_retry_delay_s": 0}
+    values.update(overrides)
+    return SimulatorSettings(**values)
+
+
+@asynccontextmanager
+async def serve_simulator(
+    settings: SimulatorSettings | None = None, *, clock: SimClock | None = None
+) -> AsyncIterator[SimulatorHarness]:
+    """Serve a simulator on an ephemeral loopback port for the duration of the block."""
+    app = build_simulator_app(settings or quiet_settings(), clock=clock or SimClock())
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield SimulatorHarness(session, server, app[STATE_KEY])
+    finally:
+        await server.close()
