@@ -12,27 +12,11 @@ from tests.support.listing import (
     clean_listing,
     copy_images,
     save_image,
-    write_images,
     write_listing,
 )
 from wecom_suite.cli import main
 from wecom_suite.listing.messages import EN, ZH
 from wecom_suite.listing.rules import LISTING_KEYS, RULES, TEXT_LIMITS
-
-
-@pytest.fixture(scope="module")
-def image_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The clean listing's files, encoded once per module."""
-    folder = tmp_path_factory.mktemp("listing-images")
-    write_images(folder)
-    return folder
-
-
-@pytest.fixture
-def folder(tmp_path: Path, image_source: Path) -> Path:
-    """A fresh copy of the clean listing's files."""
-    copy_images(image_source, tmp_path)
-    return tmp_path
 
 
 def run(*argv: str) -> int:

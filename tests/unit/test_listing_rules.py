@@ -10,26 +10,11 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from tests.support.listing import SIZES, clean_listing, copy_images, save_image, write_images
+from tests.support.listing import SIZES, clean_listing, save_image
 from wecom_suite.listing.checks import check_listing
 from wecom_suite.listing.rules import MIB
 
 Check = Callable[[dict[str, Any]], list[tuple[str, str]]]
-
-
-@pytest.fixture(scope="module")
-def image_source(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The clean listing's files, encoded once per module."""
-    folder = tmp_path_factory.mktemp("listing-images")
-    write_images(folder)
-    return folder
-
-
-@pytest.fixture
-def folder(tmp_path: Path, image_source: Path) -> Path:
-    """A fresh copy of the clean listing's files for one test to break."""
-    copy_images(image_source, tmp_path)
-    return tmp_path
 
 
 @pytest.fixture
