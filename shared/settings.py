@@ -8,6 +8,7 @@ turns a validation failure into one line naming each bad variable -- never its v
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Literal, NoReturn, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
@@ -54,6 +55,19 @@ class BusSettings(_Base):
     """``AMQP_URL``: RabbitMQ when set; unset means the in-process bus (all-in-one only)."""
 
     amqp_url: SecretStr | None = None
+
+
+class StoreSettings(_Base):
+    """``MONGO_URL`` (unset: the SQLite file in ``DATA_DIR``), ``MONGO_DB`` and ``DATA_KEY``.
+
+    ``DATA_KEY`` is base64 of 32 bytes; :func:`shared.storage.load_data_key` checks it and,
+    in sandbox mode only, generates ``DATA_DIR/data.key`` when it is unset.
+    """
+
+    mongo_url: SecretStr | None = None
+    mongo_db: str = Field("wecom_suite", min_length=1, max_length=63)
+    data_dir: Path = Path("data")
+    data_key: SecretStr | None = None
 
 
 class WeComAppSettings(_Base):

@@ -1,0 +1,21 @@
+"""Durable state for the stateful services: the document store and encryption at rest.
+
+A service declares its own repository ``Protocol`` and builds it on :class:`DocumentStore`
+(SQLite embedded, MongoDB in production, chosen by :func:`create_store`); secrets inside
+documents are sealed with :class:`SecretBox` before they reach either backend.
+"""
+
+from shared.storage.abc import DocumentStore, StoredRecord, StoreError, UnknownCollection
+from shared.storage.crypto import SealedValueError, SecretBox, load_data_key
+from shared.storage.factory import create_store
+
+__all__ = [
+    "DocumentStore",
+    "SealedValueError",
+    "SecretBox",
+    "StoreError",
+    "StoredRecord",
+    "UnknownCollection",
+    "create_store",
+    "load_data_key",
+]

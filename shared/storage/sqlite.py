@@ -1,0 +1,266 @@
+"""The embedded backend: one SQLite file in ``DATA_DIR``, shared safely by processes on one host.
+
+WAL lets readers proceed while one writer commits, and ``busy_timeout`` makes a second
+process wait for the write lock instead of failing. Every operation is a single SQL
+statement in autocommit mode, so it is atomic on its own: a conditional ``UPDATE`` on the
+version column is the compare-and-set, an upsert with a ``WHERE`` is the insert-if-absent.
+
+sqlite3 blocks, so all calls run on one worker thread per store; one connection on one
+thread also keeps sqlite3's thread-affinity rules satisfied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+from shared.storage._common import (
+    check_collections,
+    check_field,
+    require_collection,
+    to_json,
+)
+from shared.storage.abc import Document, Scalar, StoredRecord, StoreError
+
+DB_FILE_NAME: Final = "wecom_suite.sqlite3"
+PURGE_INTERVAL_S: Final = 60.0
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS documents (
+    collection TEXT NOT NULL,
+    key TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    expires_at REAL,
+    PRIMARY KEY (collection, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS documents_expires_at ON documents (expires_at)
+    WHERE expires_at IS NOT NULL;
+"""
+# SQL is only ever assembled from these constant fragments (hence the S608 waivers below);
+# every value, field path included, is a bound parameter.
+_LIVE = "(expires_at IS NULL OR expires_at > ?)"
+_COLUMNS = "key, doc, version, expires_at"
+
+
+class SQLiteStore:
+    """:class:`~shared.storage.abc.DocumentStore` on one SQLite file."""
+
+    name = "store"
+
+    def __init__(
+        self,
+        path: Path,
+        collections: Iterable[str],
+        *,
+        busy_timeout_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.path = path
+        self._collections = check_collections(collections)
+        self._busy_timeout_ms = int(busy_timeout_s * 1000)
+        self._clock = clock
+        self._executor: ThreadPoolExecutor | None = None
+        self._connection: sqlite3.Connection | None = None
+        self._last_purge = 0.0
+
+    async def start(self) -> None:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+            await self._run(self._open)
+
+    async def stop(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            await asyncio.get_running_loop().run_in_executor(executor, self._close)
+            executor.shutdown(wait=True)
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Autocommit (isolation_level=None): each statement is its own atomic transaction.
+        connection = sqlite3.connect(
+            self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None
+        )
+        connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        connection.execute("PRAGMA journal_mode = WAL")
+        # FULL: a permanent code that WeCom will not send again must survive a power cut.
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.executescript(_SCHEMA)
+        self.path.chmod(0o600)
+        self._connection = connection
+
+    def _close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    async def _run(self, function: Callable[..., T], *args: Any) -> T:
+        if self._executor is None:
+            raise StoreError("the SQLite store is not started")
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._executor, function, *args)
+        except sqlite3.Error as exc:
+            # The class name says enough (locked, disk I/O); the message may quote SQL values.
+            raise StoreError(f"SQLite failed: {type(exc).__name__}") from None
+
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise StoreError("the SQLite store is not started")
+        return self._connection
+
+    def _expiry(self, ttl: float | None) -> float | None:
+        return None if ttl is None else self._clock() + ttl
+
+    def _purge_expired(self, now: float) -> None:
+        # Reads already ignore expired rows; deleting them is housekeeping, done rarely.
+        if now - self._last_purge >= PURGE_INTERVAL_S:
+            self._last_purge = now
+            self._db().execute(
+                "DELETE FROM documents WHERE expires_at IS NOT NULL AND expires_at <= ?", (now,)
+            )
+
+    async def get(self, collection: str, key: str) -> Document | None:
+        record = await self.get_record(collection, key)
+        return None if record is None else record.doc
+
+    async def get_record(self, collection: str, key: str) -> StoredRecord | None:
+        require_collection(self._collections, collection)
+        return await self._run(self._get_record, collection, key)
+
+    def _get_record(self, collection: str, key: str) -> StoredRecord | None:
+        row = (
+            self._db()
+            .execute(
+                f"SELECT {_COLUMNS} FROM documents WHERE collection = ? AND key = ? AND {_LIVE}",  # noqa: S608
+                (collection, key, self._clock()),
+            )
+            .fetchone()
+        )
+        return None if row is None else _record(row)
+
+    async def put(
+        self, collection: str, key: str, doc: Mapping[str, Any], *, ttl: float | None = None
+    ) -> int:
+        require_collection(self._collections, collection)
+        return await self._run(self._put, collection, key, to_json(doc), self._expiry(ttl))
+
+    def _put(self, collection: str, key: str, body: str, expires_at: float | None) -> int:
+        now = self._clock()
+        row = (
+            self._db()
+            .execute(
+                "INSERT INTO documents (collection, key, doc, version, expires_at) "
+                "VALUES (?, ?, ?, 1, ?) ON CONFLICT (collection, key) DO UPDATE SET "
+                "doc = excluded.doc, expires_at = excluded.expires_at, "
+                "version = documents.version + 1 RETURNING version",
+                (collection, key, body, expires_at),
+            )
+            .fetchone()
+        )
+        self._purge_expired(now)
+        return int(row[0])
+
+    async def insert_if_absent(
+        self, collection: str, key: str, doc: Mapping[str, Any], *, ttl: float | None = None
+    ) -> bool:
+        require_collection(self._collections, collection)
+        body, expires_at = to_json(doc), self._expiry(ttl)
+        return await self._run(self._insert_if_absent, collection, key, body, expires_at)
+
+    def _insert_if_absent(
+        self, collection: str, key: str, body: str, expires_at: float | None
+    ) -> bool:
+        now = self._clock()
+        # An expired row counts as absent: it is replaced in the same statement, so a lease
+        # left by a crashed holder is taken over by exactly one contender.
+        cursor = self._db().execute(
+            "INSERT INTO documents (collection, key, doc, version, expires_at) "
+            "VALUES (?, ?, ?, 1, ?) ON CONFLICT (collection, key) DO UPDATE SET "
+            "doc = excluded.doc, expires_at = excluded.expires_at, version = 1 "
+            "WHERE documents.expires_at IS NOT NULL AND documents.expires_at <= ?",
+            (collection, key, body, expires_at, now),
+        )
+        self._purge_expired(now)
+        return cursor.rowcount == 1
+
+    async def compare_and_set(
+        self,
+        collection: str,
+        key: str,
+        expected_version: int,
+        doc: Mapping[str, Any],
+        *,
+        ttl: float | None = None,
+    ) -> bool:
+        require_collection(self._collections, collection)
+        args = (to_json(doc), self._expiry(ttl), collection, key, expected_version)
+        return await self._run(self._compare_and_set, *args)
+
+    def _compare_and_set(
+        self, body: str, expires_at: float | None, collection: str, key: str, expected: int
+    ) -> bool:
+        cursor = self._db().execute(
+            "UPDATE documents SET doc = ?, expires_at = ?, version = version + 1 "  # noqa: S608
+            f"WHERE collection = ? AND key = ? AND version = ? AND {_LIVE}",
+            (body, expires_at, collection, key, expected, self._clock()),
+        )
+        return cursor.rowcount == 1
+
+    async def delete(self, collection: str, key: str) -> bool:
+        require_collection(self._collections, collection)
+        return await self._run(self._delete, collection, key, None)
+
+    async def compare_and_delete(self, collection: str, key: str, expected_version: int) -> bool:
+        require_collection(self._collections, collection)
+        return await self._run(self._delete, collection, key, expected_version)
+
+    def _delete(self, collection: str, key: str, expected: int | None) -> bool:
+        sql = "DELETE FROM documents WHERE collection = ? AND key = ? RETURNING expires_at"
+        params: tuple[Any, ...] = (collection, key)
+        if expected is not None:
+            sql = sql.replace(" RETURNING", f" AND version = ? AND {_LIVE} RETURNING")
+            params = (collection, key, expected, self._clock())
+        rows = self._db().execute(sql, params).fetchall()
+        # The row goes whether live or expired; only a live one counts as deleted.
+        return any(row[0] is None or row[0] > self._clock() for row in rows)
+
+    async def find(self, collection: str, /, **equals: Scalar) -> list[StoredRecord]:
+        require_collection(self._collections, collection)
+        conditions, params = ["collection = ?", _LIVE], [collection, self._clock()]
+        for field, value in equals.items():
+            condition, values = _equals(f"$.{check_field(field)}", value)
+            conditions.append(condition)
+            params += values
+        where = " AND ".join(conditions)
+        sql = f"SELECT {_COLUMNS} FROM documents WHERE {where} ORDER BY key"  # noqa: S608
+        return await self._run(self._select, sql, tuple(params))
+
+    def _select(self, sql: str, params: tuple[Any, ...]) -> list[StoredRecord]:
+        return [_record(row) for row in self._db().execute(sql, params).fetchall()]
+
+
+def _record(row: tuple[Any, ...]) -> StoredRecord:
+    key, body, version, expires_at = row
+    return StoredRecord(key=key, doc=json.loads(body), version=version, expires_at=expires_at)
+
+
+def _equals(path: str, value: Scalar) -> tuple[str, list[Any]]:
+    """A condition matching MongoDB's equality: same JSON type and value; None: null or missing.
+
+    json_extract alone would conflate true with 1 and a string with a nested object's text.
+    """
+    if value is None:
+        return "(json_type(doc, ?) IS NULL OR json_type(doc, ?) = 'null')", [path, path]
+    if isinstance(value, bool):
+        return "json_type(doc, ?) = ?", [path, "true" if value else "false"]
+    kinds = "('text')" if isinstance(value, str) else "('integer', 'real')"
+    return f"(json_type(doc, ?) IN {kinds} AND json_extract(doc, ?) = ?)", [path, path, value]
