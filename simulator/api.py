@@ -11,34 +11,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, Literal
 
 from aiohttp import web
 
+from simulator.api_installs import InstallApi
+from simulator.calls import ApiCall, Endpoint, JsonObject
 from simulator.state import Fault, SimulatorState, WeComError
-
-JsonObject = dict[str, Any]
-TokenParam = Literal["suite_access_token", "provider_access_token", "access_token"]
-
-
-@dataclass(frozen=True, slots=True)
-class ApiCall:
-    """One parsed API request: its query string and JSON body (empty for GET)."""
-
-    query: dict[str, str]
-    body: JsonObject
-
-
-Operation = Callable[[ApiCall], Awaitable[JsonObject]]
-
-
-@dataclass(frozen=True, slots=True)
-class Endpoint:
-    path: str
-    method: Literal["GET", "POST"]
-    token: TokenParam | None
-    operation: Operation
 
 
 def _ok(fields: JsonObject) -> JsonObject:
@@ -63,6 +41,7 @@ class WeComApi:
                 self.get_pre_auth_code,
             ),
             Endpoint("/cgi-bin/service/get_provider_token", "POST", None, self.get_provider_token),
+            *InstallApi(state).endpoints(),
         ]
 
     @property

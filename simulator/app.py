@@ -16,6 +16,8 @@ from shared.metrics import new_registry
 from shared.wecom.crypto import CallbackCipher
 from simulator.api import WeComApi
 from simulator.control import ControlApi
+from simulator.control_data import DataControl
+from simulator.control_installs import InstallControl
 from simulator.pusher import CallbackPusher, DeliveryPolicy, run_ticket_schedule
 from simulator.settings import SimulatorSettings
 from simulator.state import Clock, Credentials, Lifetimes, SimulatorState
@@ -37,9 +39,11 @@ def build_state(settings: SimulatorSettings, clock: Clock) -> SimulatorState:
             suite_ticket=settings.sim_ticket_ttl_s,
             token=settings.sim_token_ttl_s,
             pre_auth_code=settings.sim_pre_auth_code_ttl_s,
+            auth_code=settings.sim_auth_code_ttl_s,
         ),
         clock=clock,
         seed=settings.sim_seed,
+        limits=settings.install_limits,
     )
 
 
@@ -90,6 +94,8 @@ def build_simulator_app(
     app[STATE_KEY] = state
     app.add_routes(WeComApi(state).routes())
     app.add_routes(ControlApi(state, pusher).routes())
+    app.add_routes(InstallControl(state, pusher, settings.sim_install_redirect_url).routes())
+    app.add_routes(DataControl(state, pusher).routes())
     app.cleanup_ctx.append(callbacks)
     add_health_routes(app, readiness or Readiness(), registry or new_registry())
     return app

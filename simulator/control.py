@@ -7,7 +7,7 @@ is ours, not WeCom's.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -37,6 +37,18 @@ async def _json_object(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object")
     return body
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+async def read_model(request: web.Request, model: type[Model], what: str) -> Model:
+    """The request body as ``model``; 400 naming the offending fields otherwise."""
+    try:
+        return model.model_validate(await _json_object(request))
+    except ValidationError as exc:
+        fields = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors())
+        raise InvalidRequest(f"invalid {what}: {fields}") from None
 
 
 class ControlApi:
@@ -73,11 +85,7 @@ class ControlApi:
 
     async def add_fault(self, request: web.Request) -> web.Response:
         """Arm a fault (errcode, HTTP status and/or delay) for the next calls of a path."""
-        try:
-            spec = FaultSpec.model_validate(await _json_object(request))
-        except ValidationError as exc:
-            fields = ", ".join(".".join(map(str, e["loc"])) or "body" for e in exc.errors())
-            raise InvalidRequest(f"invalid fault: {fields}") from None
+        spec = await read_model(request, FaultSpec, "fault")
         self._state.add_fault(Fault(**spec.model_dump()))
         return web.json_response({"fault": spec.model_dump()}, status=201)
 

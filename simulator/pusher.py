@@ -18,6 +18,8 @@ import structlog
 
 from shared.wecom.crypto import CallbackCipher
 from shared.wecom.sealing import SealedCallback, seal_callback
+from simulator.callback_xml import Field as XmlField
+from simulator.callback_xml import instruction_xml
 from simulator.state import Clock, DeliveryAttempt, SimulatorState
 
 log = structlog.get_logger(__name__)
@@ -91,6 +93,11 @@ class CallbackPusher:
         """Deliver a ``suite_ticket`` callback; False when no command URL is configured."""
         plaintext = suite_ticket_xml(self._suite_id, ticket, int(self._clock()))
         return await self.deliver("suite_ticket", "command", plaintext, to_user_name=self._suite_id)
+
+    async def push_instruction(self, info_type: str, *fields: XmlField) -> bool:
+        """Deliver an instruction callback of ``info_type`` with its own fields (§5)."""
+        plaintext = instruction_xml(self._suite_id, info_type, int(self._clock()), *fields)
+        return await self.deliver(info_type, "command", plaintext, to_user_name=self._suite_id)
 
     async def deliver(
         self, kind: str, route: Route, plaintext: bytes, *, to_user_name: str, agent_id: str = ""

@@ -7,37 +7,30 @@ time forward, and every refusal is a :class:`WeComError` carrying WeCom's own er
 
 from __future__ import annotations
 
-import hmac
 import random
 import secrets
 import string
 import time
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-Clock = Callable[[], float]
-"""Seconds since the epoch (``time.time`` in production)."""
+from simulator.installs import Installs
+from simulator.limits import InstallLimits
+from simulator.state_types import Clock, Issued, WeComError, same
+
+__all__ = [
+    "Clock",
+    "Credentials",
+    "DeliveryAttempt",
+    "Fault",
+    "Issued",
+    "Lifetimes",
+    "SimulatorState",
+    "WeComError",
+]
 
 _ALPHABET = string.ascii_letters + string.digits
-
-
-class WeComError(Exception):
-    """A refusal WeCom would answer with ``errcode``/``errmsg`` (HTTP 200)."""
-
-    def __init__(self, errcode: int, errmsg: str) -> None:
-        super().__init__(f"{errcode}: {errmsg}")
-        self.errcode = errcode
-        self.errmsg = errmsg
-
-
-@dataclass(frozen=True, slots=True)
-class Issued:
-    """A credential the simulator handed out and the moment it stops being valid."""
-
-    value: str
-    expires_at: float
 
 
 @dataclass(slots=True)
@@ -88,14 +81,7 @@ class Lifetimes:
     suite_ticket: float = 1800
     token: float = 7200
     pre_auth_code: float = 1200
-
-
-def _same(given: object, expected: str | None) -> bool:
-    return (
-        isinstance(given, str)
-        and expected is not None
-        and hmac.compare_digest(given.encode(), expected.encode())
-    )
+    auth_code: float = 600
 
 
 @dataclass
@@ -106,10 +92,13 @@ class SimulatorState:
     lifetimes: Lifetimes = field(default_factory=Lifetimes)
     clock: Clock = time.time
     seed: int | None = None
+    limits: InstallLimits = field(default_factory=InstallLimits)
     latest_ticket: Issued | None = field(default=None, init=False)
     suite_tokens: dict[str, Issued] = field(default_factory=dict, init=False)
     provider_tokens: dict[str, Issued] = field(default_factory=dict, init=False)
     pre_auth_codes: dict[str, Issued] = field(default_factory=dict, init=False)
+    session_auth_types: dict[str, int] = field(default_factory=dict, init=False)
+    installs: Installs = field(init=False)
     calls: Counter[str] = field(default_factory=Counter, init=False)
     faults: list[Fault] = field(default_factory=list, init=False)
     deliveries: list[DeliveryAttempt] = field(default_factory=list, init=False)
@@ -117,6 +106,13 @@ class SimulatorState:
 
     def __post_init__(self) -> None:
         self._random = self._new_random()
+        self.installs = Installs(
+            self.clock,
+            self._new_value,
+            self.limits,
+            auth_code_ttl=self.lifetimes.auth_code,
+            token_ttl=self.lifetimes.token,
+        )
 
     def _new_random(self) -> random.Random:
         # A seed makes every issued value reproducible (benchmarks, golden tests); without
@@ -131,6 +127,8 @@ class SimulatorState:
         self.suite_tokens.clear()
         self.provider_tokens.clear()
         self.pre_auth_codes.clear()
+        self.session_auth_types.clear()
+        self.installs.reset()
         self.calls.clear()
         self.faults.clear()
         self.deliveries.clear()
@@ -138,6 +136,10 @@ class SimulatorState:
 
     def _new_value(self, length: int) -> str:
         return "".join(self._random.choice(_ALPHABET) for _ in range(length))
+
+    def new_msg_id(self) -> int:
+        """A 64-bit message id, as WeCom puts in ``MsgId`` (protocol doc §6.1)."""
+        return self._random.randrange(1, 2**63)
 
     def _issue(self, ttl: float, length: int = 64) -> Issued:
         return Issued(self._new_value(length), self.clock() + ttl)
@@ -154,14 +156,14 @@ class SimulatorState:
 
     def get_suite_token(self, suite_id: object, suite_secret: object, ticket: object) -> Issued:
         """Mint a suite_access_token, or refuse with 40083, 40080 or 40085."""
-        if not _same(suite_id, self.credentials.suite_id):
+        if not same(suite_id, self.credentials.suite_id):
             raise WeComError(40083, "invalid suite_id")
-        if not _same(suite_secret, self.credentials.suite_secret):
+        if not same(suite_secret, self.credentials.suite_secret):
             raise WeComError(40080, "invalid suite_secret")
         # Only the latest ticket is accepted, as the issue's brief asks ("always use the
         # latest", protocol doc §4), even though WeCom documents 30 minutes of validity.
         latest = self.latest_ticket
-        if latest is None or not self._valid(latest) or not _same(ticket, latest.value):
+        if latest is None or not self._valid(latest) or not same(ticket, latest.value):
             raise WeComError(40085, "invalid suite_ticket")
         token = self._issue(self.lifetimes.token)
         self.suite_tokens[token.value] = token
@@ -181,6 +183,17 @@ class SimulatorState:
         self.pre_auth_codes[code.value] = code
         return code
 
+    def set_session_info(self, pre_auth_code: object, auth_type: int) -> None:
+        """Record formal (0) or test (1) authorisation for one install session (§8.3).
+
+        The protocol doc names one code for a bad pre_auth_code, 42007 (expired); an unknown
+        code gets it too.
+        """
+        issued = self.pre_auth_codes.get(pre_auth_code) if isinstance(pre_auth_code, str) else None
+        if issued is None or not self._valid(issued):
+            raise WeComError(42007, "pre_auth_code expired")
+        self.session_auth_types[issued.value] = auth_type
+
     # -- provider_access_token (protocol doc §8.10) -------------------------------------
 
     def get_provider_token(self, corpid: object, provider_secret: object) -> Issued:
@@ -189,9 +202,9 @@ class SimulatorState:
         The protocol doc gives no codes for this call; those of the global table (§12) for
         an invalid CorpID and an invalid secret are the closest.
         """
-        if not _same(corpid, self.credentials.provider_corpid):
+        if not same(corpid, self.credentials.provider_corpid):
             raise WeComError(40013, "invalid corpid")
-        if not _same(provider_secret, self.credentials.provider_secret):
+        if not same(provider_secret, self.credentials.provider_secret):
             raise WeComError(40001, "invalid provider_secret")
         token = self._issue(self.lifetimes.token)
         self.provider_tokens[token.value] = token

@@ -2,7 +2,9 @@
 
 Today that is the gateway on the in-process bus (or RabbitMQ with ``AMQP_URL``); each
 service joins here as its issue lands. In sandbox mode (no ``WECOM_SUITE_ID``) the callback
-URLs accept callbacks signed with the public sandbox credentials of ``shared.sandbox``.
+URLs accept callbacks signed with the public sandbox credentials of ``shared.sandbox``, and
+the bundled WeCom simulator runs alongside on ``SIM_HTTP_PORT``, pushing its callbacks to this
+process's own callback URLs. With real credentials the simulator never starts.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from gateway.settings import GatewaySettings
 from shared.bus.factory import BusComponent, create_bus
 from shared.bus.topology import BASE_TOPOLOGY
 from shared.http import HttpServer
-from shared.lifecycle import Readiness, run_components
+from shared.lifecycle import Component, Readiness, run_components
 from shared.logging import configure_logging
 from shared.metrics import new_registry
+from shared.settings import load_settings
 from shared.version import package_version
+from simulator.app import build_simulator_app
+from simulator.app import secrets_of as simulator_secrets_of
+from simulator.settings import SimulatorSettings
 
 log = structlog.get_logger(__name__)
 
@@ -26,20 +32,48 @@ class AllInOneSettings(GatewaySettings):
     """The union of every bundled service's settings (one environment, one process)."""
 
 
+def sandbox_simulator_settings(settings: AllInOneSettings) -> SimulatorSettings:
+    """The simulator's settings in sandbox mode: unset callback URLs point at this process."""
+    sim = load_settings(SimulatorSettings)
+    # A wildcard bind address is not something to connect to; loopback reaches it.
+    host = "127.0.0.1" if settings.http_host in ("", "0.0.0.0", "::") else settings.http_host  # noqa: S104
+    gateway = f"http://{host}:{settings.http_port}"
+    update: dict[str, str] = {}
+    if sim.sim_command_url is None:
+        update["sim_command_url"] = f"{gateway}/wecom/command"
+    if sim.sim_data_url is None:
+        update["sim_data_url"] = f"{gateway}/wecom/data"
+    if "sim_install_redirect_url" not in sim.model_fields_set:
+        update["sim_install_redirect_url"] = f"{gateway}/install/complete"
+    return sim.model_copy(update=update)
+
+
 async def run_all(settings: AllInOneSettings) -> None:
     """Run every bundled service until SIGTERM or Ctrl-C."""
+    sim_settings = sandbox_simulator_settings(settings) if settings.sandbox else None
+    secrets = secrets_of(settings)
+    if sim_settings is not None:
+        secrets += simulator_secrets_of(sim_settings)
     configure_logging(
         settings.log_level,
         settings.log_format,
         service="wecom-suite",
         version=package_version(),
-        secrets=secrets_of(settings),
+        secrets=secrets,
     )
     bus = create_bus(settings.amqp_url, BASE_TOPOLOGY, all_in_one=True)
     readiness = Readiness()
     app = build_gateway_app(settings, bus, registry=new_registry(), readiness=readiness)
     server = HttpServer(app, settings.http_host, settings.http_port, name="gateway")
-    if settings.sandbox:
+    components: list[Component] = [BusComponent(bus), server]
+    if sim_settings is not None:
+        # Started after the gateway, so the ticket it pushes at start finds the URL listening.
+        sim_app = build_simulator_app(sim_settings, registry=new_registry())
+        components.append(
+            HttpServer(
+                sim_app, sim_settings.sim_http_host, sim_settings.sim_http_port, name="simulator"
+            )
+        )
         base = f"http://{settings.http_host}:{settings.http_port}"
         log.info(
             "sandbox_mode",
@@ -47,5 +81,8 @@ async def run_all(settings: AllInOneSettings) -> None:
             command_callback_url=f"{base}/wecom/command",
             data_callback_url=f"{base}/wecom/data",
             credentials="public sandbox values, see docs/sandbox.md",
+            simulator=f"http://{sim_settings.sim_http_host}:{sim_settings.sim_http_port}"
+            if sim_settings is not None
+            else None,
         )
-    await run_components([BusComponent(bus), server])
+    await run_components(components)

@@ -16,13 +16,41 @@ import pytest
 from shared.sandbox import SANDBOX_AES_KEY, SANDBOX_SUITE_ID, SANDBOX_TOKEN
 from shared.wecom.crypto import CallbackCipher
 from shared.wecom.sealing import seal_callback, seal_verification
-from tests.support.process import http_get, wecom_suite_run
+from tests.support.process import free_port, http_get, wecom_suite_run
 
 
 @pytest.fixture
-def running() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+def sim_base(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The base URL of the simulator that sandbox mode starts (its port fixed for the test)."""
+    port = free_port()
+    monkeypatch.setenv("SIM_HTTP_PORT", str(port))
+    return f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+def running(sim_base: str) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     with wecom_suite_run(capture_output=True) as running:
         yield running
+
+
+def sim_post(url: str) -> dict[str, object]:
+    request = urllib.request.Request(url, data=b"{}", method="POST")  # noqa: S310 -- loopback
+    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 -- loopback
+        answer: dict[str, object] = json.loads(response.read())
+    return answer
+
+
+def wait_for_deliveries(sim_base: str, timeout: float = 10.0) -> list[dict[str, object]]:
+    """The simulator's recorded deliveries once there is at least one."""
+    deadline = time.monotonic() + timeout
+    while True:
+        status, body = http_get(f"{sim_base}/_sim/deliveries")
+        deliveries: list[dict[str, object]] = (
+            json.loads(body)["deliveries"] if status == 200 else []
+        )
+        if deliveries or time.monotonic() > deadline:
+            return deliveries
+        time.sleep(0.1)
 
 
 def test_sandbox_serves_both_callback_urls_and_stops_on_sigterm(
@@ -54,3 +82,25 @@ def test_sandbox_serves_both_callback_urls_and_stops_on_sigterm(
     assert "sandbox_mode" in events
     assert "service_stopped" in events
     assert "sandbox-ticket-1" not in output
+
+
+def test_sandbox_simulator_pushes_suite_tickets_to_the_gateway(
+    running: tuple[subprocess.Popen[bytes], str], sim_base: str
+) -> None:
+    """The bundled simulator's ticket at start and on demand are delivered to /wecom/command."""
+    process, base = running
+    [at_start, *_] = wait_for_deliveries(sim_base)
+    pushed = sim_post(f"{sim_base}/_sim/suite_ticket")
+    status, body = http_get(f"{sim_base}/_sim/deliveries")
+
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0
+    assert process.stdout is not None
+    output = process.stdout.read().decode()
+    assert at_start["kind"] == "suite_ticket"
+    assert at_start["ok"] is True
+    assert at_start["url"] == f"{base}/wecom/command"
+    assert pushed["delivered"] is True
+    assert status == 200
+    assert all(d["ok"] for d in json.loads(body)["deliveries"])
+    assert str(pushed["ticket"]) not in output

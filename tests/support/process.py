@@ -45,6 +45,8 @@ def wecom_suite_run(
         if not key.startswith(("WECOM_", "AMQP_", "MONGO_"))
     }
     env.update({"HTTP_PORT": str(port), "LOG_FORMAT": "json", "LOG_LEVEL": log_level})
+    # Sandbox mode also starts the simulator; keep it off the fixed default port 8081.
+    env.setdefault("SIM_HTTP_PORT", str(free_port()))
     output = subprocess.PIPE if capture_output else subprocess.DEVNULL
     process = subprocess.Popen(
         [sys.executable, "-m", "wecom_suite", "run"], env=env, stdout=output, stderr=output

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from shared.sandbox import SANDBOX_SUITE_ID, SANDBOX_SUITE_SECRET
 from simulator.app import STATE_KEY, build_simulator_app
 from simulator.settings import SimulatorSettings
 from simulator.state import SimulatorState
@@ -56,6 +57,31 @@ class SimulatorHarness:
         assert status == 200
         ticket: str = answer["ticket"]
         return ticket
+
+    async def suite_token(self) -> str:
+        """A fresh suite_access_token minted with a freshly pushed ticket."""
+        body = {
+            "suite_id": SANDBOX_SUITE_ID,
+            "suite_secret": SANDBOX_SUITE_SECRET,
+            "suite_ticket": await self.push_ticket(),
+        }
+        _, answer = await self.call("POST", "/cgi-bin/service/get_suite_token", body=body)
+        token: str = answer["suite_access_token"]
+        return token
+
+    async def install(self, corp_id: str = "wwcorp1", user_id: str = "alice", **fields: Any) -> Any:
+        """``POST /_sim/install``; the decoded answer (asserting HTTP 200)."""
+        body = {"corp_id": corp_id, "user_id": user_id, **fields}
+        status, answer = await self.call("POST", "/_sim/install", body=body)
+        assert status == 200, answer
+        return answer
+
+    async def service(self, path: str, token: str, body: dict[str, Any]) -> Any:
+        """POST a ``/cgi-bin/service/`` call with a suite token; the decoded answer."""
+        _, answer = await self.call(
+            "POST", f"/cgi-bin/service/{path}", query={"suite_access_token": token}, body=body
+        )
+        return answer
 
 
 def quiet_settings(**overrides: Any) -> SimulatorSettings:

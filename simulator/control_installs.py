@@ -1,0 +1,119 @@
+"""``/_sim/install``, ``/_sim/uninstall``, ``/_sim/change_auth``, ``/_sim/reset_permanent_code``.
+
+A member installs or removes the app and WeCom tells the app by an instruction callback
+(protocol doc §5.2–§5.5), or, for an install from the app's own website, by the redirect of
+§8.4 with no callback.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from yarl import URL
+
+from shared.errors import NotFound
+from simulator.control import read_model
+from simulator.installs import Corp
+from simulator.pusher import CallbackPusher
+from simulator.state import SimulatorState
+
+# Ids are opaque to the app (protocol doc §1.3); these bounds keep them printable and short.
+ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+
+
+class InstallSpec(BaseModel):
+    """Body of ``POST /_sim/install``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    corp_id: str = Field(pattern=ID_PATTERN)
+    user_id: str = Field(pattern=ID_PATTERN)
+    test: bool = False
+    via: Literal["callback", "redirect"] = "callback"
+    # §8.4: state is [a-zA-Z0-9], at most 128 bytes.
+    state: str | None = Field(None, pattern=r"^[a-zA-Z0-9]{0,128}$")
+
+
+class CorpSpec(BaseModel):
+    """Body of the uninstall, change_auth and reset_permanent_code calls."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    corp_id: str = Field(pattern=ID_PATTERN)
+    user_id: str | None = Field(None, pattern=ID_PATTERN)
+
+
+class InstallControl:
+    """Handlers of the install lifecycle in ``/_sim/``."""
+
+    def __init__(self, state: SimulatorState, pusher: CallbackPusher, redirect_url: str) -> None:
+        self._state = state
+        self._installs = state.installs
+        self._pusher = pusher
+        self._redirect_url = URL(redirect_url)
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/_sim/install", self.install),
+            web.post("/_sim/uninstall", self.uninstall),
+            web.post("/_sim/change_auth", self.change_auth),
+            web.post("/_sim/reset_permanent_code", self.reset_permanent_code),
+        ]
+
+    def _installed(self, corp_id: str) -> Corp:
+        try:
+            return self._installs.installed_corp(corp_id)
+        except LookupError as exc:
+            raise NotFound(str(exc)) from None
+
+    async def install(self, request: web.Request) -> web.Response:
+        """A member installs the app: limits, an auth code, then create_auth or a redirect."""
+        spec = await read_model(request, InstallSpec, "install")
+        answer: dict[str, object] = {"auth_code": None, "redirect_url": None, "delivered": False}
+        refused = self._installs.refusal(spec.corp_id, spec.user_id, test=spec.test)
+        if refused is not None:
+            return web.json_response({**answer, "refused": refused})
+        code = self._installs.install(spec.corp_id, spec.user_id, test=spec.test, state=spec.state)
+        answer.update(auth_code=code, refused=None)
+        if spec.via == "redirect":
+            # §8.4: the browser comes back with auth_code, expires_in and state; no callback.
+            query = {"auth_code": code, "expires_in": str(int(self._state.lifetimes.auth_code))}
+            query["state"] = spec.state or ""
+            answer["redirect_url"] = str(self._redirect_url.update_query(query))
+        else:
+            answer["delivered"] = await self._pusher.push_instruction(
+                "create_auth", ("AuthCode", code), ("State", spec.state)
+            )
+        return web.json_response(answer)
+
+    async def uninstall(self, request: web.Request) -> web.Response:
+        """A member (or, without user_id, every member) removes the app.
+
+        When nobody is left the grant is cancelled (cancel_auth, permanent code void);
+        otherwise the visible range shrank, which WeCom reports as change_auth (§5.3).
+        """
+        spec = await read_model(request, CorpSpec, "uninstall")
+        self._installed(spec.corp_id)
+        cancelled = self._installs.uninstall(spec.corp_id, spec.user_id)
+        pushed = "cancel_auth" if cancelled else "change_auth"
+        delivered = await self._pusher.push_instruction(pushed, ("AuthCorpId", spec.corp_id))
+        return web.json_response({"cancelled": cancelled, "pushed": pushed, "delivered": delivered})
+
+    async def change_auth(self, request: web.Request) -> web.Response:
+        """The grant changed: push change_auth (§5.3)."""
+        spec = await read_model(request, CorpSpec, "change_auth")
+        corp = self._installed(spec.corp_id)
+        delivered = await self._pusher.push_instruction(
+            "change_auth", ("AuthCorpId", corp.corp_id), ("State", corp.state)
+        )
+        return web.json_response({"delivered": delivered})
+
+    async def reset_permanent_code(self, request: web.Request) -> web.Response:
+        """Push reset_permanent_code with a new auth code; no AuthCorpId (§5.5)."""
+        spec = await read_model(request, CorpSpec, "reset_permanent_code")
+        self._installed(spec.corp_id)
+        code = self._installs.reset_code(spec.corp_id)
+        delivered = await self._pusher.push_instruction("reset_permanent_code", ("AuthCode", code))
+        return web.json_response({"auth_code": code, "delivered": delivered})

@@ -1,0 +1,36 @@
+"""Small types every part of the simulator's state shares: the clock, issued values, errors."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable
+from dataclasses import dataclass
+
+Clock = Callable[[], float]
+"""Seconds since the epoch (``time.time`` in production)."""
+
+
+class WeComError(Exception):
+    """A refusal WeCom would answer with ``errcode``/``errmsg`` (HTTP 200)."""
+
+    def __init__(self, errcode: int, errmsg: str) -> None:
+        super().__init__(f"{errcode}: {errmsg}")
+        self.errcode = errcode
+        self.errmsg = errmsg
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """A credential the simulator handed out and the moment it stops being valid."""
+
+    value: str
+    expires_at: float
+
+
+def same(given: object, expected: str | None) -> bool:
+    """Whether a caller's value equals a secret we hold, in constant time."""
+    return (
+        isinstance(given, str)
+        and expected is not None
+        and hmac.compare_digest(given.encode(), expected.encode())
+    )
