@@ -17,7 +17,7 @@ from tests.support import rabbitmq
 def _unavailable(reason: str) -> NoReturn:
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"RabbitMQ is required (REQUIRE_SERVICES=1) but unavailable: {reason}")
-    pytest.skip(f"RabbitMQ unavailable ({reason}); set REQUIRE_SERVICES=1 to fail instead")
+    pytest.skip(reason=f"RabbitMQ unavailable ({reason}); set REQUIRE_SERVICES=1 to fail instead")
 
 
 @pytest.fixture(scope="session")

@@ -112,10 +112,13 @@ class RealMongoBackend:
             await client.close()
 
 
+_NO_MONGO = "MONGO_URL is not set: the real-MongoDB run of the store contract is optional"
+
+
 def _real_mongo(tmp_path: Path) -> Backend:
     url = os.environ.get("MONGO_URL")
     if not url:
-        pytest.skip("MONGO_URL is not set: the real-MongoDB run of the store contract is optional")
+        pytest.skip(reason=_NO_MONGO)
     return RealMongoBackend(url)
 
 

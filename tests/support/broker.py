@@ -19,6 +19,8 @@ import pytest
 from tests.support import rabbitmq
 
 RESTART_OPT_IN = "WECOM_TEST_BROKER_RESTART"
+_OPT_IN_HINT = f"set REQUIRE_SERVICES=1 or {RESTART_OPT_IN}=1 to run it"
+_NOT_OPTED_IN = "stops and restarts the shared RabbitMQ: " + _OPT_IN_HINT
 
 
 def restart_guard() -> None:
@@ -31,10 +33,7 @@ def restart_guard() -> None:
     """
     required = os.environ.get("REQUIRE_SERVICES") == "1"
     if not required and os.environ.get(RESTART_OPT_IN) != "1":
-        pytest.skip(
-            "stops and restarts the shared RabbitMQ: set REQUIRE_SERVICES=1 or "
-            f"{RESTART_OPT_IN}=1 to run it"
-        )
+        pytest.skip(reason=_NOT_OPTED_IN)
     problem = None
     if shutil.which("rabbitmqctl") is None:
         problem = "rabbitmqctl is not on PATH"
@@ -43,7 +42,7 @@ def restart_guard() -> None:
     if problem is not None:
         if required:
             pytest.fail(f"broker restart required (REQUIRE_SERVICES=1) but impossible: {problem}")
-        pytest.skip(f"cannot restart the broker: {problem}")
+        pytest.skip(reason=f"cannot restart the broker: {problem}")
 
 
 @asynccontextmanager
