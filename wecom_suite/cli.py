@@ -37,7 +37,11 @@ def _lang(args: argparse.Namespace) -> Lang:
 
 
 def _listing_check(args: argparse.Namespace) -> None:
-    raise SystemExit(run_check(args.file, online=args.online, lang=_lang(args), fmt=args.format))
+    raise SystemExit(
+        run_check(
+            args.file, online=args.online, lang=_lang(args), fmt=args.format, ca_file=args.ca_file
+        )
+    )
 
 
 def _listing_init(args: argparse.Namespace) -> None:
@@ -53,6 +57,13 @@ def _add_listing(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--online", action="store_true", help="also run URL verification on both callback URLs"
     )
     check.add_argument("--format", choices=("text", "json"), default="text")
+    check.add_argument(
+        "--ca-file",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="with --online: also trust these certificates (a staging server's private CA)",
+    )
     init = actions.add_parser("init", help="write a commented listing template")
     init.add_argument("path", type=Path, nargs="?", default=Path("listing.yaml"), metavar="PATH")
     for action in (check, init):

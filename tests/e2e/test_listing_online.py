@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import json
+import shutil
 import socket
+import ssl
+import subprocess
+import sys
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from aiohttp import web
 
+from gateway.app import build_gateway_app
+from gateway.settings import GatewaySettings
+from shared.bus.inprocess import InProcessBus
+from shared.bus.topology import BASE_TOPOLOGY
 from shared.sandbox import SANDBOX_AES_KEY, SANDBOX_TOKEN
 from tests.support.listing import clean_listing, write_images, write_listing
 from tests.support.process import wecom_suite_run
@@ -50,10 +62,12 @@ def listing_path(tmp_path: Path, gateway_base: str) -> Path:
     return write_listing(tmp_path, listing)
 
 
-def _check_online(path: Path) -> int:
+def _check_online(path: Path, *extra: str) -> int:
     """Run ``listing check --online --format json`` and return its exit code."""
     with pytest.raises(SystemExit) as exited:
-        main(["listing", "check", str(path), "--online", "--format", "json", "--lang", "en"])
+        main(
+            ["listing", "check", str(path), "--online", "--format", "json", "--lang", "en", *extra]
+        )
     code = exited.value.code
     assert isinstance(code, int)
     return code
@@ -132,3 +146,73 @@ async def test_wrong_echo_and_unreachable_urls_are_findings(unused_tcp_port: int
         await runner.cleanup()
     details = [(item.field, item.finding.detail if item.finding else None) for item in results]
     assert details == [("data_callback_url", "body"), ("command_callback_url", "error")]
+
+
+@pytest.fixture
+def tls_gateway(tmp_path: Path) -> Iterator[str]:
+    """A sandbox gateway served over https on loopback with a self-signed certificate, in a
+    thread of its own; yields its base URL (the certificate is tmp_path/cert.pem)."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.fail("the https test needs the openssl command (Debian package openssl)")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subject = ["-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"]
+    files = ["-keyout", str(key), "-out", str(cert)]
+    subprocess.run(  # noqa: S603 -- fixed arguments, no shell
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", *subject, *files],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    loop = asyncio.new_event_loop()
+    started: concurrent.futures.Future[int] = concurrent.futures.Future()
+    stop = asyncio.Event()
+
+    async def serve() -> None:
+        bus = InProcessBus(BASE_TOPOLOGY)
+        await bus.start()
+        runner = web.AppRunner(build_gateway_app(GatewaySettings(), bus), access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=context)
+        await site.start()
+        started.set_result(runner.addresses[0][1])
+        await stop.wait()
+        await runner.cleanup()
+        await bus.close()
+
+    # The gateway's log lines would land in the stdout the test parses as the JSON report.
+    structlog.configure(logger_factory=structlog.PrintLoggerFactory(file=sys.stderr))
+    thread = threading.Thread(target=loop.run_until_complete, args=(serve(),), daemon=True)
+    thread.start()
+    try:
+        yield f"https://localhost:{started.result(timeout=30)}"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+        structlog.reset_defaults()
+
+
+def test_clean_listing_passes_online_against_an_https_sandbox_gateway(
+    tls_gateway: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Served over https, as WeCom requires, the whole check passes: exit 0, no finding."""
+    for variable in ("WECOM_SUITE_ID", "WECOM_TOKEN", "WECOM_ENCODING_AES_KEY"):
+        monkeypatch.delenv(variable, raising=False)
+    write_images(tmp_path)
+    listing = clean_listing()
+    listing["data_callback_url"] = f"{tls_gateway}/wecom/data"
+    listing["command_callback_url"] = f"{tls_gateway}/wecom/command"
+    path = write_listing(tmp_path, listing)
+    code = _check_online(path, "--ca-file", str(tmp_path / "cert.pem"))
+    document = json.loads(capsys.readouterr().out)
+    assert (code, document["ok"], document["findings"]) == (0, True, [])
+    assert [(item["field"], item["ok"]) for item in document["verifications"]] == [
+        ("data_callback_url", True),
+        ("command_callback_url", True),
+    ]

@@ -57,7 +57,7 @@ def load_listing(path: Path) -> dict[str, object]:
     return {str(key): value for key, value in data.items()}
 
 
-def _verify_online(listing: dict[str, object]) -> list[Verification]:
+def _verify_online(listing: dict[str, object], ca_file: Path | None) -> list[Verification]:
     """URL verification of the callback URLs that are at least well-formed URLs."""
     urls = {
         field: value
@@ -73,11 +73,14 @@ def _verify_online(listing: dict[str, object]) -> list[Verification]:
             urls,
             settings.callback_token.get_secret_value(),
             settings.encoding_aes_key.get_secret_value(),
+            ca_file=ca_file,
         )
     )
 
 
-def run_check(path: Path, *, online: bool, lang: Lang, fmt: str) -> int:
+def run_check(
+    path: Path, *, online: bool, lang: Lang, fmt: str, ca_file: Path | None = None
+) -> int:
     """Check the listing at ``path``, print the report and return the exit code."""
     try:
         listing = load_listing(path)
@@ -86,7 +89,7 @@ def run_check(path: Path, *, online: bool, lang: Lang, fmt: str) -> int:
         print(format_error(str(exc), lang, str(path), fmt), file=stream)
         return EXIT_UNREADABLE
     findings: list[Finding] = check_listing(listing, path.parent)
-    verifications = _verify_online(listing) if online else []
+    verifications = _verify_online(listing, ca_file) if online else []
     findings.extend(item.finding for item in verifications if item.finding is not None)
     if fmt == "json":
         print(format_json(findings, verifications, lang))
