@@ -16,6 +16,7 @@ from typing import Literal
 
 import structlog
 
+from shared.bus._handlers import stop_handler_tasks
 from shared.bus._inprocess_retry import RetryTimers
 from shared.bus._retry import FailurePlan, plan_failure
 from shared.bus.abc import AlreadySettled, Handler, HeaderValue, Message, attempt_of
@@ -24,7 +25,6 @@ from shared.errors import ServiceError
 
 log = structlog.get_logger(__name__)
 
-_CANCEL_WAIT = 1.0  # how long a cancelled handler may take to unwind before we give up on it
 
 _Outcome = Literal["acked", "nacked", "dead_lettered", "requeued", "retried"]
 
@@ -349,18 +349,7 @@ class MemoryConsumer:
         await asyncio.shield(self._stopping)
 
     async def _stop(self, grace: float, caller: asyncio.Task[object] | None) -> None:
-        # A handler may cancel its own consumer; it must not wait for, or cancel, itself.
-        others = {task for task in self._tasks if task is not caller}
-        if others:
-            _, pending = await asyncio.wait(others, timeout=max(grace, 0.0))
-            for task in pending:
-                task.cancel()
-            if pending:
-                _, stuck = await asyncio.wait(pending, timeout=_CANCEL_WAIT)
-                if stuck:
-                    log.warning(
-                        "consumer_handler_ignored_cancel", queue=self.queue_name, count=len(stuck)
-                    )
+        await stop_handler_tasks(self._tasks, caller, grace, self.queue_name)
         leftover = [d for d in self._unsettled.values() if caller is None or d.task is not caller]
         for delivery in leftover:
             delivery.outcome = "requeued"

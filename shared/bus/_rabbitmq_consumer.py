@@ -14,6 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from structlog.contextvars import bound_contextvars
 
+from shared.bus._handlers import stop_handler_tasks
 from shared.bus._rabbitmq_delivery import Outcome, RabbitDelivery
 from shared.bus._retry import (
     FailurePlan,
@@ -24,7 +25,6 @@ from shared.errors import ServiceError
 
 log = structlog.get_logger(__name__)
 
-_CANCEL_WAIT = 1.0  # how long a cancelled handler may take to unwind before we give up on it
 _BROKER_CALL_TIMEOUT = 5.0  # basic.cancel and channel.close during shutdown
 
 
@@ -291,18 +291,7 @@ class RabbitConsumer:
 
     async def _stop(self, grace: float, caller: asyncio.Task[object] | None) -> None:
         await self._basic_cancel()
-        # A handler may cancel its own consumer; it must not wait for, or cancel, itself.
-        others = {task for task in self._tasks if task is not caller}
-        if others:
-            _, pending = await asyncio.wait(others, timeout=max(grace, 0.0))
-            for task in pending:
-                task.cancel()
-            if pending:
-                _, stuck = await asyncio.wait(pending, timeout=_CANCEL_WAIT)
-                if stuck:
-                    log.warning(
-                        "consumer_handler_ignored_cancel", queue=self._queue_name, count=len(stuck)
-                    )
+        await stop_handler_tasks(self._tasks, caller, grace, self._queue_name)
         leftover = [d for d in self._unsettled.values() if caller is None or d.task is not caller]
         for delivery in leftover:
             delivery.outcome = "requeued"
