@@ -11,3 +11,6 @@ SANDBOX_SUITE_SECRET = "sandbox-suite-secret"  # noqa: S105 -- public sandbox va
 SANDBOX_TOKEN = "sandboxToken"  # noqa: S105 -- public sandbox value
 SANDBOX_AES_KEY = "c2FuZGJveEtleTAxMjM0NTY3ODlhYmNkZWZnaGlqa2w"
 SANDBOX_PROVIDER_CORPID = "wwsandboxprovider01"
+SANDBOX_PROVIDER_SECRET = "sandbox-provider-secret"  # noqa: S105 -- public sandbox value
+# Where the bundled simulator listens by default (SIM_HTTP_PORT 8081): the sandbox's WeCom.
+SANDBOX_API_BASE = "http://127.0.0.1:8081"

@@ -2,20 +2,24 @@
 
 Every answer is HTTP 200 with ``errcode``/``errmsg`` (protocol doc §1.2), unless a fault
 injected through ``/_sim/faults`` asks for another status. The checks run in WeCom's order as
-far as the protocol doc tells it: injected fault, token in the query string (41001), HTTP
-method (40058), JSON body, then the call's own credential checks.
+far as the protocol doc tells it: injected fault, caller IP (60020, when an allow-list is
+set), token in the query string (41001), HTTP method (40058), JSON body, then the call's own
+credential checks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import fnmatch
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from simulator.api_installs import InstallApi
-from simulator.calls import ApiCall, Endpoint, JsonObject
+from simulator.api_messages import MessageApi
+from simulator.api_oauth import OAuthApi
+from simulator.calls import ApiCall, Endpoint, JsonObject, UploadedFile
 from simulator.state import Fault, SimulatorState, WeComError
 
 
@@ -30,8 +34,15 @@ def _error(errcode: int, errmsg: str) -> web.Response:
 class WeComApi:
     """The ``/cgi-bin/`` handlers of this slice, over :class:`SimulatorState`."""
 
-    def __init__(self, state: SimulatorState) -> None:
+    def __init__(
+        self,
+        state: SimulatorState,
+        *,
+        ip_allowlist: Sequence[str] = (),
+        image_max_bytes: int | None = None,
+    ) -> None:
         self._state = state
+        self._ip_allowlist = tuple(ip_allowlist)
         self._endpoints = [
             Endpoint("/cgi-bin/service/get_suite_token", "POST", None, self.get_suite_token),
             Endpoint(
@@ -42,6 +53,8 @@ class WeComApi:
             ),
             Endpoint("/cgi-bin/service/get_provider_token", "POST", None, self.get_provider_token),
             *InstallApi(state).endpoints(),
+            *OAuthApi(state).endpoints(),
+            *MessageApi(state, image_max_bytes=image_max_bytes).endpoints(),
         ]
 
     @property
@@ -65,6 +78,12 @@ class WeComApi:
             faulted = await _apply_fault(fault)
             if faulted is not None:
                 return faulted
+        refused_ip = self._refused_ip(request)
+        if refused_ip is not None:
+            # WeCom's 60020 names the caller's address so the operator can whitelist it.
+            return _error(
+                60020, f"not allow to access from your ip, hint: [sim], from ip: {refused_ip}"
+            )
         if endpoint.token is not None and not request.query.get(endpoint.token):
             # WeCom reads tokens from the query string only: one sent in the body is missing.
             return _error(41001, f"{endpoint.token} missing")
@@ -72,11 +91,20 @@ class WeComApi:
             # Protocol doc §1.2: the wrong method surfaces as a misleading parameter error.
             return _error(40058, f"invalid request method, {endpoint.method} required")
         try:
-            body = await _json_body(request) if endpoint.method == "POST" else {}
-            result = await endpoint.operation(ApiCall(dict(request.query), body))
+            call = await _parse_call(endpoint, request)
+            result = await endpoint.operation(call)
         except WeComError as exc:
-            return _error(exc.errcode, exc.errmsg)
+            return web.json_response({"errcode": exc.errcode, "errmsg": exc.errmsg, **exc.fields})
         return web.json_response(_ok(result))
+
+    def _refused_ip(self, request: web.Request) -> str | None:
+        """The peer's address when an allow-list is set and does not hold it."""
+        if not self._ip_allowlist:
+            return None
+        peer = request.remote or ""
+        if any(fnmatch.fnmatchcase(peer, allowed) for allowed in self._ip_allowlist):
+            return None
+        return peer
 
     # -- operations ---------------------------------------------------------------------
 
@@ -113,6 +141,32 @@ async def _apply_fault(fault: Fault) -> web.Response | None:
     if fault.errcode is not None:
         return _error(fault.errcode, "injected fault")
     return None
+
+
+async def _parse_call(endpoint: Endpoint, request: web.Request) -> ApiCall:
+    query = dict(request.query)
+    if endpoint.method != "POST":
+        return ApiCall(query, {})
+    if endpoint.body == "multipart":
+        return ApiCall(query, {}, await _multipart_files(request))
+    return ApiCall(query, await _json_body(request))
+
+
+async def _multipart_files(request: web.Request) -> dict[str, UploadedFile]:
+    """The file parts of a multipart body, measured but not kept (nobody reads them back)."""
+    if not request.content_type.startswith("multipart/"):
+        return {}
+    files: dict[str, UploadedFile] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        if not isinstance(part, BodyPartReader) or part.name is None:
+            continue
+        size = 0
+        while chunk := await part.read_chunk():
+            size += len(chunk)
+        content_type = part.headers.get("Content-Type", "application/octet-stream")
+        files[part.name] = UploadedFile(part.filename or "", content_type, size)
+    return files
 
 
 async def _json_body(request: web.Request) -> JsonObject:

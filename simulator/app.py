@@ -18,6 +18,7 @@ from simulator.api import WeComApi
 from simulator.control import ControlApi
 from simulator.control_data import DataControl
 from simulator.control_installs import InstallControl
+from simulator.pages import Pages
 from simulator.pusher import CallbackPusher, DeliveryPolicy, run_ticket_schedule
 from simulator.settings import SimulatorSettings
 from simulator.state import Clock, Credentials, Lifetimes, SimulatorState
@@ -40,10 +41,12 @@ def build_state(settings: SimulatorSettings, clock: Clock) -> SimulatorState:
             token=settings.sim_token_ttl_s,
             pre_auth_code=settings.sim_pre_auth_code_ttl_s,
             auth_code=settings.sim_auth_code_ttl_s,
+            oauth_code=settings.sim_oauth_code_ttl_s,
         ),
         clock=clock,
         seed=settings.sim_seed,
         limits=settings.install_limits,
+        send_limits=settings.send_limits,
     )
 
 
@@ -92,7 +95,21 @@ def build_simulator_app(
 
     app = web.Application(middlewares=[error_middleware])
     app[STATE_KEY] = state
-    app.add_routes(WeComApi(state).routes())
+    api = WeComApi(
+        state,
+        ip_allowlist=settings.ip_allowlist,
+        image_max_bytes=settings.sim_media_image_max_bytes,
+    )
+    app.add_routes(api.routes())
+    app.add_routes(
+        Pages(
+            state,
+            pusher,
+            default_member=(settings.sim_default_corp, settings.sim_default_user),
+            auto_install=settings.sim_oauth_auto_install,
+            install_redirect_url=settings.sim_install_redirect_url,
+        ).routes()
+    )
     app.add_routes(ControlApi(state, pusher).routes())
     app.add_routes(InstallControl(state, pusher, settings.sim_install_redirect_url).routes())
     app.add_routes(DataControl(state, pusher).routes())

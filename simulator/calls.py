@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 JsonObject = dict[str, Any]
 TokenParam = Literal["suite_access_token", "provider_access_token", "access_token"]
+BodyKind = Literal["json", "multipart"]
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """One file part of a multipart body; ``size`` counts every byte sent."""
+
+    filename: str
+    content_type: str
+    size: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +26,7 @@ class ApiCall:
 
     query: dict[str, str]
     body: JsonObject
+    files: dict[str, UploadedFile] = field(default_factory=dict)
 
 
 Operation = Callable[[ApiCall], Awaitable[JsonObject]]
@@ -29,3 +40,4 @@ class Endpoint:
     method: Literal["GET", "POST"]
     token: TokenParam | None
     operation: Operation
+    body: BodyKind = "json"

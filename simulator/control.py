@@ -63,6 +63,7 @@ class ControlApi:
             web.post("/_sim/suite_ticket", self.suite_ticket),
             web.get("/_sim/calls", self.calls),
             web.get("/_sim/deliveries", self.deliveries),
+            web.get("/_sim/sent", self.sent),
             web.post("/_sim/faults", self.add_fault),
             web.delete("/_sim/faults", self.clear_faults),
             web.post("/_sim/reset", self.reset),
@@ -83,6 +84,12 @@ class ControlApi:
             {"deliveries": [attempt.to_json() for attempt in self._state.deliveries]}
         )
 
+    async def sent(self, _: web.Request) -> web.Response:
+        """Every accepted ``message/send``, oldest first, with each recipient's outcome."""
+        return web.json_response(
+            {"sent": [message.to_json() for message in self._state.outbox.sent]}
+        )
+
     async def add_fault(self, request: web.Request) -> web.Response:
         """Arm a fault (errcode, HTTP status and/or delay) for the next calls of a path."""
         spec = await read_model(request, FaultSpec, "fault")
@@ -94,6 +101,6 @@ class ControlApi:
         return web.json_response({"cleared": self._state.clear_faults()})
 
     async def reset(self, _: web.Request) -> web.Response:
-        """Forget every credential, call count, fault and delivery."""
+        """Forget every credential, install, sent message, media, call count and fault."""
         self._state.reset()
         return web.json_response({"reset": True})

@@ -8,9 +8,8 @@ import structlog
 
 from shared.http import HttpServer
 from shared.lifecycle import run_components
-from shared.logging import configure_logging
+from shared.logging import configure_service_logging
 from shared.settings import load_settings
-from shared.version import package_version
 from simulator.app import build_simulator_app, secrets_of
 from simulator.settings import SimulatorSettings
 
@@ -19,13 +18,7 @@ log = structlog.get_logger(__name__)
 
 async def run_simulator(settings: SimulatorSettings) -> None:
     """Serve WeCom's API and the control API until SIGTERM."""
-    configure_logging(
-        settings.log_level,
-        settings.log_format,
-        service="simulator",
-        version=package_version(),
-        secrets=secrets_of(settings),
-    )
+    configure_service_logging(settings, "simulator", secrets_of(settings))
     app = build_simulator_app(settings)
     server = HttpServer(app, settings.sim_http_host, settings.sim_http_port, name="simulator")
     log.info(

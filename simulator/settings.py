@@ -6,14 +6,19 @@ the services it stands in for; without them the public sandbox values apply.
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Literal
+
+from pydantic import Field, field_validator
 
 from shared.settings import LogSettings, WeComAppSettings
 from simulator.limits import InstallLimits
+from simulator.media import DEFAULT_IMAGE_MAX_BYTES
+from simulator.messages import SendLimits
 
-# shared.sandbox has no provider secret yet; the simulator needs one to answer
-# get_provider_token in sandbox mode. Public on purpose, like the other sandbox values.
-SANDBOX_PROVIDER_SECRET = "sandbox-provider-secret"  # noqa: S105 -- public sandbox value
+# Who signs in and installs on the simulator's pages when the URL names nobody
+# (?sim_corp=/?sim_user=). Public sandbox values, like the rest of shared.sandbox.
+SANDBOX_DEFAULT_CORP = "wwsandboxcorp0001"
+SANDBOX_DEFAULT_USER = "sandboxuser"
 
 
 class SimulatorSettings(WeComAppSettings, LogSettings):
@@ -40,12 +45,51 @@ class SimulatorSettings(WeComAppSettings, LogSettings):
     # Where a redirect install (§8.4) sends the browser: the gateway's install-complete page.
     sim_install_redirect_url: str = "http://127.0.0.1:8080/install/complete"
     sim_seed: int | None = None
+    # Web sign-in (protocol doc §9): OAuth codes live 5 minutes.
+    sim_oauth_code_ttl_s: float = Field(300, gt=0, le=86_400)
+    sim_default_corp: str = Field(SANDBOX_DEFAULT_CORP, pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    sim_default_user: str = Field(SANDBOX_DEFAULT_USER, pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    # WeCom lets only members in the app's visible range sign in. "default" auto-installs the
+    # default member only (so the sandbox sign-in demo works), "on" anyone, "off" nobody.
+    sim_oauth_auto_install: Literal["off", "default", "on"] = "default"
+    # Protocol doc §1.2: API calls only from whitelisted IPs (60020). Empty: no check.
+    sim_ip_allowlist: str = ""
+    # Protocol doc §11.7, per app and member; 0 switches one window off.
+    sim_send_limit_minute: int = Field(30, ge=0)
+    sim_send_limit_hour: int = Field(1000, ge=0)
+    # Protocol doc §11.6 gives 2 MB and 10 MB for images; the stricter one by default.
+    sim_media_image_max_bytes: int = Field(DEFAULT_IMAGE_MAX_BYTES, gt=5, le=10 * 1024 * 1024)
     sim_callback_timeout_s: float = Field(5.0, gt=0, le=60)
     # Protocol doc §4: "总共重试三次" is ambiguous (3 attempts or 3 retries); we read it as
     # three retries after the first attempt. Open question, hence configurable.
     sim_callback_retries: int = Field(3, ge=0, le=10)
     # Retry spacing is undocumented (protocol doc §4); one second keeps tests and demos quick.
     sim_callback_retry_delay_s: float = Field(1.0, ge=0, le=60)
+
+    @field_validator("sim_ip_allowlist")
+    @classmethod
+    def _check_allowlist(cls, value: str) -> str:
+        for entry in _entries(value):
+            if ":" in entry:
+                continue  # an IPv6 address, matched exactly
+            if not all(part == "*" or part.isdigit() for part in entry.split(".")):
+                raise ValueError(f"{entry!r} is not an IPv4 address or pattern like 10.0.0.*")
+        return value
+
+    @property
+    def ip_allowlist(self) -> tuple[str, ...]:
+        """The allowed peer IPs (``*`` matches one octet); empty when the check is off."""
+        return tuple(_entries(self.sim_ip_allowlist))
+
+    @property
+    def send_limits(self) -> SendLimits:
+        """The per-member send limits, as configured (all off with ``SIM_LIMITS=off``)."""
+        if not self.sim_limits:
+            return SendLimits(per_minute=None, per_hour=None)
+        return SendLimits(
+            per_minute=self.sim_send_limit_minute or None,
+            per_hour=self.sim_send_limit_hour or None,
+        )
 
     @property
     def install_limits(self) -> InstallLimits:
@@ -58,9 +102,7 @@ class SimulatorSettings(WeComAppSettings, LogSettings):
             exclusive=self.sim_limit_test_exclusive,
         )
 
-    @property
-    def provider_secret(self) -> SecretStr | None:
-        """The provider secret ``get_provider_token`` accepts (sandbox value in sandbox mode)."""
-        if self.wecom_provider_secret is not None:
-            return self.wecom_provider_secret
-        return SecretStr(SANDBOX_PROVIDER_SECRET) if self.sandbox else None
+
+def _entries(value: str) -> list[str]:
+    # WeCom's console separates entries with ";"; the brief's setting uses ","; take both.
+    return [part.strip() for part in value.replace(";", ",").split(",") if part.strip()]

@@ -17,6 +17,9 @@ from typing import Any
 
 from simulator.installs import Installs
 from simulator.limits import InstallLimits
+from simulator.media import MediaStore
+from simulator.messages import Outbox, SendLimits
+from simulator.oauth import OAuth
 from simulator.state_types import Clock, Issued, WeComError, same
 
 __all__ = [
@@ -82,6 +85,7 @@ class Lifetimes:
     token: float = 7200
     pre_auth_code: float = 1200
     auth_code: float = 600
+    oauth_code: float = 300
 
 
 @dataclass
@@ -93,12 +97,16 @@ class SimulatorState:
     clock: Clock = time.time
     seed: int | None = None
     limits: InstallLimits = field(default_factory=InstallLimits)
+    send_limits: SendLimits = field(default_factory=SendLimits)
     latest_ticket: Issued | None = field(default=None, init=False)
     suite_tokens: dict[str, Issued] = field(default_factory=dict, init=False)
     provider_tokens: dict[str, Issued] = field(default_factory=dict, init=False)
     pre_auth_codes: dict[str, Issued] = field(default_factory=dict, init=False)
     session_auth_types: dict[str, int] = field(default_factory=dict, init=False)
     installs: Installs = field(init=False)
+    oauth: OAuth = field(init=False)
+    outbox: Outbox = field(init=False)
+    media: MediaStore = field(init=False)
     calls: Counter[str] = field(default_factory=Counter, init=False)
     faults: list[Fault] = field(default_factory=list, init=False)
     deliveries: list[DeliveryAttempt] = field(default_factory=list, init=False)
@@ -113,6 +121,9 @@ class SimulatorState:
             auth_code_ttl=self.lifetimes.auth_code,
             token_ttl=self.lifetimes.token,
         )
+        self.oauth = OAuth(self.clock, self._new_value, code_ttl=self.lifetimes.oauth_code)
+        self.outbox = Outbox(self.clock, self.send_limits)
+        self.media = MediaStore(self.clock)
 
     def _new_random(self) -> random.Random:
         # A seed makes every issued value reproducible (benchmarks, golden tests); without
@@ -129,6 +140,9 @@ class SimulatorState:
         self.pre_auth_codes.clear()
         self.session_auth_types.clear()
         self.installs.reset()
+        self.oauth.reset()
+        self.outbox.reset()
+        self.media.reset()
         self.calls.clear()
         self.faults.clear()
         self.deliveries.clear()
@@ -193,6 +207,22 @@ class SimulatorState:
         if issued is None or not self._valid(issued):
             raise WeComError(42007, "pre_auth_code expired")
         self.session_auth_types[issued.value] = auth_type
+
+    def take_pre_auth_code(self, pre_auth_code: object) -> int | None:
+        """Use up a pre_auth_code on the install page; the auth_type set for it, if any.
+
+        42007 when unknown, used or expired (the one code the protocol doc gives, §8.2).
+        """
+        issued = (
+            self.pre_auth_codes.pop(pre_auth_code, None) if isinstance(pre_auth_code, str) else None
+        )
+        if issued is None or not self._valid(issued):
+            raise WeComError(42007, "pre_auth_code expired")
+        return self.session_auth_types.pop(issued.value, None)
+
+    def new_msgid(self) -> str:
+        """A ``message/send`` msgid: an opaque string, as WeCom's."""
+        return self._new_value(32)
 
     # -- provider_access_token (protocol doc §8.10) -------------------------------------
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 Clock = Callable[[], float]
 """Seconds since the epoch (``time.time`` in production)."""
@@ -13,10 +14,13 @@ Clock = Callable[[], float]
 class WeComError(Exception):
     """A refusal WeCom would answer with ``errcode``/``errmsg`` (HTTP 200)."""
 
-    def __init__(self, errcode: int, errmsg: str) -> None:
+    def __init__(self, errcode: int, errmsg: str, **fields: Any) -> None:
         super().__init__(f"{errcode}: {errmsg}")
         self.errcode = errcode
         self.errmsg = errmsg
+        # Some refusals carry data besides the code, e.g. message/send's 81013 still lists
+        # the invalid recipients.
+        self.fields = fields
 
 
 @dataclass(frozen=True, slots=True)

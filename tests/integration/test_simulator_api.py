@@ -6,8 +6,12 @@ from typing import Any
 
 import pytest
 
-from shared.sandbox import SANDBOX_PROVIDER_CORPID, SANDBOX_SUITE_ID, SANDBOX_SUITE_SECRET
-from simulator.settings import SANDBOX_PROVIDER_SECRET
+from shared.sandbox import (
+    SANDBOX_PROVIDER_CORPID,
+    SANDBOX_PROVIDER_SECRET,
+    SANDBOX_SUITE_ID,
+    SANDBOX_SUITE_SECRET,
+)
 from tests.support.simulator import SimClock, SimulatorHarness, serve_simulator
 
 SUITE_TOKEN = "/cgi-bin/service/get_suite_token"

@@ -76,6 +76,28 @@ class SimulatorHarness:
         assert status == 200, answer
         return answer
 
+    async def corp_token(
+        self, corp_id: str = "wwcorp1", user_id: str = "alice", **fields: Any
+    ) -> tuple[str, int]:
+        """Install the member, exchange the code with v1; the corp token and the agent id."""
+        suite = await self.suite_token()
+        code = (await self.install(corp_id, user_id, **fields))["auth_code"]
+        answer = await self.service("get_permanent_code", suite, {"auth_code": code})
+        agent_id: int = answer["auth_info"]["agent"][0]["agentid"]
+        return answer["access_token"], agent_id
+
+    async def corp_call(self, path: str, token: str, body: Any) -> Any:
+        """POST a corp-token call (``/cgi-bin/message/...``); the decoded answer."""
+        _, answer = await self.call("POST", path, query={"access_token": token}, body=body)
+        return answer
+
+    async def page(self, path: str, query: dict[str, str]) -> tuple[int, str | None, str]:
+        """GET a browser page without following redirects: status, Location, body text."""
+        async with self.session.get(
+            self.url(path), params=query, allow_redirects=False
+        ) as response:
+            return response.status, response.headers.get("Location"), await response.text()
+
     async def service(self, path: str, token: str, body: dict[str, Any]) -> Any:
         """POST a ``/cgi-bin/service/`` call with a suite token; the decoded answer."""
         _, answer = await self.call(
