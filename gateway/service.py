@@ -13,22 +13,15 @@ from shared.bus.topology import BASE_TOPOLOGY
 from shared.errors import ConfigurationError
 from shared.http import HttpServer
 from shared.lifecycle import run_components
-from shared.logging import configure_logging
+from shared.logging import configure_service_logging
 from shared.settings import exit_on_configuration_error, load_settings
-from shared.version import package_version
 
 log = structlog.get_logger(__name__)
 
 
 async def run_gateway(settings: GatewaySettings) -> None:
     """Serve the callback URLs until SIGTERM."""
-    configure_logging(
-        settings.log_level,
-        settings.log_format,
-        service="gateway",
-        version=package_version(),
-        secrets=secrets_of(settings),
-    )
+    configure_service_logging(settings, "gateway", secrets_of(settings))
     bus = create_bus(settings.amqp_url, BASE_TOPOLOGY, all_in_one=False)
     app = build_gateway_app(settings, bus)
     server = HttpServer(app, settings.http_host, settings.http_port, name="gateway")

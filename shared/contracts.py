@@ -8,7 +8,7 @@ JSON Schemas are exported to ``docs/schemas/`` (``make schemas``). Field names a
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    model_validator,
 )
 
 SCHEMA_VERSION = 1
@@ -559,3 +560,98 @@ PAYLOAD_MODELS: dict[str, type[Payload]] = {
     "data.event.taskcard_click": TaskcardClickEventPayload,
 }
 """The typed payload model of every known callback event type."""
+
+
+# --- Events our own services publish ------------------------------------------------------------
+#
+# auth.* events come from auth_service. A permanent code never travels in clear: the bus stores
+# messages on disk, so it is sealed with DATA_KEY (AES-GCM, shared.storage.crypto.SecretBox)
+# under the context :func:`permanent_code_context` -- only services holding DATA_KEY can open
+# it, and a sealed code copied to another corp's event fails to open.
+
+
+def permanent_code_context(corp_id: str) -> str:
+    """The associated data a permanent code is sealed under on the bus."""
+    return f"bus/permanent_code/{corp_id}"
+
+
+class _ServicePayload(Payload):
+    model_config = ConfigDict(
+        frozen=True, extra="ignore", json_schema_serialization_defaults_required=True
+    )
+
+
+class AuthGrantedPayload(_ServicePayload):
+    """``auth.granted``: a corp installed the app (or re-installed it: a new permanent code)."""
+
+    corp_id: _Text
+    corp_name: str | None = None
+    agent_id: int | None = None
+    permanent_code_sealed: _Text = Field(
+        description="the permanent code, AES-GCM sealed with DATA_KEY (never in clear)"
+    )
+    test: bool = Field(False, description="a test install (via /install?test=1 or TEST_CORP_IDS)")
+    installer_user_id: str | None = None
+    installer_open_userid: str | None = None
+    auth_mode: int | None = Field(None, description="WeCom's auth_mode; 1 = member authorisation")
+
+
+class AuthChangedPayload(_ServicePayload):
+    """``auth.changed``: the grant changed (change_auth, or a reset permanent code)."""
+
+    corp_id: _Text
+    corp_name: str | None = None
+    agent_id: int | None = None
+    permanent_code_sealed: str | None = Field(
+        None, description="set only when the permanent code itself changed"
+    )
+
+
+class AuthRevokedPayload(_ServicePayload):
+    """``auth.revoked``: the corp uninstalled the app; its permanent code is void."""
+
+    corp_id: _Text
+    reason: str | None = None
+
+
+SERVICE_EVENT_MODELS: dict[str, type[Payload]] = {
+    "auth.granted": AuthGrantedPayload,
+    "auth.changed": AuthChangedPayload,
+    "auth.revoked": AuthRevokedPayload,
+}
+"""The payload model of every event type our services publish (not from a callback)."""
+
+
+# --- RPC ------------------------------------------------------------------------------------------
+
+TokenKind = Literal["suite", "provider", "corp", "jsapi", "agent_jsapi", "pre_auth_code"]
+CORP_TOKEN_KINDS: frozenset[str] = frozenset({"corp", "jsapi", "agent_jsapi"})
+
+
+class TokenRequest(BaseModel):
+    """An ``rpc.tokens`` request. ``stale`` is a token the caller saw WeCom reject: the
+    service refreshes only if that token is still the current one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: TokenKind
+    corp_id: str | None = Field(None, min_length=1, max_length=128)
+    agent_id: int | None = None
+    stale: str | None = Field(None, min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _corp_needed(self) -> TokenRequest:
+        if self.kind in CORP_TOKEN_KINDS and self.corp_id is None:
+            raise ValueError(f"corp_id is required for kind {self.kind!r}")
+        if self.kind not in CORP_TOKEN_KINDS and self.corp_id is not None:
+            raise ValueError(f"corp_id is not used by kind {self.kind!r}")
+        return self
+
+
+class TokenReply(BaseModel):
+    """An ``rpc.tokens`` answer: the token (or ticket, or pre_auth_code) and when it expires."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    token: str
+    expires_at: datetime

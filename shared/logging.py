@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
@@ -189,3 +189,27 @@ def configure_logging(
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service, version=version)
+
+
+class LogConfig(Protocol):
+    """What :func:`configure_service_logging` reads (``shared.settings.LogSettings``)."""
+
+    @property
+    def log_level(self) -> str: ...
+
+    @property
+    def log_format(self) -> str | None: ...
+
+
+def configure_service_logging(settings: LogConfig, service: str, secrets: Iterable[str]) -> None:
+    """:func:`configure_logging` from a service's ``LOG_LEVEL``/``LOG_FORMAT`` settings, with
+    the package version stamped on every line."""
+    from shared.version import package_version  # noqa: PLC0415 -- keeps this module import-light
+
+    configure_logging(
+        settings.log_level,
+        settings.log_format,
+        service=service,
+        version=package_version(),
+        secrets=secrets,
+    )

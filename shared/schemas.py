@@ -16,11 +16,20 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from shared.contracts import PAYLOAD_MODELS, EventEnvelope
+from shared.contracts import PAYLOAD_MODELS, SERVICE_EVENT_MODELS, EventEnvelope
+from shared.notify import NotifyRequest, NotifyResult
 
 __all__ = ["export_schemas", "main", "render_event_catalogue", "render_schema"]
 
 ENVELOPE_SCHEMA = "envelope"
+# Every event type with a typed payload: callbacks, then what our services publish.
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    **PAYLOAD_MODELS,
+    **SERVICE_EVENT_MODELS,
+    "notify.result": NotifyResult,
+}
+# Messages that are not events: notification requests on wecom.notify.
+MESSAGE_MODELS: dict[str, type[BaseModel]] = {"notify.request": NotifyRequest}
 
 
 def render_schema(model: type[BaseModel]) -> str:
@@ -40,7 +49,8 @@ def export_schemas(directory: Path) -> list[Path]:
     """
     directory.mkdir(parents=True, exist_ok=True)
     models: list[tuple[str, type[BaseModel]]] = [(ENVELOPE_SCHEMA, EventEnvelope)]
-    models.extend(sorted(PAYLOAD_MODELS.items()))
+    models.extend(sorted(EVENT_MODELS.items()))
+    models.extend(sorted(MESSAGE_MODELS.items()))
     written = []
     for name, model in models:
         path = directory / f"{name}.json"
@@ -59,7 +69,7 @@ def render_event_catalogue() -> str:
         "| type | payload fields | schema |",
         "|---|---|---|",
     ]
-    for event_type, model in sorted(PAYLOAD_MODELS.items()):
+    for event_type, model in sorted(EVENT_MODELS.items()):
         fields = ", ".join(f"`{name}`" for name in model.model_fields)
         lines.append(f"| `{event_type}` | {fields} | [json](schemas/{event_type}.json) |")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.sandbox import (
     SANDBOX_AES_KEY,
+    SANDBOX_API_BASE,
     SANDBOX_PROVIDER_CORPID,
+    SANDBOX_PROVIDER_SECRET,
     SANDBOX_SUITE_ID,
     SANDBOX_SUITE_SECRET,
     SANDBOX_TOKEN,
@@ -150,6 +152,32 @@ class WeComAppSettings(_Base):
         if self.wecom_provider_corpid is not None:
             return self.wecom_provider_corpid
         return SANDBOX_PROVIDER_CORPID if self.sandbox else None
+
+    @property
+    def provider_secret(self) -> SecretStr | None:
+        if self.wecom_provider_secret is not None:
+            return self.wecom_provider_secret
+        return SecretStr(SANDBOX_PROVIDER_SECRET) if self.sandbox else None
+
+
+class WeComApiSettings(WeComAppSettings):
+    """``WECOM_API_BASE`` (sandbox: the bundled simulator) and the client's timeout."""
+
+    wecom_api_base: str | None = None
+    wecom_api_timeout_s: float = Field(10.0, gt=0, le=120)
+
+    @field_validator("wecom_api_base")
+    @classmethod
+    def _check_base(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @property
+    def api_base(self) -> str:
+        if self.wecom_api_base:
+            return self.wecom_api_base
+        return SANDBOX_API_BASE if self.sandbox else "https://qyapi.weixin.qq.com"
 
 
 S = TypeVar("S", bound=BaseSettings)

@@ -1,6 +1,7 @@
 """``wecom-suite run``: every service in one process on the embedded defaults.
 
-Today that is the gateway on the in-process bus (or RabbitMQ with ``AMQP_URL``); each
+Today that is the gateway and token_service on the in-process bus (or RabbitMQ with
+``AMQP_URL``) and the SQLite store in ``DATA_DIR`` (or MongoDB with ``MONGO_URL``); each
 service joins here as its issue lands. In sandbox mode (no ``WECOM_SUITE_ID``) the callback
 URLs accept callbacks signed with the public sandbox credentials of ``shared.sandbox``, and
 the bundled WeCom simulator runs alongside on ``SIM_HTTP_PORT``, pushing its callbacks to this
@@ -17,18 +18,20 @@ from shared.bus.factory import BusComponent, create_bus
 from shared.bus.topology import BASE_TOPOLOGY
 from shared.http import HttpServer
 from shared.lifecycle import Component, Readiness, run_components
-from shared.logging import configure_logging
+from shared.logging import configure_service_logging
 from shared.metrics import new_registry
 from shared.settings import load_settings
-from shared.version import package_version
 from simulator.app import build_simulator_app
 from simulator.app import secrets_of as simulator_secrets_of
 from simulator.settings import SimulatorSettings
+from token_service.service import TOKEN_TOPOLOGY, TokenService
+from token_service.service import secrets_of as token_secrets_of
+from token_service.settings import TokenSettings
 
 log = structlog.get_logger(__name__)
 
 
-class AllInOneSettings(GatewaySettings):
+class AllInOneSettings(GatewaySettings, TokenSettings):
     """The union of every bundled service's settings (one environment, one process)."""
 
 
@@ -51,21 +54,26 @@ def sandbox_simulator_settings(settings: AllInOneSettings) -> SimulatorSettings:
 async def run_all(settings: AllInOneSettings) -> None:
     """Run every bundled service until SIGTERM or Ctrl-C."""
     sim_settings = sandbox_simulator_settings(settings) if settings.sandbox else None
-    secrets = secrets_of(settings)
+    secrets = secrets_of(settings) + token_secrets_of(settings)
     if sim_settings is not None:
         secrets += simulator_secrets_of(sim_settings)
-    configure_logging(
-        settings.log_level,
-        settings.log_format,
-        service="wecom-suite",
-        version=package_version(),
-        secrets=secrets,
-    )
-    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY, all_in_one=True)
+        if settings.wecom_api_base is None:
+            # The sandbox's WeCom is the bundled simulator, wherever SIM_HTTP_PORT put it.
+            sim_host = sim_settings.sim_http_host
+            if sim_host in ("", "0.0.0.0", "::"):  # noqa: S104
+                sim_host = "127.0.0.1"
+            settings = settings.model_copy(
+                update={"wecom_api_base": f"http://{sim_host}:{sim_settings.sim_http_port}"}
+            )
+    configure_service_logging(settings, "wecom-suite", secrets)
+    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(TOKEN_TOPOLOGY), all_in_one=True)
+    bus_component = BusComponent(bus)
     readiness = Readiness()
-    app = build_gateway_app(settings, bus, registry=new_registry(), readiness=readiness)
+    registry = new_registry()
+    app = build_gateway_app(settings, bus, registry=registry, readiness=readiness)
     server = HttpServer(app, settings.http_host, settings.http_port, name="gateway")
-    components: list[Component] = [BusComponent(bus), server]
+    tokens = TokenService(settings, bus, bus_component, registry=registry, readiness=readiness)
+    components: list[Component] = [bus_component, tokens, server]
     if sim_settings is not None:
         # Started after the gateway, so the ticket it pushes at start finds the URL listening.
         sim_app = build_simulator_app(sim_settings, registry=new_registry())

@@ -13,6 +13,7 @@ from gateway.service import main as gateway_main
 from shared.errors import ConfigurationError
 from shared.settings import exit_on_configuration_error, load_settings
 from simulator.service import main as simulator_main
+from token_service.service import main as token_service_main
 from wecom_suite.allinone import AllInOneSettings, run_all
 from wecom_suite.listing.command import run_check, run_init
 from wecom_suite.listing.report import Lang, default_lang
@@ -29,6 +30,10 @@ def _gateway(_: argparse.Namespace) -> None:
 
 def _simulator(_: argparse.Namespace) -> None:
     simulator_main()
+
+
+def _token_service(_: argparse.Namespace) -> None:
+    token_service_main()
 
 
 def _lang(args: argparse.Namespace) -> Lang:
@@ -98,6 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser(
         "simulator", help="the WeCom simulator (API, callbacks, /_sim/ control API)"
     ).set_defaults(handler=_simulator)
+    commands.add_parser(
+        "token-service",
+        help="token_service alone: suite_ticket, tokens, rpc.tokens (needs AMQP_URL)",
+    ).set_defaults(handler=_token_service)
     _add_listing(commands)
     return parser
 

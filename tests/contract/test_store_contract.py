@@ -11,134 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import bson
 import pytest
-from pymongo import AsyncMongoClient
 
 from shared.storage import DocumentStore, SecretBox, UnknownCollection
-from shared.storage.mongo import MongoStore
-from shared.storage.sqlite import DB_FILE_NAME, SQLiteStore
-from tests.support.fake_mongo import FakeMongoServer
+from tests.support.store_backends import BACKENDS, Backend, FakeClock
 
 COLLECTIONS = ("tokens", "leases")
 
 
-class FakeClock:
-    """Unix time that moves only when a test says so (starts at the real time)."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-class Backend(Protocol):
-    """How the suite opens stores on one shared backend and reads what it holds at rest."""
-
-    def open(self, clock: Callable[[], float]) -> DocumentStore: ...
-
-    async def raw_bytes(self) -> bytes: ...
-
-    async def dispose(self) -> None: ...
-
-
-class SQLiteBackend:
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / DB_FILE_NAME
-
-    def open(self, clock: Callable[[], float]) -> DocumentStore:
-        return SQLiteStore(self.path, COLLECTIONS, clock=clock)
-
-    async def raw_bytes(self) -> bytes:
-        # The WAL holds recent commits until a checkpoint: read it too.
-        files = [self.path, self.path.with_name(self.path.name + "-wal")]
-        return b"".join(path.read_bytes() for path in files if path.exists())
-
-    async def dispose(self) -> None:
-        return None
-
-
-class FakeMongoBackend:
-    def __init__(self) -> None:
-        self.server = FakeMongoServer()
-
-    def open(self, clock: Callable[[], float]) -> DocumentStore:
-        return MongoStore(self.server.client(), "test", COLLECTIONS, clock=clock)
-
-    async def raw_bytes(self) -> bytes:
-        return repr(self.server.data).encode()
-
-    async def dispose(self) -> None:
-        return None
-
-
-class RealMongoBackend:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.database = f"wecom_test_{uuid.uuid4().hex[:12]}"
-
-    def _client(self) -> AsyncMongoClient[dict[str, Any]]:
-        return AsyncMongoClient(self.url, tz_aware=True, serverSelectionTimeoutMS=5000)
-
-    def open(self, clock: Callable[[], float]) -> DocumentStore:
-        return MongoStore(self._client(), self.database, COLLECTIONS, clock=clock)
-
-    async def raw_bytes(self) -> bytes:
-        client = self._client()
-        try:
-            chunks = []
-            for name in COLLECTIONS:
-                async for raw in client[self.database][name].find({}):
-                    chunks.append(bson.encode(raw))
-            return b"".join(chunks)
-        finally:
-            await client.close()
-
-    async def dispose(self) -> None:
-        client = self._client()
-        try:
-            await client.drop_database(self.database)
-        finally:
-            await client.close()
-
-
-_NO_MONGO = "MONGO_URL is not set: the real-MongoDB run of the store contract is optional"
-
-
-def _real_mongo(tmp_path: Path) -> Backend:
-    url = os.environ.get("MONGO_URL")
-    if not url:
-        pytest.skip(reason=_NO_MONGO)
-    return RealMongoBackend(url)
-
-
-BACKENDS = [
-    pytest.param(SQLiteBackend, id="sqlite"),
-    pytest.param(lambda tmp_path: FakeMongoBackend(), id="mongo-fake"),
-    pytest.param(_real_mongo, id="mongo-real", marks=pytest.mark.integration),
-]
-
-
 @pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    made: Backend = request.param(tmp_path)
+    made: Backend = request.param(tmp_path, COLLECTIONS)
     yield made
     await made.dispose()
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -104,3 +104,25 @@ def test_sandbox_simulator_pushes_suite_tickets_to_the_gateway(
     assert status == 200
     assert all(d["ok"] for d in json.loads(body)["deliveries"])
     assert str(pushed["ticket"]) not in output
+
+
+def test_sandbox_token_service_stores_the_simulators_ticket(
+    running: tuple[subprocess.Popen[bytes], str], sim_base: str
+) -> None:
+    """The ticket the bundled simulator pushes at start reaches the bundled token_service,
+    which is part of readiness."""
+    process, base = running
+    status, body = http_get(f"{base}/readyz")
+    assert status == 200
+    assert json.loads(body)["checks"] == {"bus": True, "store": True, "token_service": True}
+    deadline = time.monotonic() + 10
+    stored = 0.0
+    while stored < 1 and time.monotonic() < deadline:
+        _, metrics = http_get(f"{base}/metrics")
+        for line in metrics.decode().splitlines():
+            if line.startswith('wecom_suite_ticket_updates_total{outcome="stored"}'):
+                stored = float(line.rsplit(" ", 1)[1])
+        time.sleep(0.1)
+    assert stored >= 1
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0

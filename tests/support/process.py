@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -45,6 +47,10 @@ def wecom_suite_run(
         if not key.startswith(("WECOM_", "AMQP_", "MONGO_"))
     }
     env.update({"HTTP_PORT": str(port), "LOG_FORMAT": "json", "LOG_LEVEL": log_level})
+    # The store and the sandbox data key live in a throw-away DATA_DIR, never the checkout.
+    data_dir = tempfile.mkdtemp(prefix="wecom-suite-run-")
+    env.setdefault("DATA_DIR", data_dir)
+    env.pop("DATA_KEY", None)
     # Sandbox mode also starts the simulator; keep it off the fixed default port 8081.
     env.setdefault("SIM_HTTP_PORT", str(free_port()))
     output = subprocess.PIPE if capture_output else subprocess.DEVNULL
@@ -73,3 +79,4 @@ def wecom_suite_run(
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
+        shutil.rmtree(data_dir, ignore_errors=True)

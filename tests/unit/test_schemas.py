@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from shared.contracts import PAYLOAD_MODELS
-from shared.schemas import ENVELOPE_SCHEMA, export_schemas, main, render_event_catalogue
+from shared.schemas import (
+    ENVELOPE_SCHEMA,
+    EVENT_MODELS,
+    MESSAGE_MODELS,
+    export_schemas,
+    main,
+    render_event_catalogue,
+)
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "schemas"
 
@@ -23,7 +29,7 @@ def test_committed_schemas_are_up_to_date(tmp_path: Path) -> None:
 
 def test_every_event_type_has_a_schema_file() -> None:
     """Consumers find the payload of each type at docs/schemas/<type>.json."""
-    for event_type in [ENVELOPE_SCHEMA, *PAYLOAD_MODELS]:
+    for event_type in [ENVELOPE_SCHEMA, *EVENT_MODELS, *MESSAGE_MODELS]:
         assert (COMMITTED / f"{event_type}.json").is_file(), event_type
 
 
@@ -31,7 +37,7 @@ def test_export_writes_the_envelope_then_payloads_sorted(tmp_path: Path) -> None
     """The order and the file names are stable, one file per model."""
     written = export_schemas(tmp_path / "new")
     assert [path.name for path in written] == [
-        f"{name}.json" for name in [ENVELOPE_SCHEMA, *sorted(PAYLOAD_MODELS)]
+        f"{name}.json" for name in [ENVELOPE_SCHEMA, *sorted(EVENT_MODELS), *sorted(MESSAGE_MODELS)]
     ]
     assert all(path.parent == tmp_path / "new" for path in written)
 
@@ -60,7 +66,8 @@ def test_the_command_line_exports_into_a_directory(
     """`python -m shared.schemas DIR` is the way to refresh docs/schemas."""
     assert main([str(tmp_path)]) == 0
     assert (tmp_path / "envelope.json").is_file()
-    assert f"wrote {len(PAYLOAD_MODELS) + 1} schemas" in capsys.readouterr().out
+    total = len(EVENT_MODELS) + len(MESSAGE_MODELS) + 1
+    assert f"wrote {total} schemas" in capsys.readouterr().out
 
 
 def test_event_catalogue_in_docs_is_up_to_date() -> None:

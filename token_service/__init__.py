@@ -1,0 +1,1 @@
+"""token_service: the only component that calls WeCom's token and ticket endpoints."""

@@ -1,0 +1,161 @@
+"""token_service's bus handlers: events on ``token_service.events`` and ``rpc.tokens`` requests.
+
+Event handling is idempotent: a ticket is kept only if newer, a grant event only if newer
+than the grant's last change, so a redelivery or a WeCom retry changes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+from pydantic import ValidationError
+
+from shared.bus.abc import Delivery, Message
+from shared.contracts import (
+    AuthChangedPayload,
+    AuthGrantedPayload,
+    AuthRevokedPayload,
+    EventEnvelope,
+    SuiteTicketPayload,
+    TokenReply,
+    TokenRequest,
+    permanent_code_context,
+)
+from shared.errors import InvalidRequest
+from shared.storage.crypto import SecretBox
+from token_service.domain import SuiteTicket
+from token_service.manager import TokenManager
+from token_service.metrics import TokenMetrics
+from token_service.store import TokenRepository
+
+log = structlog.get_logger(__name__)
+
+CONSUMED_EVENTS = ("command.suite_ticket", "auth.granted", "auth.changed", "auth.revoked")
+
+
+class TokenHandlers:
+    def __init__(
+        self,
+        manager: TokenManager,
+        repository: TokenRepository,
+        box: SecretBox,
+        metrics: TokenMetrics,
+        *,
+        suite_id: str,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._manager = manager
+        self._repository = repository
+        self._box = box
+        self._metrics = metrics
+        self._suite_id = suite_id
+        self._clock = clock
+
+    # --- rpc.tokens -----------------------------------------------------------------------
+
+    async def answer(self, message: Message) -> bytes:
+        """One ``rpc.tokens`` request → ``{"token", "expires_at"}`` (errors become error
+        replies in the bus's RPC server)."""
+        try:
+            request = TokenRequest.model_validate_json(message.body)
+        except ValidationError as exc:
+            raise InvalidRequest(f"bad rpc.tokens request: {_describe(exc)}") from None
+        token = await self._manager.get(request)
+        reply = TokenReply(
+            token=token.value, expires_at=datetime.fromtimestamp(token.expires_at, UTC)
+        )
+        return reply.model_dump_json().encode()
+
+    # --- events ---------------------------------------------------------------------------
+
+    async def handle_event(self, delivery: Delivery) -> None:
+        """Apply one event; a malformed one raises a non-retryable error (→ ``.dead``)."""
+        try:
+            envelope = EventEnvelope.model_validate_json(delivery.message.body)
+        except ValidationError as exc:
+            raise InvalidRequest(f"not an event envelope: {_describe(exc)}") from None
+        try:
+            if envelope.type == "command.suite_ticket":
+                await self._suite_ticket(envelope)
+            elif envelope.type == "auth.granted":
+                await self._granted(envelope, AuthGrantedPayload.model_validate(envelope.payload))
+            elif envelope.type == "auth.changed":
+                await self._changed(envelope, AuthChangedPayload.model_validate(envelope.payload))
+            elif envelope.type == "auth.revoked":
+                await self._revoked(envelope, AuthRevokedPayload.model_validate(envelope.payload))
+            else:
+                log.warning("event_ignored", type=envelope.type, event_id=envelope.id)
+        except ValidationError as exc:
+            raise InvalidRequest(f"bad {envelope.type} payload: {_describe(exc)}") from None
+
+    async def _suite_ticket(self, envelope: EventEnvelope) -> None:
+        if envelope.suite_id != self._suite_id:
+            # Another app's ticket on a shared broker: useless to us, harmless to drop.
+            self._metrics.ticket_updates.labels("other_suite").inc()
+            log.warning("suite_ticket_for_other_suite", event_id=envelope.id)
+            return
+        payload = SuiteTicketPayload.model_validate(envelope.payload)
+        ticket = SuiteTicket(
+            value=payload.suite_ticket,
+            timestamp=envelope.occurred_at.timestamp(),
+            received_at=envelope.received_at.timestamp(),
+        )
+        stored = await self._repository.save_ticket(ticket)
+        self._metrics.ticket_updates.labels("stored" if stored else "older").inc()
+        if stored:
+            self._metrics.ticket_age.set(max(0.0, self._clock() - ticket.timestamp))
+        log.info("suite_ticket_received", stored=stored, event_id=envelope.id)
+
+    async def _granted(self, envelope: EventEnvelope, payload: AuthGrantedPayload) -> None:
+        code = self._box.open(
+            payload.permanent_code_sealed, context=permanent_code_context(payload.corp_id)
+        )
+        grant = await self._repository.apply_grant(
+            "granted",
+            corp_id=payload.corp_id,
+            occurred_at=envelope.occurred_at.timestamp(),
+            permanent_code=code,
+            agent_id=payload.agent_id,
+        )
+        if grant is not None:
+            # A re-install brings a new permanent code: tokens of the old one are void.
+            await self._manager.forget_corp(payload.corp_id)
+        log.info("grant_applied", change="granted", corp_id=payload.corp_id, applied=bool(grant))
+
+    async def _changed(self, envelope: EventEnvelope, payload: AuthChangedPayload) -> None:
+        code = (
+            None
+            if payload.permanent_code_sealed is None
+            else self._box.open(
+                payload.permanent_code_sealed, context=permanent_code_context(payload.corp_id)
+            )
+        )
+        grant = await self._repository.apply_grant(
+            "changed",
+            corp_id=payload.corp_id,
+            occurred_at=envelope.occurred_at.timestamp(),
+            permanent_code=code,
+            agent_id=payload.agent_id,
+        )
+        if grant is not None and code is not None:
+            await self._manager.forget_corp(payload.corp_id)
+        log.info("grant_applied", change="changed", corp_id=payload.corp_id, applied=bool(grant))
+
+    async def _revoked(self, envelope: EventEnvelope, payload: AuthRevokedPayload) -> None:
+        grant = await self._repository.apply_grant(
+            "revoked", corp_id=payload.corp_id, occurred_at=envelope.occurred_at.timestamp()
+        )
+        await self._manager.forget_corp(payload.corp_id)
+        log.info("grant_applied", change="revoked", corp_id=payload.corp_id, applied=bool(grant))
+
+
+def _describe(exc: ValidationError) -> str:
+    """Which fields are wrong, without echoing any value (values may be secrets)."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False)[:5]:
+        location = ".".join(str(part) for part in error["loc"]) or "body"
+        parts.append(f"{location}: {error['msg']}")
+    return "; ".join(parts)

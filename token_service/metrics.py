@@ -1,0 +1,66 @@
+"""token_service's Prometheus metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+# WeCom calls take tens to hundreds of milliseconds; a slow one takes seconds.
+WECOM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenMetrics:
+    served: Counter
+    refreshes: Counter
+    lease_waits: Counter
+    wecom_seconds: Histogram
+    ticket_age: Gauge
+    ticket_updates: Counter
+
+    def observe_wecom_call(self, path: str, outcome: str, seconds: float) -> None:
+        """The WeComClient observer: latency by API path and outcome."""
+        self.wecom_seconds.labels(path, outcome).observe(seconds)
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> TokenMetrics:
+        return cls(
+            served=Counter(
+                "wecom_tokens_served",
+                "Tokens handed out, by kind and source (memory, store, refresh, waited).",
+                ["kind", "source"],
+                registry=registry,
+            ),
+            refreshes=Counter(
+                "wecom_token_refreshes",
+                "Calls to WeCom's token endpoints, by kind and outcome (ok or the error code).",
+                ["kind", "outcome"],
+                registry=registry,
+            ),
+            lease_waits=Counter(
+                "wecom_token_lease_waits",
+                "Refreshes this replica left to another replica holding the lease, by kind.",
+                ["kind"],
+                registry=registry,
+            ),
+            wecom_seconds=Histogram(
+                "wecom_api_call_seconds",
+                "WeCom API call latency by path and outcome.",
+                ["path", "outcome"],
+                buckets=WECOM_BUCKETS,
+                registry=registry,
+            ),
+            ticket_age=Gauge(
+                "wecom_suite_ticket_age_seconds",
+                "Age of the newest suite_ticket by WeCom's TimeStamp (-1: none yet). WeCom "
+                "pushes every 600 s; above 1200 s pushes are being missed.",
+                registry=registry,
+            ),
+            ticket_updates=Counter(
+                "wecom_suite_ticket_updates",
+                "suite_ticket pushes received, by outcome (stored, older, other_suite).",
+                ["outcome"],
+                registry=registry,
+            ),
+        )

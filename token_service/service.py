@@ -1,0 +1,210 @@
+"""Wiring of token_service: store, WeCom client, manager and handlers as one lifecycle
+component, and the standalone process (bus + component + health/metrics HTTP server)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import Final
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from shared.bus.abc import Bus, Consumer
+from shared.bus.factory import BusComponent, create_bus
+from shared.bus.topology import (
+    BASE_TOPOLOGY,
+    EVENTS_EXCHANGE,
+    RPC_TOKENS_QUEUE,
+    RPC_TOPOLOGY,
+    Binding,
+    QueueSpec,
+    Topology,
+)
+from shared.errors import ConfigurationError
+from shared.http import HttpServer, add_health_routes, error_middleware
+from shared.lifecycle import Readiness, run_components
+from shared.logging import configure_service_logging
+from shared.metrics import new_registry
+from shared.settings import exit_on_configuration_error, load_settings
+from shared.storage.abc import DocumentStore
+from shared.storage.crypto import SecretBox, load_data_key
+from shared.storage.factory import create_store
+from shared.wecom.api import WeComClient
+from token_service.domain import ticket_age_s
+from token_service.fetcher import TokenFetcher
+from token_service.handlers import CONSUMED_EVENTS, TokenHandlers
+from token_service.manager import TokenManager
+from token_service.metrics import TokenMetrics
+from token_service.settings import TokenServiceSettings, TokenSettings
+from token_service.store import COLLECTIONS, StoredTokens
+
+log = structlog.get_logger(__name__)
+
+EVENTS_QUEUE: Final = "token_service.events"
+TOKEN_TOPOLOGY: Final = RPC_TOPOLOGY.merged(
+    Topology(
+        queues=(
+            QueueSpec(
+                EVENTS_QUEUE,
+                bindings=tuple(Binding(EVENTS_EXCHANGE, key) for key in CONSUMED_EVENTS),
+            ),
+        )
+    )
+)
+# A cached token is answered in microseconds; most in-flight requests wait on one refresh.
+RPC_PREFETCH: Final = 256
+_TICKET_CHECK_INTERVAL_S: Final = 60.0
+
+
+def secrets_of(settings: TokenSettings) -> list[str]:
+    """Values the log redactor must mask."""
+    values = [settings.suite_secret.get_secret_value()]
+    if settings.provider_secret is not None:
+        values.append(settings.provider_secret.get_secret_value())
+    return values
+
+
+class TokenService:
+    """The component: starts the store, then (once the bus is up) the event consumer and the
+    ``rpc.tokens`` server; reports readiness; watches the suite_ticket's age."""
+
+    name = "token_service"
+
+    def __init__(
+        self,
+        settings: TokenSettings,
+        bus: Bus,
+        bus_component: BusComponent,
+        *,
+        store: DocumentStore | None = None,
+        registry: CollectorRegistry | None = None,
+        readiness: Readiness | None = None,
+    ) -> None:
+        self._settings = settings
+        self._bus = bus
+        self._bus_component = bus_component
+        self.store = store or create_store(
+            COLLECTIONS,
+            mongo_url=settings.mongo_url,
+            mongo_db=settings.mongo_db,
+            data_dir=settings.data_dir,
+        )
+        self.metrics = TokenMetrics.create(registry or new_registry())
+        self._client = WeComClient(
+            settings.api_base,
+            timeout_s=settings.wecom_api_timeout_s,
+            observer=self.metrics.observe_wecom_call,
+        )
+        self._consumers: list[Consumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._serving = False
+        self._store_started = False
+        self.manager: TokenManager | None = None
+        self.handlers: TokenHandlers | None = None
+        if readiness is not None:
+            readiness.add("store", lambda: self._store_started)
+            readiness.add("token_service", lambda: self._serving)
+
+    async def start(self) -> None:
+        box = SecretBox(
+            load_data_key(
+                self._settings.data_key, self._settings.data_dir, sandbox=self._settings.sandbox
+            )
+        )
+        await self.store.start()
+        self._store_started = True
+        repository = StoredTokens(self.store, box)
+        fetcher = TokenFetcher(
+            self._client,
+            suite_id=self._settings.suite_id,
+            suite_secret=self._settings.suite_secret,
+            provider_corpid=self._settings.provider_corpid,
+            provider_secret=self._settings.provider_secret,
+        )
+        self.manager = TokenManager(
+            repository,
+            fetcher,
+            self.metrics,
+            margin_s=self._settings.token_refresh_margin_s,
+            lease_s=self._settings.token_lease_s,
+            wait_s=self._settings.token_wait_s,
+        )
+        self.handlers = TokenHandlers(
+            self.manager, repository, box, self.metrics, suite_id=self._settings.suite_id
+        )
+        self._tasks.append(asyncio.create_task(self._serve(self.handlers), name="token-serve"))
+        self._tasks.append(
+            asyncio.create_task(self._watch_ticket(repository), name="token-ticket-age")
+        )
+
+    async def _serve(self, handlers: TokenHandlers) -> None:
+        # The HTTP server answers /readyz meanwhile; consumers start once the bus is up.
+        await self._bus_component.connected()
+        self._consumers.append(await self._bus.consume(EVENTS_QUEUE, handlers.handle_event))
+        self._consumers.append(
+            await self._bus.serve(RPC_TOKENS_QUEUE, handlers.answer, prefetch=RPC_PREFETCH)
+        )
+        self._serving = True
+        log.info("token_service_serving", api_base=self._settings.api_base)
+
+    async def _watch_ticket(self, repository: StoredTokens) -> None:
+        """Export the ticket's age and warn when WeCom's pushes stop arriving: the ticket
+        dies 30 min after issue and no WeCom SDK tells anyone before calls start failing."""
+        while True:
+            try:
+                age = ticket_age_s(await repository.get_ticket(), time.time())
+            except Exception:
+                log.exception("suite_ticket_check_failed")
+            else:
+                self.metrics.ticket_age.set(-1 if age is None else age)
+                if age is not None and age > self._settings.token_ticket_warn_age_s:
+                    log.warning(
+                        "suite_ticket_old",
+                        age_s=round(age),
+                        operator_action="WeCom pushes a suite_ticket every 10 minutes; check "
+                        "that the instruction callback URL is reachable from WeCom and the "
+                        "gateway is publishing command.suite_ticket",
+                    )
+            await asyncio.sleep(_TICKET_CHECK_INTERVAL_S)
+
+    async def stop(self) -> None:
+        self._serving = False
+        for consumer in self._consumers:
+            await consumer.cancel()
+        self._consumers.clear()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self._client.close()
+        if self._store_started:
+            self._store_started = False
+            await self.store.stop()
+
+
+async def run_token_service(settings: TokenServiceSettings) -> None:
+    """token_service as its own process, until SIGTERM."""
+    configure_service_logging(settings, "token_service", secrets_of(settings))
+    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(TOKEN_TOPOLOGY), all_in_one=False)
+    bus_component = BusComponent(bus)
+    registry = new_registry()
+    readiness = Readiness()
+    readiness.add("bus", lambda: bus.is_ready)
+    service = TokenService(settings, bus, bus_component, registry=registry, readiness=readiness)
+    app = web.Application(middlewares=[error_middleware])
+    add_health_routes(app, readiness, registry)
+    server = HttpServer(app, settings.http_host, settings.http_port, name="token_service_http")
+    await run_components([bus_component, service, server])
+
+
+def main() -> None:
+    """Entry point of ``python -m token_service`` and ``wecom-suite token-service``."""
+    settings = load_settings(TokenServiceSettings)
+    try:
+        asyncio.run(run_token_service(settings))
+    except ConfigurationError as exc:
+        exit_on_configuration_error(exc.message)
