@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bus, gateway
+from bench import bus, gateway, tokens
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -187,8 +187,40 @@ def _bus_section(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _tokens_section(result: dict[str, Any]) -> list[str]:
+    lines = ["## Token service (`bench/tokens.py`)", ""]
+    if "skipped" in result:
+        return [*lines, f"Not run: {result['skipped']}."]
+    cold, latency = result["cold_burst"], result["cached_latency"]
+    throughput = result["cached_throughput"]
+    lines += [
+        f"{result['replicas']} `python -m token_service` processes sharing one SQLite file, on "
+        "the local RabbitMQ (a vhost of the run's own), the simulator standing in for WeCom "
+        "and counting its calls; one client process calls `rpc.tokens`.",
+        "",
+        "| measurement | result |",
+        "|---|---|",
+        f"| {cold['requests']:,} concurrent `corp` requests, cold cache: WeCom "
+        f"`get_corp_token` calls | {cold['wecom_corp_token_calls']} (distinct tokens handed "
+        f"out: {cold['distinct_tokens']}; {cold['seconds']} s for all) |",
+        f"| `get_suite_token` calls in the whole run | {result['suite_token_calls']} |",
+        f"| cached round trip, one at a time, p50 / p99 / max ({latency['requests']:,} "
+        f"calls) | {latency['p50_ms']:.2f} / {latency['p99_ms']:.2f} / "
+        f"{latency['max_ms']:.2f} ms |",
+        f"| cached calls/s, {throughput['concurrency']} in flight "
+        f"({throughput['requests']:,} calls) | {throughput['calls_per_s']:,} |",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+        f"| one WeCom token call per token per expiry | {cold['wecom_corp_token_calls']} "
+        f"per {cold['requests']:,} requests | "
+        f"{_verdict(cold['wecom_corp_token_calls'] == 1 and result['suite_token_calls'] == 1)} |",
+    ]
+    return lines
+
+
 def main() -> None:
-    results = {"gateway": gateway.run(), "bus": bus.run()}
+    results = {"gateway": gateway.run(), "bus": bus.run(), "tokens": tokens.run()}
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     lines = [
         "# Benchmarks",
@@ -199,6 +231,8 @@ def main() -> None:
         *_gateway_section(results["gateway"]),
         "",
         *_bus_section(results["bus"]),
+        "",
+        *_tokens_section(results["tokens"]),
         "",
     ]
     DOC.write_text("\n".join(lines), encoding="utf-8")
