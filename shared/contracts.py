@@ -597,11 +597,12 @@ class AuthGrantedPayload(_ServicePayload):
 
 
 class AuthChangedPayload(_ServicePayload):
-    """``auth.changed``: the grant changed (change_auth, or a reset permanent code)."""
+    """``auth.changed``: the grant changed (change_auth, members, or a reset permanent code)."""
 
     corp_id: _Text
     corp_name: str | None = None
     agent_id: int | None = None
+    members: list[str] = Field(default_factory=list, description="members who have the app")
     permanent_code_sealed: str | None = Field(
         None, description="set only when the permanent code itself changed"
     )
@@ -614,10 +615,48 @@ class AuthRevokedPayload(_ServicePayload):
     reason: str | None = None
 
 
+InstallLimit = Literal["corps", "users", "test_accounts", "test_and_released"]
+
+
+class AuthRejectedPayload(_ServicePayload):
+    """``auth.rejected``: an install (or one member of it) was refused by an install limit."""
+
+    corp_id: _Text
+    corp_name: str | None = None
+    user_id: str | None = Field(None, description="the member refused, when only one was")
+    test: bool = False
+    limit: InstallLimit = Field(description="which limit refused it")
+    reason: str = Field(description="a sentence saying which limit and its value")
+
+
+class QuotaWarningPayload(_ServicePayload):
+    """``auth.quota_warning``: an install limit reached 80 % or 100 % of its value."""
+
+    limit: Literal["corps", "users", "test_accounts"]
+    used: int
+    max: int
+    level: Literal[80, 100] = Field(description="percent of the limit now used")
+
+
+class InstallRedirectPayload(_ServicePayload):
+    """``install.redirect``: the browser came back from WeCom's install page with an auth code
+    (published by the gateway's ``/install/complete``; protocol doc §8.4)."""
+
+    auth_code: _Text
+    state: str | None = None
+    state_valid: bool = Field(
+        False, description="the state was ours: signed by this deployment and not expired"
+    )
+    test: bool = Field(False, description="the signed state asked for a test install")
+
+
 SERVICE_EVENT_MODELS: dict[str, type[Payload]] = {
     "auth.granted": AuthGrantedPayload,
     "auth.changed": AuthChangedPayload,
     "auth.revoked": AuthRevokedPayload,
+    "auth.rejected": AuthRejectedPayload,
+    "auth.quota_warning": QuotaWarningPayload,
+    "install.redirect": InstallRedirectPayload,
 }
 """The payload model of every event type our services publish (not from a callback)."""
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from pydantic import ValidationError
+
 
 class ServiceError(Exception):
     """Base class for every error raised on purpose."""
@@ -83,3 +85,13 @@ class ConfigurationError(ServiceError):
 
     code = "configuration_error"
     reason = "invalid configuration"
+
+
+def describe_validation(exc: ValidationError, *, most: int = 5) -> str:
+    """Which fields of a message are wrong and why, never their values (a value may be a
+    token, a code or message content)."""
+    parts = []
+    for error in exc.errors(include_input=False, include_url=False)[:most]:
+        location = ".".join(str(part) for part in error["loc"]) or "body"
+        parts.append(f"{location}: {error['msg']}")
+    return "; ".join(parts)

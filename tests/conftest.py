@@ -38,3 +38,12 @@ def amqp_url() -> Iterator[str]:
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             _unavailable(f"rabbitmqctl could not create the test vhost: {exc}")
         yield url
+
+
+@pytest.fixture(scope="module")
+def module_amqp_url(amqp_url: str) -> Iterator[str]:
+    """A vhost of the test module's own: the durable queues its services declare die with it
+    instead of collecting other modules' events for the rest of the session."""
+    del amqp_url  # requested for its skip/fail semantics when no broker is there
+    with rabbitmq.fresh_vhost("wecom-module") as url:
+        yield url

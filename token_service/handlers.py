@@ -24,7 +24,7 @@ from shared.contracts import (
     TokenRequest,
     permanent_code_context,
 )
-from shared.errors import InvalidRequest
+from shared.errors import InvalidRequest, describe_validation
 from shared.storage.crypto import SecretBox
 from token_service.domain import SuiteTicket
 from token_service.manager import TokenManager
@@ -62,7 +62,7 @@ class TokenHandlers:
         try:
             request = TokenRequest.model_validate_json(message.body)
         except ValidationError as exc:
-            raise InvalidRequest(f"bad rpc.tokens request: {_describe(exc)}") from None
+            raise InvalidRequest(f"bad rpc.tokens request: {describe_validation(exc)}") from None
         token = await self._manager.get(request)
         reply = TokenReply(
             token=token.value, expires_at=datetime.fromtimestamp(token.expires_at, UTC)
@@ -76,7 +76,7 @@ class TokenHandlers:
         try:
             envelope = EventEnvelope.model_validate_json(delivery.message.body)
         except ValidationError as exc:
-            raise InvalidRequest(f"not an event envelope: {_describe(exc)}") from None
+            raise InvalidRequest(f"not an event envelope: {describe_validation(exc)}") from None
         try:
             if envelope.type == "command.suite_ticket":
                 await self._suite_ticket(envelope)
@@ -89,7 +89,9 @@ class TokenHandlers:
             else:
                 log.warning("event_ignored", type=envelope.type, event_id=envelope.id)
         except ValidationError as exc:
-            raise InvalidRequest(f"bad {envelope.type} payload: {_describe(exc)}") from None
+            raise InvalidRequest(
+                f"bad {envelope.type} payload: {describe_validation(exc)}"
+            ) from None
 
     async def _suite_ticket(self, envelope: EventEnvelope) -> None:
         if envelope.suite_id != self._suite_id:
@@ -150,12 +152,3 @@ class TokenHandlers:
         )
         await self._manager.forget_corp(payload.corp_id)
         log.info("grant_applied", change="revoked", corp_id=payload.corp_id, applied=bool(grant))
-
-
-def _describe(exc: ValidationError) -> str:
-    """Which fields are wrong, without echoing any value (values may be secrets)."""
-    parts = []
-    for error in exc.errors(include_input=False, include_url=False)[:5]:
-        location = ".".join(str(part) for part in error["loc"]) or "body"
-        parts.append(f"{location}: {error['msg']}")
-    return "; ".join(parts)

@@ -4,7 +4,6 @@ component, and the standalone process (bus + component + health/metrics HTTP ser
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from typing import Final
 
@@ -12,7 +11,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from shared.bus.abc import Bus, Consumer
+from shared.bus.abc import Bus
 from shared.bus.factory import BusComponent, create_bus
 from shared.bus.topology import (
     BASE_TOPOLOGY,
@@ -23,6 +22,7 @@ from shared.bus.topology import (
     QueueSpec,
     Topology,
 )
+from shared.component import BusService, Subscription
 from shared.errors import ConfigurationError
 from shared.http import HttpServer, add_health_routes, error_middleware
 from shared.lifecycle import Readiness, run_components
@@ -67,9 +67,9 @@ def secrets_of(settings: TokenSettings) -> list[str]:
     return values
 
 
-class TokenService:
-    """The component: starts the store, then (once the bus is up) the event consumer and the
-    ``rpc.tokens`` server; reports readiness; watches the suite_ticket's age."""
+class TokenService(BusService):
+    """The component: the event consumer and the ``rpc.tokens`` server once the bus is up,
+    and a watch on the suite_ticket's age."""
 
     name = "token_service"
 
@@ -83,39 +83,34 @@ class TokenService:
         registry: CollectorRegistry | None = None,
         readiness: Readiness | None = None,
     ) -> None:
-        self._settings = settings
-        self._bus = bus
-        self._bus_component = bus_component
-        self.store = store or create_store(
-            COLLECTIONS,
-            mongo_url=settings.mongo_url,
-            mongo_db=settings.mongo_db,
-            data_dir=settings.data_dir,
+        super().__init__(
+            bus,
+            bus_component,
+            store
+            or create_store(
+                COLLECTIONS,
+                mongo_url=settings.mongo_url,
+                mongo_db=settings.mongo_db,
+                data_dir=settings.data_dir,
+            ),
+            readiness,
         )
+        self._settings = settings
         self.metrics = TokenMetrics.create(registry or new_registry())
         self._client = WeComClient(
             settings.api_base,
             timeout_s=settings.wecom_api_timeout_s,
             observer=self.metrics.observe_wecom_call,
         )
-        self._consumers: list[Consumer] = []
-        self._tasks: list[asyncio.Task[None]] = []
-        self._serving = False
-        self._store_started = False
         self.manager: TokenManager | None = None
         self.handlers: TokenHandlers | None = None
-        if readiness is not None:
-            readiness.add("store", lambda: self._store_started)
-            readiness.add("token_service", lambda: self._serving)
 
-    async def start(self) -> None:
+    async def prepare(self) -> None:
         box = SecretBox(
             load_data_key(
                 self._settings.data_key, self._settings.data_dir, sandbox=self._settings.sandbox
             )
         )
-        await self.store.start()
-        self._store_started = True
         repository = StoredTokens(self.store, box)
         fetcher = TokenFetcher(
             self._client,
@@ -135,20 +130,18 @@ class TokenService:
         self.handlers = TokenHandlers(
             self.manager, repository, box, self.metrics, suite_id=self._settings.suite_id
         )
-        self._tasks.append(asyncio.create_task(self._serve(self.handlers), name="token-serve"))
-        self._tasks.append(
-            asyncio.create_task(self._watch_ticket(repository), name="token-ticket-age")
-        )
+        self.spawn(self._watch_ticket(repository), "token-ticket-age")
 
-    async def _serve(self, handlers: TokenHandlers) -> None:
-        # The HTTP server answers /readyz meanwhile; consumers start once the bus is up.
-        await self._bus_component.connected()
-        self._consumers.append(await self._bus.consume(EVENTS_QUEUE, handlers.handle_event))
-        self._consumers.append(
-            await self._bus.serve(RPC_TOKENS_QUEUE, handlers.answer, prefetch=RPC_PREFETCH)
-        )
-        self._serving = True
-        log.info("token_service_serving", api_base=self._settings.api_base)
+    def subscriptions(self) -> list[Subscription]:
+        if self.handlers is None:
+            return []
+        return [
+            Subscription(EVENTS_QUEUE, handler=self.handlers.handle_event),
+            Subscription(RPC_TOKENS_QUEUE, rpc=self.handlers.answer, prefetch=RPC_PREFETCH),
+        ]
+
+    async def cleanup(self) -> None:
+        await self._client.close()
 
     async def _watch_ticket(self, repository: StoredTokens) -> None:
         """Export the ticket's age and warn when WeCom's pushes stop arriving: the ticket
@@ -169,21 +162,6 @@ class TokenService:
                         "gateway is publishing command.suite_ticket",
                     )
             await asyncio.sleep(_TICKET_CHECK_INTERVAL_S)
-
-    async def stop(self) -> None:
-        self._serving = False
-        for consumer in self._consumers:
-            await consumer.cancel()
-        self._consumers.clear()
-        for task in self._tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
-        await self._client.close()
-        if self._store_started:
-            self._store_started = False
-            await self.store.stop()
 
 
 async def run_token_service(settings: TokenServiceSettings) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,6 @@ from shared.storage.sqlite import DB_FILE_NAME, SQLiteStore
 from shared.tokens import TokensClient, TokenUnavailable
 from shared.wecom.api import WeComClient, with_token
 from simulator.app import STATE_KEY, build_simulator_app
-from tests.support import rabbitmq
 from tests.support.gateway import Clock, serve_gateway
 from tests.support.process import http_get
 from tests.support.simulator import SimulatorHarness, quiet_settings
@@ -45,11 +44,8 @@ CORP = "wwtokencorp"
 
 
 @pytest.fixture(scope="module")
-def vhost_url(amqp_url: str) -> Iterator[str]:
-    """A vhost of this module's own: its durable queues die with it."""
-    del amqp_url  # requested for its skip/fail semantics when no broker is there
-    with rabbitmq.fresh_vhost("wecom-tokens") as url:
-        yield url
+def vhost_url(module_amqp_url: str) -> str:
+    return module_amqp_url
 
 
 async def simulator(**overrides: Any) -> tuple[SimulatorHarness, TestServer]:

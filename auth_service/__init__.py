@@ -1,0 +1,1 @@
+"""auth_service: installations, permanent codes and the individual-developer install limits."""

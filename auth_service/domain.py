@@ -1,0 +1,251 @@
+"""Pure install logic: the install-limit ledger and its admission rules, quota warnings, and
+the installation record. No I/O here, so every rule is unit-tested.
+
+The ledger is one small document (at most a few hundred accounts: WeCom allows 10 corps and
+100 users) updated by compare-and-set, which is what makes concurrent admissions atomic on
+both store backends without transactions.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any, Literal
+
+from shared.contracts import InstallLimit
+
+CountingPolicy = Literal["lifetime", "active"]
+LimitName = Literal["corps", "users", "test_accounts"]
+LIMIT_NAMES: tuple[LimitName, ...] = ("corps", "users", "test_accounts")
+WARNING_LEVELS: tuple[Literal[80, 100], ...] = (80, 100)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The caps in force (``INSTALL_LIMIT_*``) and how uses are counted.
+
+    ``lifetime`` counts every corp and user that ever installed, uninstalled or not: WeCom's
+    rule reads "at most 10 distinct enterprises and 100 distinct users may install" (protocol
+    doc §13.3) and does not say an uninstall frees a slot, so the safe reading never admits an
+    install WeCom might count against the app. ``active`` counts only current installs.
+    Test accounts are always counted while active: WeCom's words are "10 test accounts at a
+    time".
+    """
+
+    corps: int = 10
+    users: int = 100
+    test_accounts: int = 10
+    policy: CountingPolicy = "lifetime"
+
+    def of(self, name: LimitName) -> int:
+        value: int = getattr(self, name)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """A corp or an account (corp + user) in the ledger: active or not, test or released."""
+
+    active: bool
+    test: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    corps: int
+    users: int
+    test_accounts: int
+
+    def of(self, name: LimitName) -> int:
+        value: int = getattr(self, name)
+        return value
+
+
+def account_key(corp_id: str, user_id: str) -> str:
+    """An account: user ids are per corp (and opaque per app), so a user is (corp, user)."""
+    return f"{corp_id}/{user_id}"
+
+
+@dataclass(frozen=True)
+class Ledger:
+    corps: dict[str, Mark] = field(default_factory=dict)
+    accounts: dict[str, Mark] = field(default_factory=dict)
+
+    def usage(self, policy: CountingPolicy) -> Usage:
+        def counted(marks: dict[str, Mark]) -> int:
+            return len(marks) if policy == "lifetime" else sum(m.active for m in marks.values())
+
+        return Usage(
+            corps=counted(self.corps),
+            users=counted(self.accounts),
+            test_accounts=sum(m.active and m.test for m in self.accounts.values()),
+        )
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "corps": {k: [m.active, m.test] for k, m in sorted(self.corps.items())},
+            "accounts": {k: [m.active, m.test] for k, m in sorted(self.accounts.items())},
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any] | None) -> Ledger:
+        if not doc:
+            return cls()
+        return cls(
+            corps={k: Mark(bool(v[0]), bool(v[1])) for k, v in doc.get("corps", {}).items()},
+            accounts={k: Mark(bool(v[0]), bool(v[1])) for k, v in doc.get("accounts", {}).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    limit: InstallLimit
+    reason: str
+    user_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The outcome of an admission: the new ledger, or the refusal (ledger unchanged)."""
+
+    ledger: Ledger
+    refusal: Refusal | None = None
+
+    @property
+    def admitted(self) -> bool:
+        return self.refusal is None
+
+
+def _reason(limit: InstallLimit, limits: Limits) -> str:
+    if limit == "test_and_released":
+        return (
+            "one WeCom account cannot have both the test and the released app installed "
+            "(protocol doc §13.3)"
+        )
+    names = {
+        "corps": ("enterprises", "INSTALL_LIMIT_CORPS"),
+        "users": ("users", "INSTALL_LIMIT_USERS"),
+        "test_accounts": ("test accounts at a time", "INSTALL_LIMIT_TEST_ACCOUNTS"),
+    }
+    what, setting = names[limit]
+    return f"the app may be installed by at most {limits.of(limit)} {what} ({setting})"
+
+
+def admit(
+    ledger: Ledger, limits: Limits, *, corp_id: str, members: list[str], test: bool
+) -> Admission:
+    """Admit ``members`` of ``corp_id`` (an install, or a member joining an installed corp).
+
+    All or nothing: one limit that would be exceeded refuses the whole admission, so a corp is
+    never half-installed. Re-admitting what the ledger already counts changes no count, which
+    makes a redelivered install idempotent.
+    """
+    for user in members:
+        mark = ledger.accounts.get(account_key(corp_id, user))
+        if mark is not None and mark.active and mark.test != test:
+            return Admission(
+                ledger,
+                Refusal("test_and_released", _reason("test_and_released", limits), user),
+            )
+    corps = dict(ledger.corps)
+    corp = corps.get(corp_id)
+    corps[corp_id] = Mark(active=True, test=test if corp is None else corp.test and test)
+    accounts = dict(ledger.accounts)
+    for user in members:
+        accounts[account_key(corp_id, user)] = Mark(active=True, test=test)
+    candidate = Ledger(corps, accounts)
+    before, after = ledger.usage(limits.policy), candidate.usage(limits.policy)
+    for name in LIMIT_NAMES:
+        grew = after.of(name) > before.of(name)
+        if grew and after.of(name) > limits.of(name):
+            refused_user = members[0] if len(members) == 1 and name != "corps" else None
+            return Admission(ledger, Refusal(name, _reason(name, limits), refused_user))
+    return Admission(candidate)
+
+
+def release_member(ledger: Ledger, corp_id: str, user_id: str) -> Ledger:
+    """A member no longer has the app (unsubscribe): their account stops being active."""
+    key = account_key(corp_id, user_id)
+    mark = ledger.accounts.get(key)
+    if mark is None or not mark.active:
+        return ledger
+    return replace(ledger, accounts={**ledger.accounts, key: Mark(False, mark.test)})
+
+
+def release_corp(ledger: Ledger, corp_id: str) -> Ledger:
+    """The corp uninstalled (cancel_auth): it and every account of it stop being active."""
+    prefix = f"{corp_id}/"
+    corps = dict(ledger.corps)
+    if corp_id in corps:
+        corps[corp_id] = Mark(False, corps[corp_id].test)
+    accounts = {
+        key: Mark(False, mark.test) if key.startswith(prefix) else mark
+        for key, mark in ledger.accounts.items()
+    }
+    return Ledger(corps, accounts)
+
+
+@dataclass(frozen=True, slots=True)
+class QuotaWarning:
+    limit: LimitName
+    used: int
+    max: int
+    level: Literal[80, 100]
+
+
+def quota_warnings(before: Usage, after: Usage, limits: Limits) -> list[QuotaWarning]:
+    """The 80 % and 100 % thresholds each limit crossed between ``before`` and ``after``."""
+    warnings: list[QuotaWarning] = []
+    for name in LIMIT_NAMES:
+        cap = limits.of(name)
+        if cap <= 0:
+            continue
+        for level in WARNING_LEVELS:
+            threshold = math.ceil(cap * level / 100)
+            if before.of(name) < threshold <= after.of(name):
+                warnings.append(QuotaWarning(name, after.of(name), cap, level))
+    return warnings
+
+
+InstallStatus = Literal["active", "revoked", "refused"]
+
+
+@dataclass(frozen=True)
+class InstallationRecord:
+    """What auth_service keeps per corp. The permanent code is clear here, sealed at rest."""
+
+    corp_id: str
+    status: InstallStatus
+    changed_at: float  # occurred_at of the newest event applied: older ones are ignored
+    installed_at: float
+    updated_at: float
+    corp_name: str | None = None
+    agent_id: int | None = None
+    auth_mode: int | None = None
+    test: bool = False
+    reason: str | None = None
+    members: tuple[str, ...] = ()
+    installer_user_id: str | None = None
+    installer_open_userid: str | None = None
+    edition: dict[str, Any] | None = None
+    permanent_code: str | None = None
+
+    def applies(self, occurred_at: float) -> bool:
+        """Whether an event that happened at ``occurred_at`` is not older than this state."""
+        return occurred_at >= self.changed_at
+
+
+def with_member(members: tuple[str, ...], user_id: str, *, present: bool) -> tuple[str, ...]:
+    """The member list with ``user_id`` added or removed (sorted, no duplicates)."""
+    updated = set(members)
+    if present:
+        updated.add(user_id)
+    else:
+        updated.discard(user_id)
+    return tuple(sorted(updated))
+
+
+def is_test_install(*, corp_id: str, state_test: bool, test_corp_ids: frozenset[str]) -> bool:
+    """WeCom marks no install as a test (protocol doc §13.4): it is one when it came through
+    ``/install?test=1`` (the signed state says so) or its corp is a known test enterprise."""
+    return state_test or corp_id in test_corp_ids

@@ -1,0 +1,167 @@
+"""auth_service's bus handlers: the events on ``auth_service.events``, ``rpc.auth`` requests,
+and the publisher of ``auth.*`` events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+
+from auth_service.installs import Installs, event_id, view
+from auth_service.store import AuthRepository
+from shared.bus.abc import Bus, Delivery, Message, RetryLater
+from shared.bus.topology import EVENTS_EXCHANGE
+from shared.contracts import (
+    AuthRequest,
+    CancelAuthPayload,
+    ChangeAuthPayload,
+    CreateAuthPayload,
+    EventEnvelope,
+    InstallRedirectPayload,
+    Payload,
+    ResetPermanentCodePayload,
+    SubscribeEventPayload,
+)
+from shared.errors import InvalidRequest, describe_validation
+from shared.tokens import TokenUnavailable
+
+log = structlog.get_logger(__name__)
+
+CONSUMED_EVENTS = (
+    "command.create_auth",
+    "command.change_auth",
+    "command.cancel_auth",
+    "command.reset_permanent_code",
+    "install.redirect",
+    "data.event.subscribe",
+    "data.event.unsubscribe",
+)
+
+
+class EventPublisher:
+    """Publishes ``auth.*`` events as envelopes on ``wecom.events``."""
+
+    def __init__(self, bus: Bus, suite_id: str, clock: Callable[[], datetime] | None = None):
+        self._bus = bus
+        self._suite_id = suite_id
+        self._clock = clock or (lambda: datetime.now(UTC))
+
+    async def __call__(
+        self,
+        event_type: str,
+        payload: Payload,
+        corp_id: str | None,
+        occurred_at: float,
+        source_id: str,
+    ) -> None:
+        envelope = EventEnvelope(
+            id=event_id(event_type, source_id, corp_id),
+            type=event_type,
+            suite_id=self._suite_id,
+            corp_id=corp_id,
+            occurred_at=datetime.fromtimestamp(occurred_at, UTC),
+            received_at=self._clock(),
+            payload=payload.model_dump(mode="json"),
+        )
+        message = Message(
+            body=envelope.model_dump_json().encode(),
+            message_id=envelope.id,
+            type=event_type,
+            headers={"schema": envelope.schema_version},
+        )
+        await self._bus.publish(EVENTS_EXCHANGE, event_type, message)
+
+
+class AuthHandlers:
+    def __init__(self, installs: Installs, repository: AuthRepository) -> None:
+        self._installs = installs
+        self._repository = repository
+
+    async def handle_event(self, delivery: Delivery) -> None:
+        """Apply one event; malformed → ``.dead``; a passing failure → delayed retry."""
+        try:
+            envelope = EventEnvelope.model_validate_json(delivery.message.body)
+        except ValidationError as exc:
+            raise InvalidRequest(f"not an event envelope: {describe_validation(exc)}") from None
+        try:
+            await self._dispatch(envelope)
+        except ValidationError as exc:
+            raise InvalidRequest(
+                f"bad {envelope.type} payload: {describe_validation(exc)}"
+            ) from None
+        except TokenUnavailable as exc:
+            if exc.retryable_now:
+                raise RetryLater(f"no suite token yet ({exc.error_code})") from exc
+            raise
+
+    async def _dispatch(self, envelope: EventEnvelope) -> None:
+        occurred_at = envelope.occurred_at.timestamp()
+        source = envelope.id
+        kind = envelope.type
+        if kind == "command.create_auth":
+            created = CreateAuthPayload.model_validate(envelope.payload)
+            # A QR/market install's State is not ours: it never marks a test install.
+            await self._installs.on_auth_code(
+                created.auth_code, source_id=source, occurred_at=occurred_at
+            )
+        elif kind == "install.redirect":
+            redirect = InstallRedirectPayload.model_validate(envelope.payload)
+            await self._installs.on_auth_code(
+                redirect.auth_code,
+                source_id=source,
+                occurred_at=occurred_at,
+                state_test=redirect.state_valid and redirect.test,
+            )
+        elif kind == "command.reset_permanent_code":
+            reset = ResetPermanentCodePayload.model_validate(envelope.payload)
+            await self._installs.on_auth_code(
+                reset.auth_code, source_id=source, occurred_at=occurred_at, reset=True
+            )
+        elif kind == "command.change_auth":
+            changed = ChangeAuthPayload.model_validate(envelope.payload)
+            await self._installs.on_change_auth(
+                changed.auth_corp_id, source_id=source, occurred_at=occurred_at
+            )
+        elif kind == "command.cancel_auth":
+            cancelled = CancelAuthPayload.model_validate(envelope.payload)
+            await self._installs.on_cancel_auth(
+                cancelled.auth_corp_id, source_id=source, occurred_at=occurred_at
+            )
+        elif kind in ("data.event.subscribe", "data.event.unsubscribe"):
+            member = SubscribeEventPayload.model_validate(envelope.payload)
+            if envelope.corp_id is None or not member.user_id:
+                raise InvalidRequest(f"{kind} without corp id or member")
+            await self._installs.on_member(
+                envelope.corp_id,
+                member.user_id,
+                present=kind.endswith(".subscribe"),
+                source_id=source,
+                occurred_at=occurred_at,
+            )
+        else:
+            log.warning("event_ignored", type=kind, event_id=envelope.id)
+
+    async def answer(self, message: Message) -> bytes:
+        """One ``rpc.auth`` request."""
+        try:
+            request = AuthRequest.model_validate_json(message.body)
+        except ValidationError as exc:
+            raise InvalidRequest(f"bad rpc.auth request: {describe_validation(exc)}") from None
+        reply: dict[str, Any]
+        if request.op == "installation":
+            record = await self._repository.installation(request.corp_id or "")
+            reply = {
+                "installation": None if record is None else view(record).model_dump(mode="json")
+            }
+        elif request.op == "installations":
+            records = await self._repository.installations()
+            reply = {"installations": [view(r).model_dump(mode="json") for r in records]}
+        elif request.op == "quota":
+            reply = await self._installs.quota()
+        else:
+            reply = await self._installs.outcome(request.auth_code or "", request.wait_s)
+        return json.dumps(reply).encode()

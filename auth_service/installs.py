@@ -1,0 +1,479 @@
+"""The authorization lifecycle: auth codes exchanged exactly once, installations recorded and
+limited, grants changed, revoked and re-keyed, and the events that tell everyone else.
+
+Never losing a permanent code is the first rule (it cannot be fetched again): the moment an
+exchange succeeds its result is sealed into the auth code's record, before anything else, so
+a crash afterwards resumes from the record instead of calling WeCom with a used code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from auth_service.domain import (
+    Admission,
+    InstallationRecord,
+    Ledger,
+    Limits,
+    Refusal,
+    Usage,
+    admit,
+    is_test_install,
+    quota_warnings,
+    release_corp,
+    release_member,
+    with_member,
+)
+from auth_service.exchange import AuthApi, Exchanged
+from auth_service.store import AuthRepository
+from shared.contracts import (
+    AuthChangedPayload,
+    AuthGrantedPayload,
+    AuthRejectedPayload,
+    AuthRevokedPayload,
+    Installation,
+    Payload,
+    QuotaWarningPayload,
+    permanent_code_context,
+)
+from shared.storage.crypto import SecretBox
+from shared.wecom.api import WeComApiError
+
+log = structlog.get_logger(__name__)
+
+# Publishes one event: (type, payload, corp_id, occurred_at, source id for a stable event id).
+Publish = Callable[[str, Payload, str | None, float, str], Awaitable[None]]
+_OUTCOME_POLL_S = 0.05
+# Used, expired or unknown auth code (§12): expected when a code arrives twice, not a fault.
+_CODE_UNUSABLE = frozenset({40029, 40078})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # installed | refused | expired | ignored
+    corp_id: str | None = None
+    corp_name: str | None = None
+    limit: str | None = None
+    reason: str | None = None
+    test: bool = False
+
+
+def event_id(event_type: str, source_id: str, corp_id: str | None) -> str:
+    """A stable id per (type, source event, corp): republishing after a crash makes the same
+    event, which consumers de-duplicate."""
+    return hashlib.sha256(f"{event_type}\n{source_id}\n{corp_id}".encode()).hexdigest()
+
+
+class Installs:
+    def __init__(
+        self,
+        repository: AuthRepository,
+        api: AuthApi,
+        box: SecretBox,
+        publish: Publish,
+        *,
+        limits: Limits,
+        test_corp_ids: frozenset[str],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repository = repository
+        self._api = api
+        self._box = box
+        self._publish = publish
+        self.limits = limits
+        self._test_corp_ids = test_corp_ids
+        self._clock = clock
+
+    # --- auth codes (create_auth, install.redirect, reset_permanent_code) -----------------
+
+    async def on_auth_code(
+        self,
+        auth_code: str,
+        *,
+        source_id: str,
+        occurred_at: float,
+        state_test: bool = False,
+        reset: bool = False,
+    ) -> None:
+        """Exchange ``auth_code`` once, whichever deliveries carry it and however often."""
+        record = await self._repository.claim_code(auth_code, source_id)
+        if record is not None:
+            if record.get("status") == "done" or record.get("event_id") != source_id:
+                # Done already, or another delivery holds it: that delivery's handler finishes
+                # it (a crash redelivers that message, which resumes from the record).
+                log.info("auth_code_seen_again", status=record.get("status"))
+                return
+        else:
+            record = {"status": "claimed", "event_id": source_id}
+        if record["status"] == "claimed":
+            try:
+                exchanged = await self._api.exchange(auth_code)
+            except WeComApiError as exc:
+                if exc.errcode not in _CODE_UNUSABLE:
+                    raise
+                log.warning("auth_code_unusable", errcode=exc.errcode, reset=reset)
+                await self._finish(auth_code, source_id, Outcome("expired"))
+                return
+            record = {
+                "status": "exchanged",
+                "event_id": source_id,
+                "state_test": state_test,
+                "exchange": self._repository.seal_exchange(auth_code, exchanged.to_json()),
+            }
+            await self._repository.save_code(auth_code, record)
+        exchanged = Exchanged.from_json(
+            self._repository.open_exchange(auth_code, record["exchange"])
+        )
+        if exchanged.auth_type is not None:
+            log.info("auth_corp_info_auth_type", auth_type=exchanged.auth_type)  # §13.4: see
+        if reset:
+            outcome = await self._rekey(exchanged, source_id, occurred_at)
+        else:
+            outcome = await self._install(
+                exchanged, source_id, occurred_at, bool(record.get("state_test"))
+            )
+        await self._finish(auth_code, source_id, outcome)
+
+    async def _finish(self, auth_code: str, source_id: str, outcome: Outcome) -> None:
+        await self._repository.save_code(
+            auth_code,
+            {
+                "status": "done",
+                "event_id": source_id,
+                "outcome": outcome.status,
+                "corp_id": outcome.corp_id,
+                "corp_name": outcome.corp_name,
+                "limit": outcome.limit,
+                "reason": outcome.reason,
+                "test": outcome.test,
+            },
+        )
+
+    async def _install(
+        self, exchanged: Exchanged, source_id: str, occurred_at: float, state_test: bool
+    ) -> Outcome:
+        corp_id, info = exchanged.corp_id, exchanged.info
+        test = is_test_install(
+            corp_id=corp_id, state_test=state_test, test_corp_ids=self._test_corp_ids
+        )
+        installer = exchanged.installer_user_id
+        members = sorted(set(info.members) | ({installer} if installer else set()))
+        before, admission = await self._repository.update_ledger(
+            lambda ledger: admit(ledger, self.limits, corp_id=corp_id, members=members, test=test)
+        )
+        refusal = admission.refusal
+        now = self._clock()
+
+        def change(current: InstallationRecord | None) -> InstallationRecord | None:
+            if current is not None and not current.applies(occurred_at):
+                return None
+            active = current is not None and current.status == "active"
+            return InstallationRecord(
+                corp_id=corp_id,
+                status="refused" if refusal is not None else "active",
+                changed_at=occurred_at,
+                installed_at=current.installed_at if active and current else now,
+                updated_at=now,
+                corp_name=info.corp_name,
+                agent_id=info.agent_id,
+                auth_mode=info.auth_mode,
+                test=test,
+                reason=None if refusal is None else refusal.reason,
+                members=tuple(members) if refusal is None else (),
+                installer_user_id=exchanged.installer_user_id,
+                installer_open_userid=exchanged.installer_open_userid,
+                edition=info.edition,
+                # Kept even when refused: it cannot be fetched again.
+                permanent_code=exchanged.permanent_code,
+            )
+
+        stored = await self._repository.update_installation(corp_id, change)
+        if stored is None:
+            log.info("install_older_than_state", corp_id=corp_id)
+            return Outcome("ignored", corp_id, info.corp_name, test=test)
+        if refusal is not None:
+            await self._reject(corp_id, info.corp_name, test, refusal, source_id, occurred_at)
+            log.warning("install_refused", corp_id=corp_id, limit=refusal.limit, test=test)
+            return Outcome("refused", corp_id, info.corp_name, refusal.limit, refusal.reason, test)
+        granted = AuthGrantedPayload(
+            corp_id=corp_id,
+            corp_name=info.corp_name,
+            agent_id=info.agent_id,
+            permanent_code_sealed=self._box.seal(
+                exchanged.permanent_code, context=permanent_code_context(corp_id)
+            ),
+            test=test,
+            installer_user_id=exchanged.installer_user_id,
+            installer_open_userid=exchanged.installer_open_userid,
+            auth_mode=info.auth_mode,
+        )
+        await self._publish("auth.granted", granted, corp_id, occurred_at, source_id)
+        await self._warn(before.usage(self.limits.policy), admission, source_id, occurred_at)
+        log.info("installed", corp_id=corp_id, test=test, members=len(members))
+        return Outcome("installed", corp_id, info.corp_name, test=test)
+
+    async def _rekey(self, exchanged: Exchanged, source_id: str, occurred_at: float) -> Outcome:
+        """reset_permanent_code: the corp's old code is void; keep the new one (§5.5)."""
+        corp_id = exchanged.corp_id
+
+        def change(current: InstallationRecord | None) -> InstallationRecord | None:
+            if current is None or not current.applies(occurred_at):
+                return None
+            return replace(
+                current,
+                permanent_code=exchanged.permanent_code,
+                changed_at=occurred_at,
+                updated_at=self._clock(),
+            )
+
+        stored = await self._repository.update_installation(corp_id, change)
+        if stored is None:
+            log.warning("reset_permanent_code_without_installation", corp_id=corp_id)
+            return Outcome("ignored", corp_id)
+        await self._changed(stored, source_id, occurred_at, new_code=exchanged.permanent_code)
+        return Outcome("installed", corp_id, stored.corp_name, test=stored.test)
+
+    # --- change_auth, cancel_auth, members ------------------------------------------------
+
+    async def on_change_auth(self, corp_id: str, *, source_id: str, occurred_at: float) -> None:
+        """Re-read the grant (§5.3) and apply who has the app now."""
+        current = await self._repository.installation(corp_id)
+        if current is None or current.status != "active" or current.permanent_code is None:
+            log.info("change_auth_for_inactive_corp", corp_id=corp_id)
+            return
+        if not current.applies(occurred_at):
+            return
+        info = await self._api.auth_info(corp_id, current.permanent_code)
+        added = sorted(set(info.members) - set(current.members))
+        removed = sorted(set(current.members) - set(info.members))
+        refusal: Refusal | None = None
+        if added:
+            before, admission = await self._repository.update_ledger(
+                lambda ledger: admit(
+                    ledger, self.limits, corp_id=corp_id, members=added, test=current.test
+                )
+            )
+            refusal = admission.refusal
+            if refusal is None:
+                await self._warn(
+                    before.usage(self.limits.policy), admission, source_id, occurred_at
+                )
+        if removed:
+            await self._repository.update_ledger(lambda ledger: _released(ledger, corp_id, removed))
+        members = set(current.members) - set(removed)
+        if refusal is None:
+            members |= set(added)
+
+        def change(record: InstallationRecord | None) -> InstallationRecord | None:
+            if record is None or record.status != "active" or not record.applies(occurred_at):
+                return None
+            return replace(
+                record,
+                corp_name=info.corp_name or record.corp_name,
+                agent_id=info.agent_id if info.agent_id is not None else record.agent_id,
+                auth_mode=info.auth_mode,
+                edition=info.edition,
+                members=tuple(sorted(members)),
+                changed_at=occurred_at,
+                updated_at=self._clock(),
+            )
+
+        stored = await self._repository.update_installation(corp_id, change)
+        if refusal is not None:
+            await self._reject(
+                corp_id, current.corp_name, current.test, refusal, source_id, occurred_at
+            )
+        if stored is not None:
+            await self._changed(stored, source_id, occurred_at)
+
+    async def on_cancel_auth(self, corp_id: str, *, source_id: str, occurred_at: float) -> None:
+        """The corp uninstalled (§5.4): its code is void; keep a revoked tombstone so a late,
+        older event cannot resurrect it."""
+
+        def change(record: InstallationRecord | None) -> InstallationRecord | None:
+            if record is None or not record.applies(occurred_at) or record.status == "revoked":
+                return None
+            return replace(
+                record,
+                status="revoked",
+                reason="uninstalled",
+                permanent_code=None,
+                members=(),
+                changed_at=occurred_at,
+                updated_at=self._clock(),
+            )
+
+        stored = await self._repository.update_installation(corp_id, change)
+        if stored is None:
+            return
+        await self._repository.update_ledger(lambda ledger: _released_corp(ledger, corp_id))
+        payload = AuthRevokedPayload(corp_id=corp_id, reason="uninstalled")
+        await self._publish("auth.revoked", payload, corp_id, occurred_at, source_id)
+        log.info("uninstalled", corp_id=corp_id)
+
+    async def on_member(
+        self, corp_id: str, user_id: str, *, present: bool, source_id: str, occurred_at: float
+    ) -> None:
+        """A member gained (subscribe) or lost (unsubscribe) the app. WeCom may tell of later
+        members only this way (§15 q4), so the ledger counts them from here too."""
+        current = await self._repository.installation(corp_id)
+        if current is None or current.status != "active" or not current.applies(occurred_at):
+            return
+        if (user_id in current.members) == present:
+            return
+        if present:
+            before, admission = await self._repository.update_ledger(
+                lambda ledger: admit(
+                    ledger, self.limits, corp_id=corp_id, members=[user_id], test=current.test
+                )
+            )
+            if admission.refusal is not None:
+                await self._reject(
+                    corp_id,
+                    current.corp_name,
+                    current.test,
+                    admission.refusal,
+                    source_id,
+                    occurred_at,
+                )
+                return
+            await self._warn(before.usage(self.limits.policy), admission, source_id, occurred_at)
+        else:
+            await self._repository.update_ledger(
+                lambda ledger: _released(ledger, corp_id, [user_id])
+            )
+
+        def change(record: InstallationRecord | None) -> InstallationRecord | None:
+            if record is None or record.status != "active" or not record.applies(occurred_at):
+                return None
+            return replace(
+                record,
+                members=with_member(record.members, user_id, present=present),
+                changed_at=occurred_at,
+                updated_at=self._clock(),
+            )
+
+        stored = await self._repository.update_installation(corp_id, change)
+        if stored is not None:
+            await self._changed(stored, source_id, occurred_at)
+
+    # --- events out -----------------------------------------------------------------------
+
+    async def _changed(
+        self,
+        record: InstallationRecord,
+        source_id: str,
+        occurred_at: float,
+        *,
+        new_code: str | None = None,
+    ) -> None:
+        payload = AuthChangedPayload(
+            corp_id=record.corp_id,
+            corp_name=record.corp_name,
+            agent_id=record.agent_id,
+            members=list(record.members),
+            permanent_code_sealed=None
+            if new_code is None
+            else self._box.seal(new_code, context=permanent_code_context(record.corp_id)),
+        )
+        await self._publish("auth.changed", payload, record.corp_id, occurred_at, source_id)
+
+    async def _reject(
+        self,
+        corp_id: str,
+        corp_name: str | None,
+        test: bool,
+        refusal: Refusal,
+        source_id: str,
+        occurred_at: float,
+    ) -> None:
+        payload = AuthRejectedPayload(
+            corp_id=corp_id,
+            corp_name=corp_name,
+            user_id=refusal.user_id,
+            test=test,
+            limit=refusal.limit,
+            reason=refusal.reason,
+        )
+        await self._publish("auth.rejected", payload, corp_id, occurred_at, source_id)
+
+    async def _warn(
+        self, before: Usage, admission: Admission, source_id: str, occurred_at: float
+    ) -> None:
+        after = admission.ledger.usage(self.limits.policy)
+        for warning in quota_warnings(before, after, self.limits):
+            payload = QuotaWarningPayload(
+                limit=warning.limit, used=warning.used, max=warning.max, level=warning.level
+            )
+            log.warning(
+                "install_quota_warning",
+                limit=warning.limit,
+                used=warning.used,
+                max=warning.max,
+                level=warning.level,
+            )
+            await self._publish(
+                "auth.quota_warning", payload, None, occurred_at, f"{source_id}/{warning.limit}"
+            )
+
+    # --- queries (rpc.auth) ---------------------------------------------------------------
+
+    async def outcome(self, auth_code: str, wait_s: float) -> dict[str, Any]:
+        """What became of an install's auth code, waiting up to ``wait_s`` for it to finish."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            record = await self._repository.code_record(auth_code)
+            if record is not None and record.get("status") == "done":
+                return {
+                    "status": record.get("outcome"),
+                    "corp_id": record.get("corp_id"),
+                    "corp_name": record.get("corp_name"),
+                    "limit": record.get("limit"),
+                    "reason": record.get("reason"),
+                    "test": bool(record.get("test")),
+                }
+            if time.monotonic() >= deadline:
+                return {"status": "processing" if record is not None else "unknown"}
+            await asyncio.sleep(_OUTCOME_POLL_S)
+
+    async def quota(self) -> dict[str, Any]:
+        usage = (await self._repository.ledger()).usage(self.limits.policy)
+        return {
+            "policy": self.limits.policy,
+            "corps": {"used": usage.corps, "limit": self.limits.corps},
+            "users": {"used": usage.users, "limit": self.limits.users},
+            "test_accounts": {"used": usage.test_accounts, "limit": self.limits.test_accounts},
+        }
+
+
+def view(record: InstallationRecord) -> Installation:
+    """The public shape of an installation (design.md ``GET /api/v1/installations``)."""
+    return Installation(
+        corp_id=record.corp_id,
+        corp_name=record.corp_name,
+        agent_id=record.agent_id,
+        members=list(record.members),
+        test=record.test,
+        status=record.status,
+        reason=record.reason,
+        installed_at=datetime.fromtimestamp(record.installed_at, UTC),
+        updated_at=datetime.fromtimestamp(record.updated_at, UTC),
+    )
+
+
+def _released(ledger: Ledger, corp_id: str, users: list[str]) -> Admission:
+    for user in users:
+        ledger = release_member(ledger, corp_id, user)
+    return Admission(ledger)
+
+
+def _released_corp(ledger: Ledger, corp_id: str) -> Admission:
+    return Admission(release_corp(ledger, corp_id))

@@ -1,0 +1,143 @@
+"""Wiring of auth_service: the component (store, WeCom client, installs, handlers) and the
+standalone process (bus + component + health/metrics HTTP server)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from auth_service.exchange import AuthApi
+from auth_service.handlers import CONSUMED_EVENTS, AuthHandlers, EventPublisher
+from auth_service.installs import Installs
+from auth_service.settings import AuthServiceSettings, AuthSettings
+from auth_service.store import COLLECTIONS, AuthRepository
+from shared.bus.abc import Bus
+from shared.bus.factory import BusComponent, create_bus
+from shared.bus.topology import (
+    BASE_TOPOLOGY,
+    EVENTS_EXCHANGE,
+    RPC_AUTH_QUEUE,
+    RPC_TOPOLOGY,
+    Binding,
+    QueueSpec,
+    Topology,
+)
+from shared.component import BusService, Subscription
+from shared.errors import ConfigurationError
+from shared.http import HttpServer, add_health_routes, error_middleware
+from shared.lifecycle import Readiness, run_components
+from shared.logging import configure_service_logging
+from shared.metrics import new_registry
+from shared.settings import exit_on_configuration_error, load_settings
+from shared.storage.abc import DocumentStore
+from shared.storage.crypto import SecretBox, load_data_key
+from shared.storage.factory import create_store
+from shared.tokens import TokensClient
+from shared.wecom.api import WeComClient
+
+EVENTS_QUEUE: Final = "auth_service.events"
+AUTH_TOPOLOGY: Final = RPC_TOPOLOGY.merged(
+    Topology(
+        queues=(
+            QueueSpec(
+                EVENTS_QUEUE,
+                bindings=tuple(Binding(EVENTS_EXCHANGE, key) for key in CONSUMED_EVENTS),
+            ),
+        )
+    )
+)
+
+
+def secrets_of(settings: AuthSettings) -> list[str]:
+    """Values the log redactor must mask."""
+    return [settings.suite_secret.get_secret_value()]
+
+
+class AuthService(BusService):
+    """The component: consumes install events and answers ``rpc.auth`` once the bus is up."""
+
+    name = "auth_service"
+
+    def __init__(
+        self,
+        settings: AuthSettings,
+        bus: Bus,
+        bus_component: BusComponent,
+        *,
+        store: DocumentStore | None = None,
+        readiness: Readiness | None = None,
+    ) -> None:
+        super().__init__(
+            bus,
+            bus_component,
+            store
+            or create_store(
+                COLLECTIONS,
+                mongo_url=settings.mongo_url,
+                mongo_db=settings.mongo_db,
+                data_dir=settings.data_dir,
+            ),
+            readiness,
+        )
+        self._settings = settings
+        self._client = WeComClient(settings.api_base, timeout_s=settings.wecom_api_timeout_s)
+        self.installs: Installs | None = None
+        self.handlers: AuthHandlers | None = None
+
+    async def prepare(self) -> None:
+        box = SecretBox(
+            load_data_key(
+                self._settings.data_key, self._settings.data_dir, sandbox=self._settings.sandbox
+            )
+        )
+        repository = AuthRepository(self.store, box)
+        api = AuthApi(
+            self._client, TokensClient(self.bus), version=self._settings.auth_permanent_code_api
+        )
+        self.installs = Installs(
+            repository,
+            api,
+            box,
+            EventPublisher(self.bus, self._settings.suite_id),
+            limits=self._settings.limits,
+            test_corp_ids=self._settings.test_corps,
+        )
+        self.handlers = AuthHandlers(self.installs, repository)
+
+    def subscriptions(self) -> list[Subscription]:
+        if self.handlers is None:
+            return []
+        return [
+            Subscription(EVENTS_QUEUE, handler=self.handlers.handle_event),
+            Subscription(RPC_AUTH_QUEUE, rpc=self.handlers.answer, prefetch=64),
+        ]
+
+    async def cleanup(self) -> None:
+        await self._client.close()
+
+
+async def run_auth_service(settings: AuthServiceSettings) -> None:
+    """auth_service as its own process, until SIGTERM."""
+    configure_service_logging(settings, "auth_service", secrets_of(settings))
+    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(AUTH_TOPOLOGY), all_in_one=False)
+    bus_component = BusComponent(bus)
+    registry: CollectorRegistry = new_registry()
+    readiness = Readiness()
+    readiness.add("bus", lambda: bus.is_ready)
+    service = AuthService(settings, bus, bus_component, readiness=readiness)
+    app = web.Application(middlewares=[error_middleware])
+    add_health_routes(app, readiness, registry)
+    server = HttpServer(app, settings.http_host, settings.http_port, name="auth_service_http")
+    await run_components([bus_component, service, server])
+
+
+def main() -> None:
+    """Entry point of ``python -m auth_service`` and ``wecom-suite auth-service``."""
+    settings = load_settings(AuthServiceSettings)
+    try:
+        asyncio.run(run_auth_service(settings))
+    except ConfigurationError as exc:
+        exit_on_configuration_error(exc.message)

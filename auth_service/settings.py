@@ -1,0 +1,52 @@
+"""auth_service's settings: shared fragments plus the install limits and test corps."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator
+
+from auth_service.domain import CountingPolicy, Limits
+from shared.settings import BusSettings, HttpSettings, LogSettings, StoreSettings, WeComApiSettings
+
+
+class AuthSettings(WeComApiSettings, StoreSettings):
+    """What the install logic needs; the all-in-one process reuses it as it is."""
+
+    # WeCom's own limits for an individual developer's app (protocol doc §13.3); lower values
+    # cap a beta below them.
+    install_limit_corps: int = Field(10, ge=0, le=10_000)
+    install_limit_users: int = Field(100, ge=0, le=100_000)
+    install_limit_test_accounts: int = Field(10, ge=0, le=10_000)
+    # lifetime: every corp/user that ever installed counts (the safe reading of §13.3, which
+    # never says an uninstall frees a slot); active: only current installs count.
+    install_counting_policy: CountingPolicy = "lifetime"
+    # Corp ids of the developer's own test enterprises (WeCom marks no install as a test).
+    test_corp_ids: str = ""
+    # v2 is WeCom's recommendation ("the old one can time out", §8.6).
+    auth_permanent_code_api: Literal["v1", "v2"] = "v2"
+
+    @field_validator("install_counting_policy", "auth_permanent_code_api", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            corps=self.install_limit_corps,
+            users=self.install_limit_users,
+            test_accounts=self.install_limit_test_accounts,
+            policy=self.install_counting_policy,
+        )
+
+    @property
+    def test_corps(self) -> frozenset[str]:
+        return frozenset(part.strip() for part in self.test_corp_ids.split(",") if part.strip())
+
+
+class AuthServiceSettings(AuthSettings, HttpSettings, BusSettings, LogSettings):
+    """Environment of ``wecom-suite auth-service`` (see docs/installs.md). ``HTTP_PORT`` serves
+    only ``/healthz``, ``/readyz`` and ``/metrics`` here."""
+
+    http_port: int = Field(8084, ge=0, le=65535)

@@ -1,0 +1,169 @@
+"""auth_service's repository on the shared document store: installations, the install-limit
+ledger and the auth-code exchange records. Permanent codes are sealed with DATA_KEY.
+
+Every write is one single-document step (insert-if-absent or compare-and-set), so the same
+code is atomic on SQLite and on a MongoDB cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any, Final, Literal
+
+from auth_service.domain import Admission, InstallationRecord, Ledger
+from shared.storage.abc import DocumentStore
+from shared.storage.crypto import SecretBox
+
+INSTALLATIONS: Final = "auth_installations"
+LEDGER: Final = "auth_ledger"
+CODES: Final = "auth_codes"
+COLLECTIONS: Final = (INSTALLATIONS, LEDGER, CODES)
+
+_LEDGER_KEY: Final = "ledger"
+# Auth codes live 10 minutes at WeCom (§1.3); their records outlive them so that a late
+# duplicate (a WeCom retry, the other delivery path) still finds the first outcome.
+CODE_RECORD_TTL_S: Final = 3600.0
+# Many admissions may race for the ledger; each loser re-reads and tries again.
+_CAS_ATTEMPTS: Final = 500
+
+CodeStatus = Literal["claimed", "exchanged", "done"]
+
+
+class ContentionError(RuntimeError):
+    """A compare-and-set loop lost too many races (retry the message later)."""
+
+
+def code_key(auth_code: str) -> str:
+    """Auth codes are credentials: records are keyed by their hash, never the code."""
+    return hashlib.sha256(auth_code.encode()).hexdigest()
+
+
+class AuthRepository:
+    def __init__(self, store: DocumentStore, box: SecretBox) -> None:
+        self._store = store
+        self._box = box
+
+    # --- auth-code exchange records -------------------------------------------------------
+
+    async def claim_code(self, auth_code: str, event_id: str) -> dict[str, Any] | None:
+        """Claim the exchange of ``auth_code`` for ``event_id``.
+
+        Returns None when this event now holds the claim (go on and exchange), else the
+        existing record (another delivery got there first; its holder finishes it, or this
+        is the same event redelivered and resumes from the record).
+        """
+        key = code_key(auth_code)
+        doc = {"status": "claimed", "event_id": event_id}
+        if await self._store.insert_if_absent(CODES, key, doc, ttl=CODE_RECORD_TTL_S):
+            return None
+        return await self._store.get(CODES, key)
+
+    async def save_code(self, auth_code: str, doc: dict[str, Any]) -> None:
+        await self._store.put(CODES, code_key(auth_code), doc, ttl=CODE_RECORD_TTL_S)
+
+    async def code_record(self, auth_code: str) -> dict[str, Any] | None:
+        return await self._store.get(CODES, code_key(auth_code))
+
+    def seal_exchange(self, auth_code: str, result: dict[str, Any]) -> str:
+        """The exchange result (it holds the permanent code) sealed for the code record."""
+        return self._box.seal(json.dumps(result), context=f"auth/code/{code_key(auth_code)}")
+
+    def open_exchange(self, auth_code: str, sealed: str) -> dict[str, Any]:
+        opened: dict[str, Any] = json.loads(
+            self._box.open(sealed, context=f"auth/code/{code_key(auth_code)}")
+        )
+        return opened
+
+    # --- the ledger -----------------------------------------------------------------------
+
+    async def ledger(self) -> Ledger:
+        return Ledger.from_doc(await self._store.get(LEDGER, _LEDGER_KEY))
+
+    async def update_ledger(
+        self, change: Callable[[Ledger], Admission]
+    ) -> tuple[Ledger, Admission]:
+        """Apply ``change`` to the ledger atomically; the ledger before and the admission.
+
+        A refused admission writes nothing. Losers of a race re-read and re-decide, so two
+        installs racing for the last slot never both get it.
+        """
+        for attempt in range(_CAS_ATTEMPTS):
+            record = await self._store.get_record(LEDGER, _LEDGER_KEY)
+            before = Ledger.from_doc(None if record is None else record.doc)
+            admission = change(before)
+            if not admission.admitted or admission.ledger == before:
+                return before, admission
+            doc = admission.ledger.to_doc()
+            if record is None:
+                written = await self._store.insert_if_absent(LEDGER, _LEDGER_KEY, doc)
+            else:
+                written = await self._store.compare_and_set(
+                    LEDGER, _LEDGER_KEY, record.version, doc
+                )
+            if written:
+                return before, admission
+            # Back off a little, randomised, so racing writers spread out.
+            await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))  # noqa: S311
+        raise ContentionError("the install ledger is too contended")
+
+    # --- installations --------------------------------------------------------------------
+
+    async def installation(self, corp_id: str) -> InstallationRecord | None:
+        doc = await self._store.get(INSTALLATIONS, corp_id)
+        return None if doc is None else self._record_of(doc)
+
+    async def installations(self) -> list[InstallationRecord]:
+        return [self._record_of(r.doc) for r in await self._store.find(INSTALLATIONS)]
+
+    async def update_installation(
+        self,
+        corp_id: str,
+        change: Callable[[InstallationRecord | None], InstallationRecord | None],
+    ) -> InstallationRecord | None:
+        """Apply ``change`` atomically (compare-and-set); the stored result, or None when
+        ``change`` decided to change nothing."""
+        for attempt in range(_CAS_ATTEMPTS):
+            record = await self._store.get_record(INSTALLATIONS, corp_id)
+            current = None if record is None else self._record_of(record.doc)
+            updated = change(current)
+            if updated is None:
+                return None
+            doc = self._doc_of(updated)
+            if record is None:
+                written = await self._store.insert_if_absent(INSTALLATIONS, corp_id, doc)
+            else:
+                written = await self._store.compare_and_set(
+                    INSTALLATIONS, corp_id, record.version, doc
+                )
+            if written:
+                return updated
+            await asyncio.sleep(random.uniform(0, min(0.05, 0.001 * (attempt + 1))))  # noqa: S311
+        raise ContentionError("the installation record is too contended")
+
+    def _doc_of(self, record: InstallationRecord) -> dict[str, Any]:
+        doc = asdict(record)
+        doc["members"] = list(record.members)
+        code = record.permanent_code
+        doc["permanent_code"] = (
+            None
+            if code is None
+            else self._box.seal(code, context=f"auth/installation/{record.corp_id}")
+        )
+        return doc
+
+    def _record_of(self, doc: dict[str, Any]) -> InstallationRecord:
+        values = dict(doc)
+        sealed = values.pop("permanent_code", None)
+        corp_id = str(values["corp_id"])
+        values["members"] = tuple(values.get("members", ()))
+        code = (
+            None
+            if sealed is None
+            else self._box.open(sealed, context=f"auth/installation/{corp_id}")
+        )
+        return InstallationRecord(**values, permanent_code=code)

@@ -1,0 +1,236 @@
+"""``GET /install`` and ``GET /install/complete``: the website install flow (protocol doc §8.2–
+§8.4) as the gateway serves it. Pages are plain HTML in Chinese and English; no JavaScript.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Final
+from urllib.parse import urlencode
+
+import structlog
+from aiohttp import web
+
+from gateway.install_domain import LIMIT_TEXTS, InstallStateCodec
+from shared.auth_client import AuthClient
+from shared.bus.abc import Bus, BusError, Message
+from shared.bus.topology import EVENTS_EXCHANGE
+from shared.contracts import AuthRequest, EventEnvelope, InstallRedirectPayload
+from shared.errors import ServiceError
+from shared.tokens import TokensClient
+from shared.wecom.api import WeComClient, with_token
+
+log = structlog.get_logger(__name__)
+
+# How long /install/complete waits for auth_service before showing "still processing".
+OUTCOME_WAIT_S: Final = 3.0
+_NO_STORE: Final = {"Cache-Control": "no-store"}
+_MAX_CODE_BYTES: Final = 512  # §1.3: credentials are at most 512 bytes
+
+_PAGE: Final = """<!doctype html>
+<html lang="zh-CN"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
+<title>{title_en}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;
+line-height:1.5}}h1{{font-size:1.4rem}}.en{{color:#555}}</style></head>
+<body><main data-outcome="{outcome}">
+<h1>{title_zh}</h1><p>{detail_zh}</p>
+<h1 class="en" lang="en">{title_en}</h1><p class="en" lang="en">{detail_en}</p>
+</main></body></html>
+"""
+
+
+def page(
+    outcome: str,
+    zh: tuple[str, str],
+    en: tuple[str, str],
+    *,
+    status: int = 200,
+    refresh_s: int | None = None,
+) -> web.Response:
+    """A small bilingual page; ``refresh_s`` reloads it (a wait that needs no JavaScript)."""
+    refresh = "" if refresh_s is None else f'\n<meta http-equiv="refresh" content="{refresh_s}">'
+    text = _PAGE.format(
+        refresh=refresh,
+        outcome=html.escape(outcome),
+        title_zh=html.escape(zh[0]),
+        detail_zh=html.escape(zh[1]),
+        title_en=html.escape(en[0]),
+        detail_en=html.escape(en[1]),
+    )
+    return web.Response(text=text, status=status, content_type="text/html", headers=_NO_STORE)
+
+
+class InstallHandlers:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        tokens: TokensClient,
+        auth: AuthClient,
+        wecom: WeComClient,
+        states: InstallStateCodec,
+        suite_id: str,
+        install_base: str,
+        public_base_url: str,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._bus = bus
+        self._tokens = tokens
+        self._auth = auth
+        self._wecom = wecom
+        self._states = states
+        self._suite_id = suite_id
+        self._install_base = install_base.rstrip("/")
+        self._complete_url = public_base_url.rstrip("/") + "/install/complete"
+        self._clock = wall_clock
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/install", self.install),
+            web.get("/install/complete", self.complete),
+        ]
+
+    async def install(self, request: web.Request) -> web.StreamResponse:
+        """A fresh pre_auth_code (never reused: one per install attempt, §8.2), the session
+        info of a test or a formal install (§8.3), then WeCom's install page (§8.4)."""
+        test = request.query.get("test") in ("1", "true")
+        try:
+            code = (await self._tokens.get("pre_auth_code")).token
+            await self._set_session_info(code, test=test)
+        except ServiceError as exc:
+            log.warning("install_start_failed", error=exc.code)
+            return page(
+                "unavailable",
+                ("暂时无法开始安装", "请稍后重试。"),
+                ("The install cannot start right now", f"Please try again shortly ({exc.code})."),
+                status=503,
+            )
+        state = self._states.issue(test=test, now=self._clock())
+        query = urlencode(
+            {
+                "suite_id": self._suite_id,
+                "pre_auth_code": code,
+                "redirect_uri": self._complete_url,
+                "state": state,
+            }
+        )
+        raise web.HTTPFound(f"{self._install_base}/3rdapp/install?{query}", headers=_NO_STORE)
+
+    async def _set_session_info(self, pre_auth_code: str, *, test: bool) -> None:
+        # auth_type 1 = test, 0 = formal (§8.3). Set for both: for an unreleased app the
+        # install page is reported to fail without it (§8.3, community report).
+        body = {
+            "pre_auth_code": pre_auth_code,
+            "session_info": {"appid": [], "auth_type": int(test)},
+        }
+
+        async def call(suite_token: str) -> object:
+            return await self._wecom.post(
+                "/cgi-bin/service/set_session_info",
+                params={"suite_access_token": suite_token},
+                body=body,
+            )
+
+        await with_token(self._tokens.source("suite"), call)
+
+    async def complete(self, request: web.Request) -> web.StreamResponse:
+        """WeCom's redirect after an install: hand the auth code to auth_service, wait a
+        moment for the outcome, and say what happened."""
+        auth_code = request.query.get("auth_code", "").strip()
+        if not auth_code or len(auth_code.encode()) > _MAX_CODE_BYTES:
+            return page(
+                "invalid",
+                ("安装链接无效", "缺少授权码。请从应用的安装链接重新开始。"),
+                (
+                    "Invalid install link",
+                    "The auth code is missing. Start again from the install link.",
+                ),
+                status=400,
+            )
+        state_raw = request.query.get("state")
+        state = self._states.verify(state_raw, now=self._clock())
+        payload = InstallRedirectPayload(
+            auth_code=auth_code,
+            state=state_raw,
+            state_valid=state is not None,
+            test=state is not None and state.test,
+        )
+        try:
+            await self._publish(payload)
+            outcome = await self._auth.request(
+                AuthRequest(op="install_outcome", auth_code=auth_code, wait_s=OUTCOME_WAIT_S)
+            )
+        except (BusError, ServiceError) as exc:
+            log.warning("install_complete_failed", error=getattr(exc, "code", "error"))
+            return page(
+                "unavailable",
+                ("暂时无法完成安装", "请稍后刷新本页。授权码十分钟内有效。"),
+                ("The install cannot be completed right now",
+                 "Reload this page shortly; the auth code stays valid for 10 minutes."),
+                status=503,
+                refresh_s=5,
+            )  # fmt: skip
+        return outcome_page(outcome)
+
+    async def _publish(self, payload: InstallRedirectPayload) -> None:
+        now = datetime.fromtimestamp(self._clock(), UTC)
+        # One id per auth code: a reload publishes the same event, which consumers drop.
+        event_id = hashlib.sha256(b"install.redirect\n" + payload.auth_code.encode()).hexdigest()
+        envelope = EventEnvelope(
+            id=event_id,
+            type="install.redirect",
+            suite_id=self._suite_id,
+            occurred_at=now,
+            received_at=now,
+            payload=payload.model_dump(mode="json"),
+        )
+        await self._bus.publish(
+            EVENTS_EXCHANGE,
+            "install.redirect",
+            Message(
+                body=envelope.model_dump_json().encode(), message_id=event_id, type=envelope.type
+            ),
+        )
+
+
+def outcome_page(outcome: dict[str, object]) -> web.Response:
+    """The page for an ``install_outcome`` answer."""
+    status = outcome.get("status")
+    corp = str(outcome.get("corp_name") or outcome.get("corp_id") or "")
+    if status == "installed":
+        kind = "测试版" if outcome.get("test") else ""
+        return page(
+            "installed",
+            ("安装成功", f"应用{kind}已安装到 {corp}。可以关闭本页，在企业微信中打开应用。"),
+            ("Installed", f"The app is installed in {corp}. You can close this page and open "
+             "the app in WeCom."),
+        )  # fmt: skip
+    if status == "refused":
+        limit = str(outcome.get("limit") or "")
+        zh, en = LIMIT_TEXTS.get(limit, ("已达到安装上限", "an install limit was reached"))
+        return page(
+            f"refused:{limit}",
+            ("无法安装", f"{zh}。"),
+            ("Not installed", f"Sorry: {en}."),
+            status=403,
+        )
+    if status in ("expired", "ignored"):
+        return page(
+            "expired",
+            ("授权码已失效", "授权码已使用或已过期（十分钟）。请从安装链接重新开始。"),
+            ("The auth code is no longer valid",
+             "It was used already or expired (10 minutes). Start again from the install link."),
+            status=410,
+        )  # fmt: skip
+    return page(
+        "processing",
+        ("正在处理", "安装正在处理中，本页会自动刷新。"),
+        ("Still processing", "The install is being processed; this page reloads by itself."),
+        status=202,
+        refresh_s=3,
+    )

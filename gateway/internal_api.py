@@ -1,0 +1,77 @@
+"""The gateway's internal API for the developer's own services (design.md): installations,
+quota use and notification requests, behind a bearer ``INTERNAL_API_KEY``."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Final
+
+import structlog
+from aiohttp import web
+
+from shared.auth_client import AuthClient
+from shared.bus.abc import Bus, Message
+from shared.bus.topology import NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY
+from shared.contracts import AuthRequest
+from shared.errors import InvalidRequest, PayloadTooLarge, Unauthorized
+from shared.notify import parse_notify_request
+
+log = structlog.get_logger(__name__)
+
+# Inline media ride inside a request (base64); 20 MB video plus a third for base64.
+MAX_NOTIFICATION_BYTES: Final = 28 * 1024 * 1024
+
+
+class InternalApi:
+    def __init__(self, *, bus: Bus, auth: AuthClient, api_key: str) -> None:
+        self._bus = bus
+        self._auth = auth
+        self._expected = f"Bearer {api_key}".encode()
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.get("/api/v1/installations", self.installations),
+            web.get("/api/v1/quota", self.quota),
+            web.post("/api/v1/notifications", self.notify),
+        ]
+
+    def _authorize(self, request: web.Request) -> None:
+        given = request.headers.get("Authorization", "").encode()
+        if not hmac.compare_digest(given, self._expected):
+            raise Unauthorized("a valid `Authorization: Bearer <INTERNAL_API_KEY>` is required")
+
+    async def installations(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        body = await self._auth.request(AuthRequest(op="installations"))
+        return web.json_response({"installations": body.get("installations", [])})
+
+    async def quota(self, request: web.Request) -> web.Response:
+        self._authorize(request)
+        return web.json_response(await self._auth.request(AuthRequest(op="quota")))
+
+    async def notify(self, request: web.Request) -> web.Response:
+        """Validate a ``notify.request`` and publish it to ``wecom.notify``; 202 with its id.
+
+        Validation happens here too, so a caller learns of a bad request at once rather than
+        from a ``notify.result`` later.
+        """
+        self._authorize(request)
+        if request.content_length is not None and request.content_length > MAX_NOTIFICATION_BYTES:
+            raise PayloadTooLarge(
+                f"a notification request is at most {MAX_NOTIFICATION_BYTES} bytes"
+            )
+        raw = await request.read()
+        if len(raw) > MAX_NOTIFICATION_BYTES:
+            raise PayloadTooLarge(
+                f"a notification request is at most {MAX_NOTIFICATION_BYTES} bytes"
+            )
+        try:
+            json.loads(raw)
+        except ValueError:
+            raise InvalidRequest("the body must be a JSON object") from None
+        notification = parse_notify_request(raw)
+        message = Message(body=raw, message_id=notification.id, type=NOTIFY_REQUEST_KEY)
+        await self._bus.publish(NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY, message)
+        log.info("notification_accepted", request_id=notification.id, corp_id=notification.corp_id)
+        return web.json_response({"id": notification.id}, status=202)

@@ -1,0 +1,107 @@
+"""The shape every stateful bus service shares: open the store, consume once the bus is up,
+report readiness, stop in order.
+
+A service subclasses :class:`BusService`, builds its logic in :meth:`BusService.prepare`
+(the store is open by then) and lists what it consumes and serves in
+:meth:`BusService.subscriptions`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from shared.bus.abc import Bus, Consumer, Handler, RpcHandler
+from shared.bus.factory import BusComponent
+from shared.lifecycle import Readiness
+from shared.storage.abc import DocumentStore
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    """A queue to consume (``handler``) or an RPC queue to serve (``rpc``)."""
+
+    queue: str
+    handler: Handler | None = None
+    rpc: RpcHandler | None = None
+    prefetch: int = 16
+
+
+class BusService:
+    """Base lifecycle component of token_service, auth_service and the notifier."""
+
+    name = "service"
+
+    def __init__(
+        self,
+        bus: Bus,
+        bus_component: BusComponent,
+        store: DocumentStore,
+        readiness: Readiness | None,
+    ) -> None:
+        self.bus = bus
+        self.store = store
+        self._bus_component = bus_component
+        self._consumers: list[Consumer] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._store_open = False
+        self._serving = False
+        if readiness is not None:
+            readiness.add("store", lambda: self._store_open)
+            readiness.add(self.name, lambda: self._serving)
+
+    async def prepare(self) -> None:
+        """Build the service's logic; the store is open."""
+
+    def subscriptions(self) -> list[Subscription]:
+        return []
+
+    async def cleanup(self) -> None:
+        """Release what :meth:`prepare` made (HTTP clients…); the store closes afterwards."""
+
+    def spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        """Run ``work`` until the service stops."""
+        self._tasks.append(asyncio.create_task(work, name=name))
+
+    async def start(self) -> None:
+        await self.store.start()
+        self._store_open = True
+        await self.prepare()
+        self.spawn(self._serve(), f"{self.name}-serve")
+
+    async def _serve(self) -> None:
+        # /readyz answers meanwhile; consumers start once the bus is up.
+        await self._bus_component.connected()
+        for sub in self.subscriptions():
+            if sub.rpc is not None:
+                consumer = await self.bus.serve(sub.queue, sub.rpc, prefetch=sub.prefetch)
+            elif sub.handler is not None:
+                consumer = await self.bus.consume(sub.queue, sub.handler, prefetch=sub.prefetch)
+            else:
+                raise ValueError(f"subscription to {sub.queue!r} has no handler")
+            self._consumers.append(consumer)
+        self._serving = True
+        queues = [sub.queue for sub in self.subscriptions()]
+        log.info("service_serving", service=self.name, queues=queues)
+
+    async def stop(self) -> None:
+        self._serving = False
+        for consumer in self._consumers:
+            await consumer.cancel()
+        self._consumers.clear()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        await self.cleanup()
+        if self._store_open:
+            self._store_open = False
+            await self.store.stop()

@@ -1,0 +1,90 @@
+"""The notifier's repository on every store backend: one claim at a time, results kept and
+returned to late deliveries, media ids cached, send-limit counters shared by replicas."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from notifier.domain import Window
+from notifier.store import COLLECTIONS, MEDIA_TTL_S, Claim, Reservation, StoredNotifications
+from shared.notify import NotifyResult
+from tests.support.store_backends import BACKENDS, Backend, FakeClock
+
+WINDOWS = (Window("minute", 2, 60.0, slots=6),)
+
+
+@pytest.fixture(params=BACKENDS)
+async def replicas(
+    request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock
+) -> AsyncIterator[list[StoredNotifications]]:
+    """Two repositories on one backend: two notifier replicas sharing the store."""
+    backend: Backend = request.param(tmp_path, COLLECTIONS)
+    stores = [backend.open(clock), backend.open(clock)]
+    for store in stores:
+        await store.start()
+    yield [StoredNotifications(store, clock=clock) for store in stores]
+    for store in stores:
+        await store.stop()
+    await backend.dispose()
+
+
+async def test_one_claim_at_a_time_then_the_result_for_everyone(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    a, b = replicas
+    claim = await a.claim("req-1", "owner-a", 30.0)
+    assert isinstance(claim, Claim)
+    assert await b.claim("req-1", "owner-b", 30.0) is None
+    result = NotifyResult(request_id="req-1", status="sent", msgid="m1", attempts=1)
+    done = await a.finish(claim, result)
+    assert done.result == result
+    again = await b.claim("req-1", "owner-b", 30.0)
+    assert not isinstance(again, Claim)
+    assert again is not None
+    assert again.result == result
+
+
+async def test_an_expired_claim_left_in_flight_is_taken_over_as_ambiguous(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    a, b = replicas
+    claim = await a.claim("req-2", "owner-a", 30.0)
+    assert isinstance(claim, Claim)
+    sending = await a.update(claim, replace(claim.record, in_flight=True, attempts=1))
+    assert sending is not None
+    clock.advance(31)
+    taken = await b.claim("req-2", "owner-b", 30.0)
+    assert isinstance(taken, Claim)
+    assert taken.record.ambiguous
+    assert taken.record.attempts == 1
+    # The crashed owner's claim is stale: its writes no longer land.
+    assert await a.update(sending, sending.record) is None
+
+
+async def test_media_ids_are_cached_until_the_margin_before_expiry(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    a, b = replicas
+    await a.put_media("corp", "key", "media-1", 3600.0)
+    assert await b.get_media("corp", "key") == "media-1"
+    clock.advance(MEDIA_TTL_S - 3600.0 + 1)
+    assert await b.get_media("corp", "key") is None
+
+
+async def test_send_limit_counters_are_shared_and_released(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    a, b = replicas
+    first = await a.reserve("member:x", WINDOWS, 1, 0.0)
+    second = await b.reserve("member:x", WINDOWS, 1, 0.0)
+    assert isinstance(first, Reservation)
+    assert isinstance(second, Reservation)
+    wait = await a.reserve("member:x", WINDOWS, 1, 0.0)
+    assert isinstance(wait, float)
+    assert wait > 0
+    await b.release(second)
+    assert isinstance(await a.reserve("member:x", WINDOWS, 1, 0.0), Reservation)

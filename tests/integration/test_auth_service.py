@@ -1,0 +1,267 @@
+"""auth_service end to end on a real RabbitMQ: the simulator pushes WeCom's callbacks to a
+gateway, auth_service exchanges codes and keeps the ledger, token_service serves tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.contracts import AuthRequest
+from tests.support.installs import InstallStack, install_stack, settle
+from tests.support.tokens import eventually
+
+pytestmark = pytest.mark.integration
+
+V2_EXCHANGE = "/cgi-bin/service/v2/get_permanent_code"
+NO_SIM_LIMITS = {"sim_limits": False}
+
+
+async def test_install_via_callback_grants_tokens(module_amqp_url: str, tmp_path: Path) -> None:
+    async with install_stack(module_amqp_url, tmp_path) as stack:
+        answer = await stack.install("wwcorpa", "alice", via="callback")
+        assert answer["delivered"] is True
+        found = await stack.installation("wwcorpa", status="active")
+        assert found.members == ["alice"]
+        assert found.agent_id is not None
+        assert found.test is False
+        # token_service got the grant: a corp token is served.
+        token = await eventually(lambda: stack.tokens.get("corp", corp_id="wwcorpa"))
+        assert token.token
+        await eventually(lambda: _has(stack, "auth.granted", 1))
+        granted = stack.of_type("auth.granted")[0]
+        assert granted.payload["permanent_code_sealed"].startswith("v1:")
+        assert granted.payload["installer_user_id"] == "alice"
+
+
+async def test_one_auth_code_is_exchanged_once_whatever_delivers_it(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    async with install_stack(module_amqp_url, tmp_path) as stack:
+        answer = await stack.install("wwcorpb", "bob", via="redirect")
+        code = answer["auth_code"]
+        redirect = {"auth_code": code, "state": None}
+        # The redirect twice (a reload) and a create_auth callback carrying the same code.
+        await asyncio.gather(
+            stack.publish("install.redirect", redirect),
+            stack.publish("install.redirect", redirect),
+            stack.publish("command.create_auth", {"auth_code": code}),
+        )
+        await stack.installation("wwcorpb", status="active")
+        await settle(stack, 1.0)
+        assert await stack.calls(V2_EXCHANGE) == 1
+        outcome = await stack.auth.request(_outcome(code))
+        assert outcome["status"] == "installed"
+        assert outcome["corp_id"] == "wwcorpb"
+
+
+async def test_a_test_install_is_counted_apart(module_amqp_url: str, tmp_path: Path) -> None:
+    async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
+        answer = await stack.install("wwcorpt", "tess", via="redirect", test=True)
+        await stack.publish(
+            "install.redirect",
+            {"auth_code": answer["auth_code"], "state_valid": True, "test": True},
+        )
+        found = await stack.installation("wwcorpt", status="active")
+        assert found.test is True
+        quota = await stack.auth.request(_quota())
+        assert quota["test_accounts"] == {"used": 1, "limit": 10}
+        assert quota["users"]["used"] == 1
+        assert quota["policy"] == "lifetime"
+        # An unsigned "test" claim (state_valid false) is a released install.
+        other = await stack.install("wwcorpu", "ursula", via="redirect")
+        await stack.publish(
+            "install.redirect",
+            {"auth_code": other["auth_code"], "state_valid": False, "test": True},
+        )
+        assert (await stack.installation("wwcorpu", status="active")).test is False
+
+
+async def test_the_eleventh_corp_is_refused(module_amqp_url: str, tmp_path: Path) -> None:
+    async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
+        for index in range(11):
+            await stack.install(f"wwlimit{index:02d}", "user", via="callback")
+        refused = await stack.installation("wwlimit10", status="refused")
+        assert "at most 10 enterprises" in (refused.reason or "")
+        quota = await stack.auth.request(_quota())
+        assert quota["corps"] == {"used": 10, "limit": 10}
+        await eventually(lambda: _has(stack, "auth.rejected", 1))
+        assert stack.of_type("auth.rejected")[0].payload["limit"] == "corps"
+        await eventually(lambda: _has(stack, "auth.quota_warning", 2))
+        levels = sorted(e.payload["level"] for e in stack.of_type("auth.quota_warning"))
+        assert levels == [80, 100]
+        # A refused corp gets no token: token_service never heard of it.
+        with pytest.raises(Exception, match="not installed"):
+            await stack.tokens.get("corp", corp_id="wwlimit10")
+
+
+async def test_the_101st_user_and_the_11th_test_account_are_refused(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
+        for corp in range(10):
+            for user in range(10):
+                await _redirect_install(stack, f"wwusers{corp}", f"u{user}")
+        await _redirect_install(stack, "wwusers0", "u10")
+        await eventually(lambda: _rejected(stack, "users"), timeout=30)
+        quota = await stack.auth.request(_quota())
+        assert quota["users"] == {"used": 100, "limit": 100}
+
+    async with install_stack(module_amqp_url, tmp_path / "tests", sim=NO_SIM_LIMITS) as stack:
+        for user in range(11):
+            await _redirect_install(stack, "wwtestcorp", f"t{user}", test=True)
+        await eventually(lambda: _rejected(stack, "test_accounts"), timeout=30)
+        quota = await stack.auth.request(_quota())
+        assert quota["test_accounts"] == {"used": 10, "limit": 10}
+
+
+async def test_test_and_released_on_one_account_is_refused(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
+        await _redirect_install(stack, "wwboth", "carol", test=True)
+        await stack.installation("wwboth", status="active")
+        await _redirect_install(stack, "wwboth", "carol", test=False)
+        await eventually(lambda: _rejected(stack, "test_and_released"), timeout=15)
+
+
+async def test_concurrent_installs_racing_for_the_last_slots(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """50 installs at once for 3 remaining corp slots admit exactly 3."""
+    async with install_stack(
+        module_amqp_url, tmp_path, sim=NO_SIM_LIMITS, install_limit_corps=5
+    ) as stack:
+        for index in range(2):
+            await _redirect_install(stack, f"wwrace-pre{index}", "u")
+        await stack.installation("wwrace-pre1", status="active")
+        answers = [
+            await stack.install(f"wwrace{index:02d}", "u", via="redirect") for index in range(50)
+        ]
+        await asyncio.gather(
+            *(stack.publish("install.redirect", {"auth_code": a["auth_code"]}) for a in answers)
+        )
+
+        async def all_decided() -> list[str]:
+            found = [await stack.auth.installation(f"wwrace{i:02d}") for i in range(50)]
+            assert all(item is not None for item in found)
+            return [item.status for item in found if item is not None]
+
+        statuses = await eventually(all_decided, timeout=60)
+        assert statuses.count("active") == 3
+        assert statuses.count("refused") == 47
+
+
+async def test_cancel_then_a_late_change_does_not_resurrect(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    async with install_stack(module_amqp_url, tmp_path) as stack:
+        await stack.install("wwcancel", "dan", via="callback")
+        await stack.installation("wwcancel", status="active")
+        before_cancel = time.time() - 5
+        status, answer = await stack.sim.call(
+            "POST", "/_sim/uninstall", body={"corp_id": "wwcancel"}
+        )
+        assert status == 200
+        assert answer["pushed"] == "cancel_auth"
+        await stack.installation("wwcancel", status="revoked")
+        # A change_auth from before the cancel arrives late.
+        await stack.publish(
+            "command.change_auth", {"auth_corp_id": "wwcancel"}, occurred_at=before_cancel
+        )
+        await settle(stack, 1.0)
+        assert (await stack.installation("wwcancel")).status == "revoked"
+        with pytest.raises(Exception, match="not installed"):
+            await stack.tokens.get("corp", corp_id="wwcancel")
+
+
+async def test_reset_permanent_code_re_exchanges(module_amqp_url: str, tmp_path: Path) -> None:
+    async with install_stack(module_amqp_url, tmp_path) as stack:
+        await stack.install("wwreset", "erin", via="callback")
+        await stack.installation("wwreset", status="active")
+        first = await eventually(lambda: stack.tokens.get("corp", corp_id="wwreset"))
+        status, _ = await stack.sim.call(
+            "POST", "/_sim/reset_permanent_code", body={"corp_id": "wwreset"}
+        )
+        assert status == 200
+        await eventually(lambda: _has(stack, "auth.changed", 1), timeout=15)
+        changed = stack.of_type("auth.changed")[0]
+        assert changed.payload["permanent_code_sealed"]
+        # The old code is void at WeCom; the corp token now comes from the new one.
+        second = await eventually(lambda: _new_token(stack, "wwreset", first.token))
+        assert second != first.token
+
+
+async def test_a_restart_loses_nothing(module_amqp_url: str, tmp_path: Path) -> None:
+    async with install_stack(module_amqp_url, tmp_path) as stack:
+        await stack.install("wwrestart", "fay", via="callback")
+        await stack.installation("wwrestart", status="active")
+        token = await eventually(lambda: stack.tokens.get("corp", corp_id="wwrestart"))
+        exchanges = await stack.calls(V2_EXCHANGE)
+        await stack.stop_services()
+        await stack.start_services()
+        found = await stack.installation("wwrestart", status="active")
+        assert found.members == ["fay"]
+        again = await eventually(lambda: stack.tokens.get("corp", corp_id="wwrestart"))
+        assert again.token == token.token
+        assert await stack.calls(V2_EXCHANGE) == exchanges
+
+
+async def test_members_are_counted_from_subscribe_events(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    async with install_stack(module_amqp_url, tmp_path, install_limit_users=2) as stack:
+        await stack.install("wwsubs", "gus", via="callback")
+        await stack.installation("wwsubs", status="active")
+        await stack.publish("data.event.subscribe", {"FromUserName": "hal"}, corp_id="wwsubs")
+        await eventually(lambda: _members(stack, "wwsubs", ["gus", "hal"]))
+        # Over the 2-user cap: the member is refused, not counted.
+        await stack.publish("data.event.subscribe", {"FromUserName": "ivy"}, corp_id="wwsubs")
+        await eventually(lambda: _rejected(stack, "users"))
+        await stack.publish("data.event.unsubscribe", {"FromUserName": "hal"}, corp_id="wwsubs")
+        await eventually(lambda: _members(stack, "wwsubs", ["gus"]))
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _outcome(code: str) -> AuthRequest:
+    return AuthRequest(op="install_outcome", auth_code=code, wait_s=2)
+
+
+def _quota() -> AuthRequest:
+    return AuthRequest(op="quota")
+
+
+async def _redirect_install(
+    stack: InstallStack, corp: str, user: str, *, test: bool = False
+) -> None:
+    answer = await stack.install(corp, user, via="redirect", test=test)
+    assert answer["refused"] is None, answer
+    await stack.publish(
+        "install.redirect",
+        {"auth_code": answer["auth_code"], "state_valid": test, "test": test},
+    )
+
+
+async def _has(stack: InstallStack, event_type: str, count: int) -> None:
+    assert len(stack.of_type(event_type)) >= count, [e.type for e in stack.events]
+
+
+async def _rejected(stack: InstallStack, limit: str) -> None:
+    limits = [event.payload["limit"] for event in stack.of_type("auth.rejected")]
+    assert limit in limits, limits
+
+
+async def _members(stack: InstallStack, corp: str, members: list[str]) -> None:
+    found = await stack.auth.installation(corp)
+    assert found is not None
+    assert found.members == members, found.members
+
+
+async def _new_token(stack: InstallStack, corp: str, old: str) -> str:
+    token = await stack.tokens.get("corp", corp_id=corp)
+    assert token.token != old
+    return token.token
