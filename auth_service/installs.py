@@ -165,30 +165,58 @@ class Installs:
             corp_id=corp_id, state_test=state_test, test_corp_ids=self._test_corp_ids
         )
         installer = exchanged.installer_user_id
-        members = sorted(set(info.members) | ({installer} if installer else set()))
+        first = [installer] if installer else []
+        # The install itself is the corp and its installer: all or nothing.
         before, admission = await self._repository.update_ledger(
-            lambda ledger: admit(ledger, self.limits, corp_id=corp_id, members=members, test=test)
+            lambda ledger: admit(ledger, self.limits, corp_id=corp_id, members=first, test=test)
         )
         refusal = admission.refusal
+        admitted = list(first) if refusal is None else []
+        ledger = admission.ledger
+        if refusal is None:
+            # Members the visible range shows beyond the installer (§8.5 allow_user) are
+            # admitted one by one: one over a limit must not refuse the installer. They are
+            # reported when their own install or subscribe event arrives.
+            for member in sorted(set(info.members) - set(first)):
+                extra = await self._admit_one(corp_id, member, test)
+                if extra.admitted:
+                    admitted.append(member)
+                    ledger = extra.ledger
+                else:
+                    log.warning("member_not_counted", corp_id=corp_id, test=test)
         now = self._clock()
 
         def change(current: InstallationRecord | None) -> InstallationRecord | None:
-            if current is not None and not current.applies(occurred_at):
-                return None
             active = current is not None and current.status == "active"
+            if current is not None and active:
+                # Another member of an installed corp: the corp stays installed whatever
+                # this member's outcome, and members merge whatever order events came in.
+                if refusal is not None:
+                    return None
+                return replace(
+                    current,
+                    members=tuple(sorted(set(current.members) | set(admitted))),
+                    corp_name=info.corp_name or current.corp_name,
+                    agent_id=info.agent_id if info.agent_id is not None else current.agent_id,
+                    permanent_code=exchanged.permanent_code,
+                    changed_at=max(current.changed_at, occurred_at),
+                    updated_at=now,
+                )
+            if current is not None and not current.applies(occurred_at):
+                return None  # revoked or refused after this install happened
             return InstallationRecord(
                 corp_id=corp_id,
                 status="refused" if refusal is not None else "active",
                 changed_at=occurred_at,
-                installed_at=current.installed_at if active and current else now,
+                installed_at=now,
                 updated_at=now,
                 corp_name=info.corp_name,
                 agent_id=info.agent_id,
                 auth_mode=info.auth_mode,
                 test=test,
                 reason=None if refusal is None else refusal.reason,
-                members=tuple(members) if refusal is None else (),
-                installer_user_id=exchanged.installer_user_id,
+                members=tuple(sorted(admitted)),
+                installer_user_id=installer,
                 installer_open_userid=exchanged.installer_open_userid,
                 edition=info.edition,
                 # Kept even when refused: it cannot be fetched again.
@@ -196,29 +224,35 @@ class Installs:
             )
 
         stored = await self._repository.update_installation(corp_id, change)
-        if stored is None:
-            log.info("install_older_than_state", corp_id=corp_id)
-            return Outcome("ignored", corp_id, info.corp_name, test=test)
         if refusal is not None:
             await self._reject(corp_id, info.corp_name, test, refusal, source_id, occurred_at)
             log.warning("install_refused", corp_id=corp_id, limit=refusal.limit, test=test)
             return Outcome("refused", corp_id, info.corp_name, refusal.limit, refusal.reason, test)
+        if stored is None:
+            log.info("install_older_than_state", corp_id=corp_id)
+            return Outcome("ignored", corp_id, info.corp_name, test=test)
         granted = AuthGrantedPayload(
             corp_id=corp_id,
-            corp_name=info.corp_name,
-            agent_id=info.agent_id,
+            corp_name=stored.corp_name,
+            agent_id=stored.agent_id,
             permanent_code_sealed=self._box.seal(
                 exchanged.permanent_code, context=permanent_code_context(corp_id)
             ),
             test=test,
-            installer_user_id=exchanged.installer_user_id,
+            installer_user_id=installer,
             installer_open_userid=exchanged.installer_open_userid,
             auth_mode=info.auth_mode,
         )
         await self._publish("auth.granted", granted, corp_id, occurred_at, source_id)
-        await self._warn(before.usage(self.limits.policy), admission, source_id, occurred_at)
-        log.info("installed", corp_id=corp_id, test=test, members=len(members))
-        return Outcome("installed", corp_id, info.corp_name, test=test)
+        await self._warn(before.usage(self.limits.policy), ledger, source_id, occurred_at)
+        log.info("installed", corp_id=corp_id, test=test, members=len(stored.members))
+        return Outcome("installed", corp_id, stored.corp_name, test=test)
+
+    async def _admit_one(self, corp_id: str, user_id: str, test: bool) -> Admission:
+        _, admission = await self._repository.update_ledger(
+            lambda ledger: admit(ledger, self.limits, corp_id=corp_id, members=[user_id], test=test)
+        )
+        return admission
 
     async def _rekey(self, exchanged: Exchanged, source_id: str, occurred_at: float) -> Outcome:
         """reset_permanent_code: the corp's old code is void; keep the new one (§5.5)."""
@@ -264,7 +298,7 @@ class Installs:
             refusal = admission.refusal
             if refusal is None:
                 await self._warn(
-                    before.usage(self.limits.policy), admission, source_id, occurred_at
+                    before.usage(self.limits.policy), admission.ledger, source_id, occurred_at
                 )
         if removed:
             await self._repository.update_ledger(lambda ledger: _released(ledger, corp_id, removed))
@@ -345,7 +379,9 @@ class Installs:
                     occurred_at,
                 )
                 return
-            await self._warn(before.usage(self.limits.policy), admission, source_id, occurred_at)
+            await self._warn(
+                before.usage(self.limits.policy), admission.ledger, source_id, occurred_at
+            )
         else:
             await self._repository.update_ledger(
                 lambda ledger: _released(ledger, corp_id, [user_id])
@@ -406,9 +442,9 @@ class Installs:
         await self._publish("auth.rejected", payload, corp_id, occurred_at, source_id)
 
     async def _warn(
-        self, before: Usage, admission: Admission, source_id: str, occurred_at: float
+        self, before: Usage, ledger: Ledger, source_id: str, occurred_at: float
     ) -> None:
-        after = admission.ledger.usage(self.limits.policy)
+        after = ledger.usage(self.limits.policy)
         for warning in quota_warnings(before, after, self.limits):
             payload = QuotaWarningPayload(
                 limit=warning.limit, used=warning.used, max=warning.max, level=warning.level
