@@ -8,15 +8,22 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from gateway.demo import demo_routes
 from gateway.domain import CallbackProcessor, ReceiveIdPolicy, ReplayCache
 from gateway.handlers import CallbackHandlers
+from gateway.jssdk import JsSdkHandlers
 from gateway.metrics import GatewayMetrics
+from gateway.oauth import SignInConfig, SignInHandlers
+from gateway.oauth_domain import SessionCodec, StateCodec
 from gateway.publisher import EventPublisher
 from gateway.settings import GatewaySettings
+from shared.auth_client import AuthClient
 from shared.bus.abc import Bus
 from shared.http import add_health_routes, error_middleware
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry
+from shared.tokens import TokensClient
+from shared.wecom.api import WeComClient
 from shared.wecom.crypto import CallbackCipher
 
 
@@ -28,8 +35,19 @@ def build_gateway_app(
     readiness: Readiness | None = None,
     wall_clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
+    data_key: bytes | None = None,
+    tokens: TokensClient | None = None,
+    auth: AuthClient | None = None,
+    wecom: WeComClient | None = None,
+    serve_demo: bool = False,
 ) -> web.Application:
-    """The gateway's aiohttp application, publishing to ``bus`` (started by the caller)."""
+    """The gateway's aiohttp application, publishing to ``bus`` (started by the caller).
+
+    With ``data_key`` (the 32-byte DATA_KEY) it also serves member sign-in and JS-SDK
+    signatures (docs/oauth.md), calling ``rpc.tokens``/``rpc.auth`` over ``bus`` unless
+    ``tokens``/``auth`` are given, and WeCom through ``wecom`` (or a client it owns);
+    ``serve_demo`` adds the sandbox demo page at ``/demo/``.
+    """
     registry = registry or new_registry()
     readiness = readiness or Readiness()
     metrics = GatewayMetrics.create(registry)
@@ -63,9 +81,48 @@ def build_gateway_app(
         middlewares=[error_middleware], client_max_size=settings.callback_max_body_bytes
     )
     app.add_routes(handlers.routes())
+    if data_key is not None:
+        _add_sign_in(app, settings, bus, data_key, tokens, auth, wecom, wall_clock)
+        if serve_demo:
+            app.add_routes(demo_routes())
     readiness.add("bus", lambda: bus.is_ready)
     add_health_routes(app, readiness, registry)
     return app
+
+
+def _add_sign_in(
+    app: web.Application,
+    settings: GatewaySettings,
+    bus: Bus,
+    data_key: bytes,
+    tokens: TokensClient | None,
+    auth: AuthClient | None,
+    wecom: WeComClient | None,
+    wall_clock: Callable[[], float],
+) -> None:
+    tokens = tokens or TokensClient(bus)
+    auth = auth or AuthClient(bus)
+    if wecom is None:
+        wecom = WeComClient(settings.api_base, timeout_s=settings.wecom_api_timeout_s)
+        owned = wecom
+
+        async def close_wecom(_: web.Application) -> None:
+            await owned.close()
+
+        app.on_cleanup.append(close_wecom)
+    sessions = SessionCodec(data_key, ttl_s=settings.oauth_session_ttl_s)
+    sign_in = SignInHandlers(
+        SignInConfig.from_settings(settings),
+        StateCodec(data_key),
+        sessions,
+        tokens,
+        wecom,
+        wall_clock=wall_clock,
+    )
+    jssdk = JsSdkHandlers(
+        sessions, tokens, auth, trusted_domain=settings.trusted_domain, wall_clock=wall_clock
+    )
+    app.add_routes(sign_in.routes() + jssdk.routes())
 
 
 def secrets_of(settings: GatewaySettings) -> list[str]:
@@ -75,4 +132,6 @@ def secrets_of(settings: GatewaySettings) -> list[str]:
         values.append(settings.wecom_provider_secret)
     if settings.amqp_url is not None:
         values.append(settings.amqp_url)
+    if settings.mongo_url is not None:
+        values.append(settings.mongo_url)
     return [value.get_secret_value() for value in values]

@@ -9,21 +9,25 @@ import structlog
 from gateway.app import build_gateway_app, secrets_of
 from gateway.settings import GatewaySettings
 from shared.bus.factory import BusComponent, create_bus
-from shared.bus.topology import BASE_TOPOLOGY
+from shared.bus.topology import BASE_TOPOLOGY, RPC_TOPOLOGY
 from shared.errors import ConfigurationError
 from shared.http import HttpServer
 from shared.lifecycle import run_components
 from shared.logging import configure_service_logging
 from shared.settings import exit_on_configuration_error, load_settings
+from shared.storage.crypto import load_data_key
 
 log = structlog.get_logger(__name__)
 
 
 async def run_gateway(settings: GatewaySettings) -> None:
-    """Serve the callback URLs until SIGTERM."""
+    """Serve the callback URLs, member sign-in and JS-SDK signatures until SIGTERM."""
     configure_service_logging(settings, "gateway", secrets_of(settings))
-    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY, all_in_one=False)
-    app = build_gateway_app(settings, bus)
+    # Signs the sign-in state and session cookies; required with real credentials.
+    data_key = load_data_key(settings.data_key, settings.data_dir, sandbox=settings.sandbox)
+    # The gateway calls rpc.tokens and rpc.auth for sign-in and JS-SDK signatures.
+    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(RPC_TOPOLOGY), all_in_one=False)
+    app = build_gateway_app(settings, bus, data_key=data_key, serve_demo=settings.sandbox)
     server = HttpServer(app, settings.http_host, settings.http_port, name="gateway")
     await run_components([BusComponent(bus), server])
 

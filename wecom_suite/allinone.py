@@ -21,6 +21,7 @@ from shared.lifecycle import Component, Readiness, run_components
 from shared.logging import configure_service_logging
 from shared.metrics import new_registry
 from shared.settings import load_settings
+from shared.storage.crypto import load_data_key
 from simulator.app import build_simulator_app
 from simulator.app import secrets_of as simulator_secrets_of
 from simulator.settings import SimulatorSettings
@@ -35,12 +36,16 @@ class AllInOneSettings(GatewaySettings, TokenSettings):
     """The union of every bundled service's settings (one environment, one process)."""
 
 
+def _local_base(settings: AllInOneSettings) -> str:
+    # A wildcard bind address is not something to connect to; loopback reaches it.
+    host = "127.0.0.1" if settings.http_host in ("", "0.0.0.0", "::") else settings.http_host  # noqa: S104
+    return f"http://{host}:{settings.http_port}"
+
+
 def sandbox_simulator_settings(settings: AllInOneSettings) -> SimulatorSettings:
     """The simulator's settings in sandbox mode: unset callback URLs point at this process."""
     sim = load_settings(SimulatorSettings)
-    # A wildcard bind address is not something to connect to; loopback reaches it.
-    host = "127.0.0.1" if settings.http_host in ("", "0.0.0.0", "::") else settings.http_host  # noqa: S104
-    gateway = f"http://{host}:{settings.http_port}"
+    gateway = _local_base(settings)
     update: dict[str, str] = {}
     if sim.sim_command_url is None:
         update["sim_command_url"] = f"{gateway}/wecom/command"
@@ -65,12 +70,26 @@ async def run_all(settings: AllInOneSettings) -> None:
             settings = settings.model_copy(
                 update={"wecom_api_base": f"http://{sim_host}:{sim_settings.sim_http_port}"}
             )
+        if settings.wecom_oauth_base is None:
+            # The simulator serves the OAuth authorize page too.
+            settings = settings.model_copy(update={"wecom_oauth_base": settings.api_base})
+        if "public_base_url" not in settings.model_fields_set:
+            # OAuth redirects come back to this process, wherever HTTP_PORT put it.
+            settings = settings.model_copy(update={"public_base_url": _local_base(settings)})
     configure_service_logging(settings, "wecom-suite", secrets)
     bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(TOKEN_TOPOLOGY), all_in_one=True)
     bus_component = BusComponent(bus)
     readiness = Readiness()
     registry = new_registry()
-    app = build_gateway_app(settings, bus, registry=registry, readiness=readiness)
+    data_key = load_data_key(settings.data_key, settings.data_dir, sandbox=settings.sandbox)
+    app = build_gateway_app(
+        settings,
+        bus,
+        registry=registry,
+        readiness=readiness,
+        data_key=data_key,
+        serve_demo=settings.sandbox,
+    )
     server = HttpServer(app, settings.http_host, settings.http_port, name="gateway")
     tokens = TokenService(settings, bus, bus_component, registry=registry, readiness=readiness)
     components: list[Component] = [bus_component, tokens, server]
