@@ -1,0 +1,125 @@
+"""The notifier over the real RabbitMQ against the simulator: requests per second from
+publish to ``notify.result``, and the request→result latency (p50/p99).
+
+One NotifierService (with token_service and a fake ``rpc.auth`` server) runs in this process
+on a throw-away vhost, like the integration tests wire it; the simulator stands in for WeCom
+with its send limits off (the limits are measured by the tests, not here). ``python -m
+bench.notify`` prints the JSON result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bench import broker
+from tests.support.notifier import NotifierRig, notifier_rig, text_request
+
+THROUGHPUT_REQUESTS = 2_000
+PUBLISH_CONCURRENCY = 100
+LATENCY_REQUESTS = 300
+RESULTS = Path(__file__).resolve().parent / "results"
+# Recipients rotate so that no per-member window would matter even if one were on.
+USERS = ("alice", "bob")
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def _throughput(rig: NotifierRig) -> dict[str, Any]:
+    requests = [
+        text_request(f"bench {n}", users=(USERS[n % 2],)) for n in range(THROUGHPUT_REQUESTS)
+    ]
+    published: dict[str, float] = {}
+    gate = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+    async def publish(request: dict[str, Any]) -> None:
+        async with gate:
+            published[request["id"]] = time.perf_counter()
+            await rig.publish(request)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(publish(request) for request in requests))
+    for request in requests:
+        await rig.results.wait(request["id"], timeout=300)
+    elapsed = time.perf_counter() - started
+    latencies = [(rig.results.arrived[rid] - t) * 1000 for rid, t in published.items()]
+    statuses = {r["id"]: rig.results.by_id[r["id"]][0].status for r in requests}
+    return {
+        "requests": THROUGHPUT_REQUESTS,
+        "publish_concurrency": PUBLISH_CONCURRENCY,
+        "requests_per_s": round(THROUGHPUT_REQUESTS / elapsed, 1),
+        "p50_ms": round(_percentile(latencies, 0.50), 2),
+        "p99_ms": round(_percentile(latencies, 0.99), 2),
+        "not_sent": sum(1 for status in statuses.values() if status != "sent"),
+    }
+
+
+async def _latency(rig: NotifierRig) -> dict[str, Any]:
+    """One request at a time: the latency of a request on an idle notifier."""
+    latencies = []
+    for n in range(LATENCY_REQUESTS):
+        request = text_request(f"latency {n}", users=(USERS[n % 2],))
+        started = time.perf_counter()
+        await rig.publish(request)
+        await rig.results.wait(request["id"], timeout=30)
+        latencies.append((rig.results.arrived[request["id"]] - started) * 1000)
+    return {
+        "requests": LATENCY_REQUESTS,
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(_percentile(latencies, 0.99), 2),
+    }
+
+
+async def _measure(url: str, data_dir: Path) -> dict[str, Any]:
+    async with notifier_rig(
+        url,
+        data_dir,
+        name="bench-notify",
+        sim={"sim_limits": False},
+        notify_limit_member_per_minute=0,
+        notify_limit_member_per_hour=0,
+        notify_limit_app_per_day=0,
+    ) as rig:
+        idle = await _latency(rig)
+        loaded = await _throughput(rig)
+        sent = len(await rig.sent())
+    return {
+        "idle_latency": idle,
+        "throughput": loaded,
+        "simulator_sends": sent,
+        "prefetch": 16,
+        "store": "sqlite",
+    }
+
+
+def run() -> dict[str, Any]:
+    """The notifier numbers, or ``{"skipped": reason}`` without a usable broker."""
+    # A log line per message would measure the terminal; keep warnings only.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    problem = broker.unavailable()
+    if problem is not None:
+        return {"skipped": problem}
+    with broker.vhost() as url, tempfile.TemporaryDirectory(prefix="bench-notify-") as folder:
+        result = asyncio.run(_measure(url, Path(folder)))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "notify.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main() -> None:
+    print(json.dumps(run(), indent=2))
+
+
+if __name__ == "__main__":
+    main()

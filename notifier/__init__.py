@@ -1,0 +1,1 @@
+"""notifier: sends notification requests through WeCom's message APIs (design.md)."""

@@ -1,0 +1,111 @@
+"""``wecom-suite notify --corp ID --user U --text T``: publish one notification request on the
+bus at ``AMQP_URL`` and, if asked, wait for its ``notify.result``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from shared.bus.abc import BusError, Message
+from shared.bus.rabbitmq import RabbitMQBus
+from shared.bus.topology import BASE_TOPOLOGY, EVENTS_EXCHANGE, NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY
+from shared.notify import NotifyRequestInvalid, NotifyResult, parse_notify_request
+
+_RESULT_KEY = "notify.result"
+
+
+def notify_command(corp: str, user: str, text: str, *, wait_s: float = 0.0) -> int:
+    """Publish a text notification to ``user`` of ``corp``; print the request id as JSON.
+
+    With ``wait_s`` > 0, also wait that long for the result and print it.
+
+    Returns:
+        The exit status: 0 published (and, when waiting, sent or partial); 1 the result was
+        failed or expired, or none came in time; 2 a bad request or no ``AMQP_URL``.
+    """
+    amqp_url = os.environ.get("AMQP_URL", "").strip()
+    if not amqp_url:
+        print("configuration error: AMQP_URL: required to publish a notification", file=sys.stderr)
+        return 2
+    body = {
+        "id": f"cli-{uuid.uuid4().hex}",
+        "corp_id": corp,
+        "to": {"users": [user]},
+        "message": {"msgtype": "text", "text": {"content": text}},
+    }
+    try:
+        parse_notify_request(body)
+    except NotifyRequestInvalid as exc:
+        print(f"invalid request: {exc.message}", file=sys.stderr)
+        return 2
+    try:
+        return asyncio.run(_notify(amqp_url, body, wait_s))
+    except BusError as exc:
+        print(f"bus error: {exc.message}", file=sys.stderr)
+        return 1
+
+
+async def _notify(amqp_url: str, body: dict[str, Any], wait_s: float) -> int:
+    request_id: str = body["id"]
+    async with contextlib.AsyncExitStack() as stack:
+        # Starting the bus declares wecom.events, which the listener binds to.
+        bus = RabbitMQBus(amqp_url, BASE_TOPOLOGY, connection_name="wecom-suite-notify")
+        await bus.start()
+        stack.push_async_callback(bus.close)
+        results: asyncio.Queue[NotifyResult] | None = None
+        if wait_s > 0:
+            # Listen before publishing, so that even a very quick result is not missed.
+            results = await stack.enter_async_context(_listen(amqp_url))
+        message = Message(
+            body=json.dumps(body).encode(), message_id=request_id, type="notify.request"
+        )
+        await bus.publish(NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY, message)
+        print(json.dumps({"id": request_id}))
+        if results is None:
+            return 0
+        try:
+            async with asyncio.timeout(wait_s):
+                while True:
+                    result = await results.get()
+                    if result.request_id == request_id:
+                        break
+        except TimeoutError:
+            print(f"no result within {wait_s:g} s", file=sys.stderr)
+            return 1
+        print(result.model_dump_json())
+        return 0 if result.status in ("sent", "partial") else 1
+
+
+@contextlib.asynccontextmanager
+async def _listen(amqp_url: str) -> AsyncIterator[asyncio.Queue[NotifyResult]]:
+    """Results from an exclusive, self-deleting queue bound to wecom.events/notify.result
+    (a one-off listener the shared topology has no place for)."""
+    found: asyncio.Queue[NotifyResult] = asyncio.Queue()
+    connection = await aio_pika.connect(amqp_url, timeout=10)
+    try:
+        channel = await connection.channel()
+        exchange = await channel.declare_exchange(
+            EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True, passive=True
+        )
+        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
+        await queue.bind(exchange, _RESULT_KEY)
+
+        async def on_message(incoming: AbstractIncomingMessage) -> None:
+            async with incoming.process():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    payload = json.loads(incoming.body)["payload"]
+                    found.put_nowait(NotifyResult.model_validate(payload))
+
+        await queue.consume(on_message)
+        yield found
+    finally:
+        await connection.close()

@@ -1,0 +1,305 @@
+"""The notifier's rules as plain Python: which WeCom failures are retried, the send-limit
+window arithmetic, results, and the options that make an ambiguous retry safe.
+
+No aiohttp, aio-pika or store imports here: every function is pure and unit-tested.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, Final, Literal
+
+from shared.notify import NotifyOptions, NotifyResult, NotifyStatus
+
+# WeCom's documented maximum duplicate_check_interval (protocol doc §11.1): 4 hours.
+MAX_DUPLICATE_INTERVAL_S: Final = 14_400
+# A forced duplicate check covers the time already passed since the first send plus this much
+# more (the rest of the retry schedule), with room to spare.
+DUPLICATE_SLACK_S: Final = 60
+
+FailureKind = Literal["busy", "rate_limited", "unavailable", "token", "permanent"]
+_RETRYABLE: Final = frozenset({"busy", "rate_limited", "unavailable"})
+
+
+# --- Failures ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One failed attempt, as the handler saw it.
+
+    ``maybe_delivered``: the request may have reached WeCom (a timeout or a dropped connection
+    after sending), so the message may have been delivered.
+    """
+
+    kind: FailureKind
+    errcode: int | None
+    errmsg: str
+    maybe_delivered: bool = False
+
+    @property
+    def is_retryable(self) -> bool:
+        """-1, network errors, 5xx and rate limits pass by themselves (protocol doc §12);
+        everything else is a configuration or data error that no retry fixes."""
+        return self.kind in _RETRYABLE
+
+
+def is_last_attempt(attempts: int, max_attempts: int, *, last_delivery: bool) -> bool:
+    """Whether a retryable failure after ``attempts`` WeCom calls ends the request."""
+    return last_delivery or attempts >= max_attempts
+
+
+# --- Results -----------------------------------------------------------------------------------
+
+
+def failed_result(
+    request_id: str, errmsg: str, *, errcode: int | None = None, attempts: int = 0
+) -> NotifyResult:
+    """A ``failed`` result: a bad request (errcode null, errmsg the precise reason), or
+    WeCom's refusal (its errcode and errmsg)."""
+    return NotifyResult(
+        request_id=request_id, status="failed", errcode=errcode, errmsg=errmsg, attempts=attempts
+    )
+
+
+def result_of_failure(request_id: str, failure: Failure, attempts: int) -> NotifyResult:
+    return failed_result(request_id, failure.errmsg, errcode=failure.errcode, attempts=attempts)
+
+
+def is_final(status: NotifyStatus) -> bool:
+    return status in ("sent", "partial", "failed", "expired")
+
+
+# --- The ambiguous-failure rule ----------------------------------------------------------------
+
+
+def safe_retry_options(
+    options: NotifyOptions, *, first_sent_at: float, now: float, horizon_s: float
+) -> NotifyOptions | None:
+    """The options for retrying a send that may already have been delivered.
+
+    WeCom's duplicate check drops a request identical to one sent within the interval, so the
+    retry is sent with it on and an interval covering everything from the first send to the
+    end of the retry schedule (``horizon_s`` from now). A caller's longer interval is kept.
+
+    Returns None when no interval WeCom takes (≤ 4 h) covers that window: then the retry could
+    deliver twice and must not happen.
+    """
+    needed = math.ceil(max(0.0, now - first_sent_at) + horizon_s) + DUPLICATE_SLACK_S
+    if needed > MAX_DUPLICATE_INTERVAL_S:
+        return None
+    interval = needed
+    if options.enable_duplicate_check == 1:
+        interval = max(interval, options.duplicate_check_interval)
+    return options.model_copy(
+        update={"enable_duplicate_check": 1, "duplicate_check_interval": interval}
+    )
+
+
+# --- Per-request records -----------------------------------------------------------------------
+
+RecordState = Literal["claimed", "done"]
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """What the notifier remembers of one request id (the idempotency record).
+
+    ``claimed``: a replica owns it until ``claimed_until``; ``in_flight`` is set while a WeCom
+    call is under way, so a replica taking over from a crashed owner knows the call may have
+    gone out. ``done``: the result is final and is only ever republished.
+    """
+
+    request_id: str
+    state: RecordState
+    owner: str = ""
+    claimed_until: float = 0.0
+    attempts: int = 0
+    in_flight: bool = False
+    ambiguous: bool = False
+    first_sent_at: float | None = None
+    media_ids: Mapping[str, str] = field(default_factory=dict)
+    result: NotifyResult | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "owner": self.owner,
+            "claimed_until": self.claimed_until,
+            "attempts": self.attempts,
+            "in_flight": self.in_flight,
+            "ambiguous": self.ambiguous,
+            "first_sent_at": self.first_sent_at,
+            "media_ids": dict(self.media_ids),
+            "result": None if self.result is None else self.result.model_dump(mode="json"),
+        }
+
+    @classmethod
+    def from_doc(cls, request_id: str, doc: Mapping[str, Any]) -> RequestRecord:
+        result = doc.get("result")
+        first = doc.get("first_sent_at")
+        return cls(
+            request_id=request_id,
+            state="done" if doc.get("state") == "done" else "claimed",
+            owner=str(doc.get("owner", "")),
+            claimed_until=float(doc.get("claimed_until", 0.0)),
+            attempts=int(doc.get("attempts", 0)),
+            in_flight=bool(doc.get("in_flight", False)),
+            ambiguous=bool(doc.get("ambiguous", False)),
+            first_sent_at=None if first is None else float(first),
+            media_ids={str(k): str(v) for k, v in (doc.get("media_ids") or {}).items()},
+            result=None if result is None else NotifyResult.model_validate(result),
+        )
+
+    @property
+    def is_done(self) -> bool:
+        return self.state == "done" and self.result is not None
+
+
+def take_over(record: RequestRecord, owner: str, now: float, claim_s: float) -> RequestRecord:
+    """``record`` claimed by ``owner``. A call left in flight by a previous owner (a crash
+    mid-send) makes every later send ambiguous: it may have been delivered."""
+    return replace(
+        record,
+        owner=owner,
+        claimed_until=now + claim_s,
+        in_flight=False,
+        ambiguous=record.ambiguous or record.in_flight,
+    )
+
+
+def is_claimable(record: RequestRecord, now: float) -> bool:
+    """Free to claim: not done, and no live claim of another delivery."""
+    return record.state == "claimed" and record.claimed_until <= now
+
+
+# --- Send limits -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """A limit of ``limit`` person-times per ``length_s`` seconds.
+
+    WeCom does not say whether its windows are sliding or fixed (protocol doc §11.7), so the
+    stricter sliding reading is kept: counts live in ``slots`` buckets per window, and a send
+    is admitted only if every bucket overlapping the last ``length_s + margin`` seconds, plus
+    this send, stays within the limit. Any sliding window of ``length_s`` then holds at most
+    ``limit`` sends, at the price of a window's throughput being up to one bucket shorter.
+    """
+
+    name: str
+    limit: int
+    length_s: float
+    slots: int = 12
+
+    @property
+    def slot_s(self) -> float:
+        return self.length_s / self.slots
+
+
+Counts = dict[str, dict[str, int]]
+"""A counter document's state: window name → {bucket index (as text) → person-times}."""
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """The outcome of :func:`admit`: admitted with the new ``counts``, or a ``wait_s``.
+
+    ``wait_s`` is None when the send can never be admitted (heavier than the limit).
+    """
+
+    admitted: bool
+    counts: Counts
+    wait_s: float | None = 0.0
+    window: str | None = None
+
+
+def _first_live_slot(window: Window, now: float, margin_s: float) -> int:
+    return math.floor((now - window.length_s - margin_s) / window.slot_s)
+
+
+def _live(buckets: Mapping[str, int], lowest: int) -> dict[int, int]:
+    return {int(k): int(v) for k, v in buckets.items() if int(k) >= lowest and int(v) > 0}
+
+
+def _wait_for(
+    window: Window, live: Mapping[int, int], weight: int, now: float, margin_s: float
+) -> float | None:
+    """Seconds until enough old buckets have left the window for ``weight`` more."""
+    if weight > window.limit:
+        return None
+    used = sum(live.values())
+    for index in sorted(live):
+        used -= live[index]
+        if used + weight <= window.limit:
+            leaves_at = (index + 1) * window.slot_s + window.length_s + margin_s
+            return max(0.0, leaves_at - now)
+    return 0.0  # pragma: no cover - the loop always frees enough (weight <= limit)
+
+
+def admit(
+    counts: Mapping[str, Mapping[str, int]],
+    windows: tuple[Window, ...],
+    weight: int,
+    now: float,
+    *,
+    margin_s: float,
+) -> Admission:
+    """Count ``weight`` person-times at ``now`` if every window has room.
+
+    Returns the pruned counts with the send added, or the longest wait any full window needs.
+    """
+    updated: Counts = {}
+    for window in windows:
+        live = _live(counts.get(window.name, {}), _first_live_slot(window, now, margin_s))
+        if sum(live.values()) + weight > window.limit:
+            wait = _wait_for(window, live, weight, now, margin_s)
+            return Admission(False, {}, wait, window.name)
+        current = math.floor(now / window.slot_s)
+        live[current] = live.get(current, 0) + weight
+        updated[window.name] = {str(k): v for k, v in live.items()}
+    return Admission(True, updated)
+
+
+def give_back(
+    counts: Mapping[str, Mapping[str, int]], windows: tuple[Window, ...], weight: int, at: float
+) -> Counts:
+    """``counts`` with a send admitted at ``at`` taken out again (it was never sent)."""
+    updated: Counts = {name: dict(buckets) for name, buckets in counts.items()}
+    for window in windows:
+        key = str(math.floor(at / window.slot_s))
+        buckets = updated.setdefault(window.name, {})
+        if key in buckets:
+            buckets[key] = max(0, buckets[key] - weight)
+    return updated
+
+
+def member_windows(
+    per_minute: int, per_hour: int, *, minute_s: float, hour_s: float
+) -> tuple[Window, ...]:
+    """The per-member windows in force (a limit of 0 is off)."""
+    windows = []
+    if per_minute > 0:
+        windows.append(Window("minute", per_minute, minute_s, slots=12))
+    if per_hour > 0:
+        windows.append(Window("hour", per_hour, hour_s, slots=60))
+    return tuple(windows)
+
+
+def app_windows(per_day: int, *, day_s: float) -> tuple[Window, ...]:
+    return (Window("day", per_day, day_s, slots=24),) if per_day > 0 else ()
+
+
+def app_weight(users: int, parties: int, tags: int, *, all_members: bool, group_size: int) -> int:
+    """Person-times a send counts against the per-app budget: one per user, and
+    ``group_size`` for @all and for each party or tag (their size is unknown here)."""
+    if all_members:
+        return group_size
+    return users + (parties + tags) * group_size
+
+
+def counter_ttl(windows: tuple[Window, ...], margin_s: float) -> float:
+    """How long a counter document must outlive its last write."""
+    return max(w.length_s + w.slot_s for w in windows) + margin_s + 1.0

@@ -1,0 +1,66 @@
+"""The notifier's Prometheus metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+# WeCom calls take tens to hundreds of milliseconds; a slow one takes seconds.
+WECOM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierMetrics:
+    results: Counter
+    retries: Counter
+    limit_waits: Counter
+    media: Counter
+    republished: Counter
+    wecom_seconds: Histogram
+
+    def observe_wecom_call(self, path: str, outcome: str, seconds: float) -> None:
+        """The WeComClient observer: latency by API path and outcome."""
+        self.wecom_seconds.labels(path, outcome).observe(seconds)
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> NotifierMetrics:
+        return cls(
+            results=Counter(
+                "wecom_notify_results",
+                "notify.result events published, by status (sent, partial, failed, expired).",
+                ["status"],
+                registry=registry,
+            ),
+            retries=Counter(
+                "wecom_notify_retries",
+                "Requests handed back to the bus's delayed retry, by reason.",
+                ["reason"],
+                registry=registry,
+            ),
+            limit_waits=Counter(
+                "wecom_notify_limit_waits",
+                "Sends held back by a send limit, by window (minute, hour, day) and how "
+                "(held in the handler, or retried later through the bus).",
+                ["window", "how"],
+                registry=registry,
+            ),
+            media=Counter(
+                "wecom_notify_media",
+                "Inline files, by source (uploaded, cached).",
+                ["source"],
+                registry=registry,
+            ),
+            republished=Counter(
+                "wecom_notify_duplicates",
+                "Redelivered or republished requests answered from their stored result.",
+                registry=registry,
+            ),
+            wecom_seconds=Histogram(
+                "wecom_api_call_seconds",
+                "WeCom API call latency by path and outcome.",
+                ["path", "outcome"],
+                buckets=WECOM_BUCKETS,
+                registry=registry,
+            ),
+        )
