@@ -11,6 +11,9 @@ from prometheus_client import CollectorRegistry
 from gateway.demo import demo_routes
 from gateway.domain import CallbackProcessor, ReceiveIdPolicy, ReplayCache
 from gateway.handlers import CallbackHandlers
+from gateway.install import InstallHandlers
+from gateway.install_domain import InstallStateCodec
+from gateway.internal_api import MAX_NOTIFICATION_BYTES, InternalApi
 from gateway.jssdk import JsSdkHandlers
 from gateway.metrics import GatewayMetrics
 from gateway.oauth import SignInConfig, SignInHandlers
@@ -40,13 +43,16 @@ def build_gateway_app(
     auth: AuthClient | None = None,
     wecom: WeComClient | None = None,
     serve_demo: bool = False,
+    internal_api_key: str | None = None,
 ) -> web.Application:
     """The gateway's aiohttp application, publishing to ``bus`` (started by the caller).
 
     With ``data_key`` (the 32-byte DATA_KEY) it also serves member sign-in and JS-SDK
     signatures (docs/oauth.md), calling ``rpc.tokens``/``rpc.auth`` over ``bus`` unless
     ``tokens``/``auth`` are given, and WeCom through ``wecom`` (or a client it owns);
-    ``serve_demo`` adds the sandbox demo page at ``/demo/``.
+    ``serve_demo`` adds the sandbox demo page at ``/demo/``. With ``data_key`` it also
+    serves the install pages (docs/installs.md), and with ``internal_api_key`` the internal
+    API (``/api/v1/…``).
     """
     registry = registry or new_registry()
     readiness = readiness or Readiness()
@@ -77,39 +83,56 @@ def build_gateway_app(
         max_body_bytes=settings.callback_max_body_bytes,
         wall_clock=wall_clock,
     )
-    app = web.Application(
-        middlewares=[error_middleware], client_max_size=settings.callback_max_body_bytes
-    )
+    # The callback routes enforce their own, much smaller, body limit while reading.
+    client_max_size = max(settings.callback_max_body_bytes, MAX_NOTIFICATION_BYTES)
+    app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size)
     app.add_routes(handlers.routes())
+    tokens = tokens or TokensClient(bus)
+    auth = auth or AuthClient(bus)
     if data_key is not None:
-        _add_sign_in(app, settings, bus, data_key, tokens, auth, wecom, wall_clock)
+        wecom = wecom or _owned_client(app, settings)
+        _add_sign_in(app, settings, data_key, tokens, auth, wecom, wall_clock)
+        installs = InstallHandlers(
+            bus=bus,
+            tokens=tokens,
+            auth=auth,
+            wecom=wecom,
+            states=InstallStateCodec(data_key),
+            suite_id=settings.suite_id,
+            install_base=settings.install_base,
+            public_base_url=settings.public_base_url,
+            wall_clock=wall_clock,
+        )
+        app.add_routes(installs.routes())
         if serve_demo:
             app.add_routes(demo_routes())
+    if internal_api_key is not None:
+        app.add_routes(InternalApi(bus=bus, auth=auth, api_key=internal_api_key).routes())
     readiness.add("bus", lambda: bus.is_ready)
     add_health_routes(app, readiness, registry)
     return app
 
 
+def _owned_client(app: web.Application, settings: GatewaySettings) -> WeComClient:
+    """A WeCom client closed with the app."""
+    client = WeComClient(settings.api_base, timeout_s=settings.wecom_api_timeout_s)
+
+    async def close_wecom(_: web.Application) -> None:
+        await client.close()
+
+    app.on_cleanup.append(close_wecom)
+    return client
+
+
 def _add_sign_in(
     app: web.Application,
     settings: GatewaySettings,
-    bus: Bus,
     data_key: bytes,
-    tokens: TokensClient | None,
-    auth: AuthClient | None,
-    wecom: WeComClient | None,
+    tokens: TokensClient,
+    auth: AuthClient,
+    wecom: WeComClient,
     wall_clock: Callable[[], float],
 ) -> None:
-    tokens = tokens or TokensClient(bus)
-    auth = auth or AuthClient(bus)
-    if wecom is None:
-        wecom = WeComClient(settings.api_base, timeout_s=settings.wecom_api_timeout_s)
-        owned = wecom
-
-        async def close_wecom(_: web.Application) -> None:
-            await owned.close()
-
-        app.on_cleanup.append(close_wecom)
     sessions = SessionCodec(data_key, ttl_s=settings.oauth_session_ttl_s)
     sign_in = SignInHandlers(
         SignInConfig.from_settings(settings),

@@ -116,10 +116,18 @@ class CallbackHandlers:
         length = request.content_length
         if length is not None and length > self._max_body_bytes:
             raise PayloadTooLarge(f"the body exceeds {self._max_body_bytes} bytes")
-        try:
+        if length is not None:
             return await request.read()
-        except web.HTTPRequestEntityTooLarge as exc:
-            raise PayloadTooLarge(f"the body exceeds {self._max_body_bytes} bytes") from exc
+        # No Content-Length (chunked): read no more than the limit allows. The app's own
+        # client_max_size is larger, for the internal API's notification requests.
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await request.content.read(self._max_body_bytes + 1 - size):
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > self._max_body_bytes:
+                raise PayloadTooLarge(f"the body exceeds {self._max_body_bytes} bytes")
+        return b"".join(chunks)
 
     def _rejected(
         self, route: Route, exc: ServiceError, started: float, request: web.Request

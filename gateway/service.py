@@ -15,7 +15,7 @@ from shared.http import HttpServer
 from shared.lifecycle import run_components
 from shared.logging import configure_service_logging
 from shared.settings import exit_on_configuration_error, load_settings
-from shared.storage.crypto import load_data_key
+from shared.storage.crypto import load_data_key, load_internal_api_key
 
 log = structlog.get_logger(__name__)
 
@@ -25,9 +25,18 @@ async def run_gateway(settings: GatewaySettings) -> None:
     configure_service_logging(settings, "gateway", secrets_of(settings))
     # Signs the sign-in state and session cookies; required with real credentials.
     data_key = load_data_key(settings.data_key, settings.data_dir, sandbox=settings.sandbox)
-    # The gateway calls rpc.tokens and rpc.auth for sign-in and JS-SDK signatures.
+    # The gateway calls rpc.tokens and rpc.auth (sign-in, JS-SDK, installs, internal API).
     bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(RPC_TOPOLOGY), all_in_one=False)
-    app = build_gateway_app(settings, bus, data_key=data_key, serve_demo=settings.sandbox)
+    api_key = load_internal_api_key(
+        settings.internal_api_key, settings.data_dir, sandbox=settings.sandbox
+    )
+    app = build_gateway_app(
+        settings,
+        bus,
+        data_key=data_key,
+        serve_demo=settings.sandbox,
+        internal_api_key=api_key,
+    )
     server = HttpServer(app, settings.http_host, settings.http_port, name="gateway")
     await run_components([BusComponent(bus), server])
 

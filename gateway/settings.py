@@ -3,7 +3,7 @@ settings it alone uses."""
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from gateway.oauth_domain import origin_of
 from shared.sandbox import SANDBOX_API_BASE
@@ -16,6 +16,7 @@ from shared.settings import (
 )
 
 DEFAULT_OAUTH_BASE = "https://open.weixin.qq.com"
+DEFAULT_INSTALL_BASE = "https://open.work.weixin.qq.com"
 
 
 class GatewaySettings(WeComApiSettings, StoreSettings, HttpSettings, BusSettings, LogSettings):
@@ -39,7 +40,11 @@ class GatewaySettings(WeComApiSettings, StoreSettings, HttpSettings, BusSettings
     oauth_session_ttl_s: int = Field(8 * 3600, ge=60, le=30 * 86_400)
     oauth_allowed_origins: str = ""
 
-    @field_validator("public_base_url", "wecom_oauth_base")
+    # Install pages and the internal API: docs/installs.md.
+    wecom_install_base: str | None = None
+    internal_api_key: SecretStr | None = None
+
+    @field_validator("public_base_url", "wecom_oauth_base", "wecom_install_base")
     @classmethod
     def _check_base_url(cls, value: str | None) -> str | None:
         if value is None:
@@ -73,6 +78,13 @@ class GatewaySettings(WeComApiSettings, StoreSettings, HttpSettings, BusSettings
         if self.wecom_oauth_base:
             return self.wecom_oauth_base
         return SANDBOX_API_BASE if self.sandbox else DEFAULT_OAUTH_BASE
+
+    @property
+    def install_base(self) -> str:
+        """Base of WeCom's install page (sandbox: the bundled simulator)."""
+        if self.wecom_install_base:
+            return self.wecom_install_base
+        return SANDBOX_API_BASE if self.sandbox else DEFAULT_INSTALL_BASE
 
     @property
     def trusted_domain(self) -> str:

@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-# WeCom calls take tens to hundreds of milliseconds; a slow one takes seconds.
-WECOM_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+from shared.metrics import wecom_call_histogram
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,11 +55,5 @@ class NotifierMetrics:
                 "Redelivered or republished requests answered from their stored result.",
                 registry=registry,
             ),
-            wecom_seconds=Histogram(
-                "wecom_api_call_seconds",
-                "WeCom API call latency by path and outcome.",
-                ["path", "outcome"],
-                buckets=WECOM_BUCKETS,
-                registry=registry,
-            ),
+            wecom_seconds=wecom_call_histogram(registry),
         )

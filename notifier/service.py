@@ -4,7 +4,6 @@ lifecycle component, and the standalone process (bus + component + health/metric
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Final
 
 import structlog
@@ -18,7 +17,7 @@ from notifier.sender import WeComSender
 from notifier.settings import NotifierServiceSettings, NotifierSettings
 from notifier.store import COLLECTIONS, StoredNotifications
 from shared.auth_client import AuthClient
-from shared.bus.abc import Bus, Consumer
+from shared.bus.abc import Bus
 from shared.bus.factory import BusComponent, create_bus
 from shared.bus.topology import (
     BASE_TOPOLOGY,
@@ -29,6 +28,7 @@ from shared.bus.topology import (
     QueueSpec,
     Topology,
 )
+from shared.component import BusService, Subscription
 from shared.errors import ConfigurationError
 from shared.http import HttpServer, add_health_routes, error_middleware
 from shared.lifecycle import Readiness, run_components
@@ -83,9 +83,8 @@ def policy_of(settings: NotifierSettings, spec: QueueSpec = NOTIFY_QUEUE_SPEC) -
     )
 
 
-class NotifierService:
-    """The component: starts the store, then (once the bus is up) consumes notifier.requests;
-    reports readiness."""
+class NotifierService(BusService):
+    """The component: consumes notifier.requests once the bus is up; reports readiness."""
 
     name = "notifier"
 
@@ -99,70 +98,53 @@ class NotifierService:
         registry: CollectorRegistry | None = None,
         readiness: Readiness | None = None,
     ) -> None:
-        self._settings = settings
-        self._bus = bus
-        self._bus_component = bus_component
-        self.store = store or create_store(
-            COLLECTIONS,
-            mongo_url=settings.mongo_url,
-            mongo_db=settings.mongo_db,
-            data_dir=settings.data_dir,
+        super().__init__(
+            bus,
+            bus_component,
+            store
+            or create_store(
+                COLLECTIONS,
+                mongo_url=settings.mongo_url,
+                mongo_db=settings.mongo_db,
+                data_dir=settings.data_dir,
+            ),
+            readiness,
         )
+        self._settings = settings
+        # In-flight sends finish (or are requeued) before the clients close.
+        self.stop_grace_s = settings.wecom_api_timeout_s
         self.metrics = NotifierMetrics.create(registry or new_registry())
         self._client = WeComClient(
             settings.api_base,
             timeout_s=settings.wecom_api_timeout_s,
             observer=self.metrics.observe_wecom_call,
         )
-        self._consumer: Consumer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._serving = False
-        self._store_started = False
         self.handlers: NotifierHandlers | None = None
-        if readiness is not None:
-            readiness.add("store", lambda: self._store_started)
-            readiness.add("notifier", lambda: self._serving)
 
-    async def start(self) -> None:
-        await self.store.start()
-        self._store_started = True
+    async def prepare(self) -> None:
         timeout = self._settings.notify_rpc_timeout_s
         self.handlers = NotifierHandlers(
             StoredNotifications(self.store, record_ttl_s=self._settings.notify_record_ttl_s),
-            WeComSender(self._client, TokensClient(self._bus, timeout_s=timeout)),
-            InstalledAgents(AuthClient(self._bus, timeout_s=timeout)),
-            self._bus,
+            WeComSender(self._client, TokensClient(self.bus, timeout_s=timeout)),
+            InstalledAgents(AuthClient(self.bus, timeout_s=timeout)),
+            self.bus,
             self.metrics,
             policy_of(self._settings),
             NOTIFY_QUEUE_SPEC,
             suite_id=self._settings.suite_id,
         )
-        self._task = asyncio.create_task(self._serve(self.handlers), name="notifier-serve")
 
-    async def _serve(self, handlers: NotifierHandlers) -> None:
-        # The HTTP server answers /readyz meanwhile; the consumer starts once the bus is up.
-        await self._bus_component.connected()
-        self._consumer = await self._bus.consume(
-            NOTIFY_QUEUE, handlers.handle, prefetch=self._settings.notify_prefetch
-        )
-        self._serving = True
-        log.info("notifier_serving", api_base=self._settings.api_base)
+    def subscriptions(self) -> list[Subscription]:
+        if self.handlers is None:
+            return []
+        return [
+            Subscription(
+                NOTIFY_QUEUE, handler=self.handlers.handle, prefetch=self._settings.notify_prefetch
+            )
+        ]
 
-    async def stop(self) -> None:
-        self._serving = False
-        if self._consumer is not None:
-            # In-flight sends finish (or are requeued) before the clients close.
-            await self._consumer.cancel(grace=self._settings.wecom_api_timeout_s)
-            self._consumer = None
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+    async def cleanup(self) -> None:
         await self._client.close()
-        if self._store_started:
-            self._store_started = False
-            await self.store.stop()
 
 
 def secrets_of(settings: NotifierSettings) -> list[str]:

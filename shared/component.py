@@ -38,6 +38,8 @@ class BusService:
     """Base lifecycle component of token_service, auth_service and the notifier."""
 
     name = "service"
+    # How long in-flight handlers may finish when the service stops before being requeued.
+    stop_grace_s = 10.0
 
     def __init__(
         self,
@@ -94,7 +96,7 @@ class BusService:
     async def stop(self) -> None:
         self._serving = False
         for consumer in self._consumers:
-            await consumer.cancel()
+            await consumer.cancel(grace=self.stop_grace_s)
         self._consumers.clear()
         for task in self._tasks:
             task.cancel()

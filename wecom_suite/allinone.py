@@ -1,8 +1,8 @@
 """``wecom-suite run``: every service in one process on the embedded defaults.
 
-Today that is the gateway and token_service on the in-process bus (or RabbitMQ with
-``AMQP_URL``) and the SQLite store in ``DATA_DIR`` (or MongoDB with ``MONGO_URL``); each
-service joins here as its issue lands. In sandbox mode (no ``WECOM_SUITE_ID``) the callback
+That is the gateway, token_service, auth_service and the notifier on the in-process bus (or
+RabbitMQ with ``AMQP_URL``) and the SQLite store in ``DATA_DIR`` (or MongoDB with
+``MONGO_URL``). In sandbox mode (no ``WECOM_SUITE_ID``) the callback
 URLs accept callbacks signed with the public sandbox credentials of ``shared.sandbox``, and
 the bundled WeCom simulator runs alongside on ``SIM_HTTP_PORT``, pushing its callbacks to this
 process's own callback URLs. With real credentials the simulator never starts.
@@ -12,8 +12,12 @@ from __future__ import annotations
 
 import structlog
 
+from auth_service.service import AUTH_TOPOLOGY, AuthService
+from auth_service.settings import AuthSettings
 from gateway.app import build_gateway_app, secrets_of
 from gateway.settings import GatewaySettings
+from notifier.service import NOTIFIER_TOPOLOGY, NotifierService
+from notifier.settings import NotifierSettings
 from shared.bus.factory import BusComponent, create_bus
 from shared.bus.topology import BASE_TOPOLOGY
 from shared.http import HttpServer
@@ -21,7 +25,7 @@ from shared.lifecycle import Component, Readiness, run_components
 from shared.logging import configure_service_logging
 from shared.metrics import new_registry
 from shared.settings import load_settings
-from shared.storage.crypto import load_data_key
+from shared.storage.crypto import load_data_key, load_internal_api_key
 from simulator.app import build_simulator_app
 from simulator.app import secrets_of as simulator_secrets_of
 from simulator.settings import SimulatorSettings
@@ -32,7 +36,7 @@ from token_service.settings import TokenSettings
 log = structlog.get_logger(__name__)
 
 
-class AllInOneSettings(GatewaySettings, TokenSettings):
+class AllInOneSettings(GatewaySettings, TokenSettings, AuthSettings, NotifierSettings):
     """The union of every bundled service's settings (one environment, one process)."""
 
 
@@ -73,15 +77,22 @@ async def run_all(settings: AllInOneSettings) -> None:
         if settings.wecom_oauth_base is None:
             # The simulator serves the OAuth authorize page too.
             settings = settings.model_copy(update={"wecom_oauth_base": settings.api_base})
+        if settings.wecom_install_base is None:
+            # … and the install page.
+            settings = settings.model_copy(update={"wecom_install_base": settings.api_base})
         if "public_base_url" not in settings.model_fields_set:
             # OAuth redirects come back to this process, wherever HTTP_PORT put it.
             settings = settings.model_copy(update={"public_base_url": _local_base(settings)})
     configure_service_logging(settings, "wecom-suite", secrets)
-    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(TOKEN_TOPOLOGY), all_in_one=True)
+    topology = BASE_TOPOLOGY.merged(TOKEN_TOPOLOGY, AUTH_TOPOLOGY, NOTIFIER_TOPOLOGY)
+    bus = create_bus(settings.amqp_url, topology, all_in_one=True)
     bus_component = BusComponent(bus)
     readiness = Readiness()
     registry = new_registry()
     data_key = load_data_key(settings.data_key, settings.data_dir, sandbox=settings.sandbox)
+    api_key = load_internal_api_key(
+        settings.internal_api_key, settings.data_dir, sandbox=settings.sandbox
+    )
     app = build_gateway_app(
         settings,
         bus,
@@ -89,10 +100,16 @@ async def run_all(settings: AllInOneSettings) -> None:
         readiness=readiness,
         data_key=data_key,
         serve_demo=settings.sandbox,
+        internal_api_key=api_key,
     )
     server = HttpServer(app, settings.http_host, settings.http_port, name="gateway")
-    tokens = TokenService(settings, bus, bus_component, registry=registry, readiness=readiness)
-    components: list[Component] = [bus_component, tokens, server]
+    # The services share one store (one SQLite file, or one MongoDB database).
+    services: list[Component] = [
+        TokenService(settings, bus, bus_component, registry=registry, readiness=readiness),
+        AuthService(settings, bus, bus_component, readiness=readiness),
+        NotifierService(settings, bus, bus_component, registry=registry, readiness=readiness),
+    ]
+    components: list[Component] = [bus_component, *services, server]
     if sim_settings is not None:
         # Started after the gateway, so the ticket it pushes at start finds the URL listening.
         sim_app = build_simulator_app(sim_settings, registry=new_registry())
@@ -108,6 +125,9 @@ async def run_all(settings: AllInOneSettings) -> None:
             command_callback_url=f"{base}/wecom/command",
             data_callback_url=f"{base}/wecom/data",
             credentials="public sandbox values, see docs/sandbox.md",
+            install_url=f"{base}/install",
+            sign_in_url=f"{base}/oauth/login?next=/demo/",
+            internal_api_key_file=str(settings.data_dir / "internal-api.key"),
             simulator=f"http://{sim_settings.sim_http_host}:{sim_settings.sim_http_port}"
             if sim_settings is not None
             else None,

@@ -9,7 +9,10 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from auth_service.service import main as auth_service_main
 from gateway.service import main as gateway_main
+from notifier.cli import notify_command
+from notifier.service import main as notifier_main
 from shared.errors import ConfigurationError
 from shared.settings import exit_on_configuration_error, load_settings
 from simulator.service import main as simulator_main
@@ -34,6 +37,31 @@ def _simulator(_: argparse.Namespace) -> None:
 
 def _token_service(_: argparse.Namespace) -> None:
     token_service_main()
+
+
+def _auth_service(_: argparse.Namespace) -> None:
+    auth_service_main()
+
+
+def _notifier(_: argparse.Namespace) -> None:
+    notifier_main()
+
+
+def _notify(args: argparse.Namespace) -> None:
+    raise SystemExit(notify_command(args.corp, args.user, args.text, wait_s=args.wait))
+
+
+def _add_notify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    notify = commands.add_parser(
+        "notify", help="publish one text notification request (needs AMQP_URL)"
+    )
+    notify.add_argument("--corp", required=True, help="the corp id of an installation")
+    notify.add_argument("--user", required=True, help="the member's user id")
+    notify.add_argument("--text", required=True, help="the message text")
+    notify.add_argument(
+        "--wait", type=float, default=0.0, metavar="SECONDS", help="wait for the notify.result"
+    )
+    notify.set_defaults(handler=_notify)
 
 
 def _lang(args: argparse.Namespace) -> Lang:
@@ -107,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
         "token-service",
         help="token_service alone: suite_ticket, tokens, rpc.tokens (needs AMQP_URL)",
     ).set_defaults(handler=_token_service)
+    commands.add_parser(
+        "auth-service",
+        help="auth_service alone: installs, limits, rpc.auth (needs AMQP_URL)",
+    ).set_defaults(handler=_auth_service)
+    commands.add_parser(
+        "notifier", help="the notifier alone: notifier.requests → WeCom (needs AMQP_URL)"
+    ).set_defaults(handler=_notifier)
+    _add_notify(commands)
     _add_listing(commands)
     return parser
 

@@ -29,6 +29,7 @@ NONCE_BYTES: Final = 12
 TAG_BYTES: Final = 16
 VERSION: Final = "v1"
 KEY_FILE_NAME: Final = "data.key"
+API_KEY_FILE_NAME: Final = "internal-api.key"
 
 
 class SealedValueError(ServiceError):
@@ -112,6 +113,29 @@ def load_data_key(setting: SecretStr | None, data_dir: Path, *, sandbox: bool) -
     else:
         encoded, key = _sandbox_key(data_dir / KEY_FILE_NAME)
     register_secret(encoded)
+    return key
+
+
+def load_internal_api_key(setting: SecretStr | None, data_dir: Path, *, sandbox: bool) -> str:
+    """``INTERNAL_API_KEY``, or in sandbox mode one generated once into
+    ``DATA_DIR/internal-api.key`` (0600, like the data key). Registered with the redactor.
+
+    Raises:
+        ConfigurationError: production without ``INTERNAL_API_KEY``, or a key shorter than
+            16 characters (the value is never echoed).
+    """
+    if setting is not None:
+        key = setting.get_secret_value().strip()
+        if len(key) < 16:
+            raise ConfigurationError("INTERNAL_API_KEY must be at least 16 characters")
+    elif not sandbox:
+        raise ConfigurationError(
+            "INTERNAL_API_KEY is required with real WeCom credentials: a long random string, "
+            "e.g. `python -c 'import secrets;print(secrets.token_urlsafe(32))'`"
+        )
+    else:
+        key, _ = _sandbox_key(data_dir / API_KEY_FILE_NAME)
+    register_secret(key)
     return key
 
 

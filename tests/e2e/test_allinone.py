@@ -114,7 +114,13 @@ def test_sandbox_token_service_stores_the_simulators_ticket(
     process, base = running
     status, body = http_get(f"{base}/readyz")
     assert status == 200
-    assert json.loads(body)["checks"] == {"bus": True, "store": True, "token_service": True}
+    assert json.loads(body)["checks"] == {
+        "bus": True,
+        "store": True,
+        "token_service": True,
+        "auth_service": True,
+        "notifier": True,
+    }
     deadline = time.monotonic() + 10
     stored = 0.0
     while stored < 1 and time.monotonic() < deadline:

@@ -1,25 +1,26 @@
-"""Headless Chromium follows the sandbox sign-in from the demo page and sees the member.
+"""Headless Chromium against ``wecom-suite run`` in sandbox mode: the sign-in from the demo
+page, and the install pages.
 
 The browser is Debian's ``/usr/bin/chromium`` driven by playwright; nothing downloads a
-browser. Without it the test skips, or fails under ``REQUIRE_SERVICES=1``.
-
-The sandbox loop needs auth_service, which is not built yet, so the services are composed in
-the test (tests/support/oauth.py). To run it against ``wecom-suite run`` instead, replace the
-``demo`` fixture: start ``tests.support.process.wecom_suite_run`` and yield its base URL (the
-sandbox simulator then installs the default member on the authorize page by itself).
+browser. Without it the tests skip, or fail under ``REQUIRE_SERVICES=1``. The whole sandbox
+loop runs for real: the simulator's authorize page installs the default member (create_auth
+→ gateway → auth_service → auth.granted → token_service) before it redirects back.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
 import pytest
 
-from tests.support.oauth import DEFAULT_CORP, DEFAULT_USER, SignInRig, sign_in_rig
+from simulator.settings import SANDBOX_DEFAULT_CORP as DEFAULT_CORP
+from simulator.settings import SANDBOX_DEFAULT_USER as DEFAULT_USER
+from tests.support.process import wecom_suite_run
 
 CHROMIUM = Path("/usr/bin/chromium")
 
@@ -43,16 +44,23 @@ def chromium() -> Path:
     return CHROMIUM
 
 
+@dataclass
+class Sandbox:
+    base: str
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+
 @pytest.fixture
-async def demo(tmp_path: Path) -> AsyncIterator[SignInRig]:
-    """The gateway's demo page with the member installed and granted."""
-    async with sign_in_rig(tmp_path) as rig:
-        await rig.install()
-        yield rig
+def demo(tmp_path: Path) -> Iterator[Sandbox]:
+    """A sandbox ``wecom-suite run``; the simulator's own limits off so ours decide."""
+    with wecom_suite_run(env={"DATA_DIR": str(tmp_path), "SIM_LIMITS": "off"}) as (_, base):
+        yield Sandbox(base)
 
 
 @pytest.mark.timeout(120)
-async def test_the_demo_page_signs_in_and_shows_the_member(chromium: Path, demo: SignInRig) -> None:
+async def test_the_demo_page_signs_in_and_shows_the_member(chromium: Path, demo: Sandbox) -> None:
     """Demo page → sign in → simulator's authorize page → callback → the page shows who."""
     from playwright.async_api import async_playwright  # noqa: PLC0415 -- after the probe
 
@@ -85,5 +93,35 @@ async def test_the_demo_page_signs_in_and_shows_the_member(chromium: Path, demo:
             assert cookies["wecom_session"]["sameSite"] == "Lax"
             await page.locator("#sign-out").click()
             await page.locator("#signed-out").wait_for(state="visible", timeout=15_000)
+        finally:
+            await browser.close()
+
+
+@pytest.mark.timeout(120)
+async def test_the_install_pages_in_a_browser(chromium: Path, demo: Sandbox) -> None:
+    """/install → WeCom's (the simulator's) install page → /install/complete shows the outcome;
+    a test install for the same member is then refused, in Chinese and English."""
+    from playwright.async_api import async_playwright  # noqa: PLC0415 -- after the probe
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=str(chromium), headless=True, args=["--no-sandbox"]
+        )
+        try:
+            page = await browser.new_page()
+            response = await page.goto(demo.url("/install"))
+            assert response is not None
+            assert response.status == 200
+            assert page.url.startswith(demo.url("/install/complete?"))
+            outcome = page.locator("main")
+            assert await outcome.get_attribute("data-outcome") == "installed"
+            assert "安装成功" in (await page.locator("h1").first.text_content() or "")
+            response = await page.goto(demo.url("/install?test=1"))
+            assert response is not None
+            assert response.status == 403
+            assert await outcome.get_attribute("data-outcome") == "refused:test_and_released"
+            text = await page.locator("main").text_content() or ""
+            assert "同一账号不能同时安装测试版和正式版" in text
+            assert "cannot have both the test and the released app" in text
         finally:
             await browser.close()

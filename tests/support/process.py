@@ -36,26 +36,32 @@ def http_get(url: str) -> tuple[int, bytes]:
 
 @contextmanager
 def wecom_suite_run(
-    *, log_level: str = "info", capture_output: bool = False
+    *,
+    log_level: str = "info",
+    capture_output: bool = False,
+    env: dict[str, str] | None = None,
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A sandbox-mode `wecom-suite run` (no WeCom, AMQP or Mongo settings from the caller's
     environment) that answers /readyz; yields the process and its base URL, kills it after."""
     port = free_port()
-    env = {
+    overrides = env or {}
+    child = {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("WECOM_", "AMQP_", "MONGO_"))
     }
-    env.update({"HTTP_PORT": str(port), "LOG_FORMAT": "json", "LOG_LEVEL": log_level})
+    child.update({"HTTP_PORT": str(port), "LOG_FORMAT": "json", "LOG_LEVEL": log_level})
+    child.update(overrides)
     # The store and the sandbox data key live in a throw-away DATA_DIR, never the checkout.
     data_dir = tempfile.mkdtemp(prefix="wecom-suite-run-")
-    env.setdefault("DATA_DIR", data_dir)
-    env.pop("DATA_KEY", None)
+    child.setdefault("DATA_DIR", data_dir)
+    if "DATA_KEY" not in overrides:
+        child.pop("DATA_KEY", None)
     # Sandbox mode also starts the simulator; keep it off the fixed default port 8081.
-    env.setdefault("SIM_HTTP_PORT", str(free_port()))
+    child.setdefault("SIM_HTTP_PORT", str(free_port()))
     output = subprocess.PIPE if capture_output else subprocess.DEVNULL
     process = subprocess.Popen(
-        [sys.executable, "-m", "wecom_suite", "run"], env=env, stdout=output, stderr=output
+        [sys.executable, "-m", "wecom_suite", "run"], env=child, stdout=output, stderr=output
     )
     base = f"http://127.0.0.1:{port}"
     try:
