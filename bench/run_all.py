@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import bus, gateway, tokens
+from bench import bus, gateway, notify, tokens
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
@@ -219,8 +219,37 @@ def _tokens_section(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _notify_section(result: dict[str, Any]) -> list[str]:
+    lines = ["## Notifier (`bench/notify.py`)", ""]
+    if "skipped" in result:
+        return [*lines, f"Not run: {result['skipped']}."]
+    idle, loaded = result["idle_latency"], result["throughput"]
+    return [
+        *lines,
+        "One in-process notifier (prefetch "
+        f"{result['prefetch']}, {result['store']} store) with token_service, on the local "
+        "RabbitMQ, sending text messages to the simulator (its send limits off); latency is "
+        "from publishing the request to receiving its `notify.result`.",
+        "",
+        "| measurement | result |",
+        "|---|---|",
+        f"| idle, one request at a time, p50 / p99 ({idle['requests']} requests) | "
+        f"{idle['p50_ms']:.1f} / {idle['p99_ms']:.1f} ms |",
+        f"| {loaded['requests']:,} requests published {loaded['publish_concurrency']} at a "
+        f"time: requests/s | {loaded['requests_per_s']:,.0f} |",
+        f"| … request → result p50 / p99 (queueing included) | {loaded['p50_ms']:,.0f} / "
+        f"{loaded['p99_ms']:,.0f} ms |",
+        f"| requests not `sent` | {loaded['not_sent']} |",
+    ]
+
+
 def main() -> None:
-    results = {"gateway": gateway.run(), "bus": bus.run(), "tokens": tokens.run()}
+    results = {
+        "gateway": gateway.run(),
+        "bus": bus.run(),
+        "tokens": tokens.run(),
+        "notify": notify.run(),
+    }
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
     lines = [
         "# Benchmarks",
@@ -233,6 +262,8 @@ def main() -> None:
         *_bus_section(results["bus"]),
         "",
         *_tokens_section(results["tokens"]),
+        "",
+        *_notify_section(results["notify"]),
         "",
     ]
     DOC.write_text("\n".join(lines), encoding="utf-8")

@@ -1,0 +1,204 @@
+"""The gateway's install routes and internal API against stand-ins for token_service and
+auth_service on the in-process bus: what they publish, call and answer, including failures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from gateway.app import build_gateway_app
+from gateway.settings import GatewaySettings
+from shared.bus.abc import Delivery, Message
+from shared.bus.inprocess import InProcessBus
+from shared.bus.topology import (
+    BASE_TOPOLOGY,
+    EVENTS_EXCHANGE,
+    NOTIFY_EXCHANGE,
+    NOTIFY_REQUEST_KEY,
+    RPC_AUTH_QUEUE,
+    RPC_TOKENS_QUEUE,
+    RPC_TOPOLOGY,
+    Binding,
+    QueueSpec,
+    Topology,
+)
+from shared.errors import Unavailable
+from tests.support.simulator import serve_simulator
+
+KEY = bytes(range(32))
+API_KEY = "internal-api-key-for-tests-0123"
+CAPTURE = "test.gateway.installs"
+
+
+@dataclass
+class Rig:
+    session: aiohttp.ClientSession
+    server: TestServer
+    published: list[Message] = field(default_factory=list)
+    auth_answers: dict[str, Any] = field(default_factory=dict)
+    token_error: str | None = None
+
+    def url(self, path: str) -> str:
+        return str(self.server.make_url(path))
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[Rig]:
+    capture = QueueSpec(
+        CAPTURE,
+        bindings=(
+            Binding(EVENTS_EXCHANGE, "install.#"),
+            Binding(NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY),
+        ),
+        dead_letter=False,
+    )
+    bus = InProcessBus(BASE_TOPOLOGY.merged(RPC_TOPOLOGY, Topology(queues=(capture,))))
+    await bus.start()
+    async with serve_simulator() as sim:
+        settings = GatewaySettings(
+            wecom_api_base=sim.url("").rstrip("/"),
+            wecom_install_base="https://install.example.test",
+            public_base_url="https://app.example.test",
+        )
+        app = build_gateway_app(settings, bus, data_key=KEY, internal_api_key=API_KEY)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        session = aiohttp.ClientSession()
+        made = Rig(session, server)
+        ticket_token = await sim.suite_token()
+
+        async def tokens(message: Message) -> bytes:
+            if made.token_error is not None:
+                raise Unavailable(made.token_error)
+            kind = json.loads(message.body)["kind"]
+            if kind == "pre_auth_code":
+                _, answer = await sim.call(
+                    "GET",
+                    "/cgi-bin/service/get_pre_auth_code",
+                    query={"suite_access_token": ticket_token},
+                )
+                token = answer["pre_auth_code"]
+            else:
+                token = ticket_token
+            return json.dumps({"token": token, "expires_at": "2030-01-01T00:00:00Z"}).encode()
+
+        async def auth(message: Message) -> bytes:
+            op = json.loads(message.body)["op"]
+            return json.dumps(made.auth_answers.get(op, {})).encode()
+
+        async def collect(delivery: Delivery) -> None:
+            made.published.append(delivery.message)
+
+        await bus.serve(RPC_TOKENS_QUEUE, tokens)
+        await bus.serve(RPC_AUTH_QUEUE, auth)
+        await bus.consume(CAPTURE, collect)
+        try:
+            yield made
+        finally:
+            await session.close()
+            await server.close()
+            await bus.close()
+
+
+async def test_install_redirects_to_wecom_with_a_fresh_code_and_a_signed_state(rig: Rig) -> None:
+    async with rig.session.get(rig.url("/install?test=1"), allow_redirects=False) as response:
+        assert response.status == 302
+        location = urlsplit(response.headers["Location"])
+    assert f"{location.scheme}://{location.netloc}{location.path}" == (
+        "https://install.example.test/3rdapp/install"
+    )
+    query = parse_qs(location.query)
+    assert query["redirect_uri"] == ["https://app.example.test/install/complete"]
+    assert query["pre_auth_code"][0]
+    assert query["state"][0].startswith("i1t")
+
+
+async def test_install_without_tokens_says_so_without_a_5xx_stack(rig: Rig) -> None:
+    rig.token_error = "no suite_ticket yet"
+    async with rig.session.get(rig.url("/install"), allow_redirects=False) as response:
+        assert response.status == 503
+        assert 'data-outcome="unavailable"' in await response.text()
+
+
+async def test_complete_publishes_the_code_and_shows_the_outcome(rig: Rig) -> None:
+    rig.auth_answers["install_outcome"] = {"status": "installed", "corp_name": "Acme"}
+    async with rig.session.get(rig.url("/install"), allow_redirects=False) as response:
+        state = parse_qs(urlsplit(response.headers["Location"]).query)["state"][0]
+    query = {"auth_code": "code-1", "state": state, "expires_in": "600"}
+    async with rig.session.get(rig.url("/install/complete"), params=query) as response:
+        assert response.status == 200
+        assert "Acme" in await response.text()
+    [message] = [m for m in rig.published if m.type == "install.redirect"]
+    payload = json.loads(message.body)["payload"]
+    assert payload == {
+        "auth_code": "code-1",
+        "state": state,
+        "state_valid": True,
+        "test": False,
+    }
+
+
+async def test_a_foreign_state_is_still_processed_as_a_released_install(rig: Rig) -> None:
+    rig.auth_answers["install_outcome"] = {"status": "processing"}
+    query = {"auth_code": "code-2", "state": "i1t9999999999" + "0" * 48}
+    async with rig.session.get(rig.url("/install/complete"), params=query) as response:
+        assert response.status == 202
+    [message] = [m for m in rig.published if m.type == "install.redirect"]
+    payload = json.loads(message.body)["payload"]
+    assert payload["state_valid"] is False
+    assert payload["test"] is False
+
+
+async def test_complete_without_a_code_is_a_clear_400(rig: Rig) -> None:
+    async with rig.session.get(rig.url("/install/complete?state=x")) as response:
+        assert response.status == 400
+        assert "auth code is missing" in await response.text()
+    assert rig.published == []
+
+
+async def test_the_internal_api_needs_the_key(rig: Rig) -> None:
+    rig.auth_answers["quota"] = {"policy": "lifetime", "corps": {"used": 1, "limit": 10}}
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": API_KEY}):
+        async with rig.session.get(rig.url("/api/v1/quota"), headers=headers) as response:
+            assert response.status == 401
+            assert (await response.json())["error"]["code"] == "unauthorized"
+    bearer = {"Authorization": f"Bearer {API_KEY}"}
+    async with rig.session.get(rig.url("/api/v1/quota"), headers=bearer) as response:
+        assert response.status == 200
+        assert (await response.json())["corps"] == {"used": 1, "limit": 10}
+
+
+async def test_notifications_are_validated_then_published(rig: Rig) -> None:
+    bearer = {"Authorization": f"Bearer {API_KEY}"}
+    request = {
+        "id": "req-1",
+        "corp_id": "wwcorp",
+        "to": {"users": ["alice"]},
+        "message": {"msgtype": "text", "text": {"content": "hi"}},
+    }
+    async with rig.session.post(
+        rig.url("/api/v1/notifications"), json=request, headers=bearer
+    ) as response:
+        assert response.status == 202
+        assert await response.json() == {"id": "req-1"}
+    too_long = {**request, "message": {"msgtype": "text", "text": {"content": "x" * 3000}}}
+    async with rig.session.post(
+        rig.url("/api/v1/notifications"), json=too_long, headers=bearer
+    ) as response:
+        assert response.status == 400
+        error = (await response.json())["error"]
+        assert "2048 bytes" in error["message"]
+        assert "xxxx" not in error["message"]
+    async with rig.session.post(
+        rig.url("/api/v1/notifications"), data=b"not json", headers=bearer
+    ) as response:
+        assert response.status == 400
+    [message] = [m for m in rig.published if m.type == NOTIFY_REQUEST_KEY]
+    assert message.message_id == "req-1"

@@ -1,0 +1,75 @@
+"""The install routes' pure parts: the signed install state and the outcome pages."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from gateway.install import outcome_page
+from gateway.install_domain import STATE_TTL_S, InstallStateCodec
+
+KEY = bytes(range(32))
+NOW = 1_800_000_000.0
+
+
+def test_a_state_is_letters_and_digits_within_wecoms_limit() -> None:
+    codec = InstallStateCodec(KEY)
+    for test in (True, False):
+        state = codec.issue(test=test, now=NOW)
+        assert re.fullmatch(r"[A-Za-z0-9]{1,128}", state)
+        verified = codec.verify(state, now=NOW + 1)
+        assert verified is not None
+        assert verified.test is test
+
+
+def test_states_are_unique_and_expire() -> None:
+    codec = InstallStateCodec(KEY)
+    assert codec.issue(test=False, now=NOW) != codec.issue(test=False, now=NOW)
+    state = codec.issue(test=True, now=NOW)
+    assert codec.verify(state, now=NOW + STATE_TTL_S) is not None
+    assert codec.verify(state, now=NOW + STATE_TTL_S + 1) is None
+
+
+def test_a_tampered_or_foreign_state_is_refused() -> None:
+    codec = InstallStateCodec(KEY)
+    state = codec.issue(test=False, now=NOW)
+    # Flipping released → test must break the MAC.
+    assert codec.verify("i1t" + state[3:], now=NOW) is None
+    assert codec.verify(InstallStateCodec(bytes(32)).issue(test=True, now=NOW), now=NOW) is None
+    for bad in (None, "", "state001", state + "0", state[:-1], "I" + state[1:]):
+        assert codec.verify(bad, now=NOW) is None
+
+
+@pytest.mark.parametrize(
+    ("outcome", "status", "marker", "texts"),
+    [
+        ({"status": "installed", "corp_name": "Acme"}, 200, "installed", ["安装成功", "Acme"]),
+        (
+            {"status": "refused", "limit": "corps"},
+            403,
+            "refused:corps",
+            ["已达到可安装企业数上限", "number of enterprises"],
+        ),
+        ({"status": "expired"}, 410, "expired", ["授权码已失效", "expired"]),
+        ({"status": "processing"}, 202, "processing", ["正在处理", 'http-equiv="refresh"']),
+        ({"status": "unknown"}, 202, "processing", ["Still processing"]),
+    ],
+)
+def test_outcome_pages_say_what_happened_in_both_languages(
+    outcome: dict[str, object], status: int, marker: str, texts: list[str]
+) -> None:
+    response = outcome_page(outcome)
+    assert response.status == status
+    assert response.content_type == "text/html"
+    body = response.text or ""
+    assert f'data-outcome="{marker}"' in body
+    for text in texts:
+        assert text in body
+    assert "<script" not in body
+
+
+def test_outcome_pages_escape_what_they_show() -> None:
+    body = outcome_page({"status": "installed", "corp_name": "<b>x</b>"}).text or ""
+    assert "<b>x</b>" not in body
+    assert "&lt;b&gt;x&lt;/b&gt;" in body
