@@ -34,6 +34,7 @@ from auth_service.domain import (
 )
 from auth_service.exchange import AuthApi, Exchanged
 from auth_service.store import AuthRepository
+from shared.bus.abc import RetryLater
 from shared.contracts import (
     AuthChangedPayload,
     AuthGrantedPayload,
@@ -52,6 +53,9 @@ log = structlog.get_logger(__name__)
 # Publishes one event: (type, payload, corp_id, occurred_at, source id for a stable event id).
 Publish = Callable[[str, Payload, str | None, float, str], Awaitable[None]]
 _OUTCOME_POLL_S = 0.05
+# A claim younger than this is presumed alive (an exchange takes well under a second; the
+# bus's retry delays of 1, 5 and 30 s carry a crashed holder's redelivery past it).
+CLAIM_FRESH_S = 30.0
 # Used, expired or unknown auth code (§12): expected when a code arrives twice, not a fault.
 _CODE_UNUSABLE = frozenset({40029, 40078})
 
@@ -104,27 +108,40 @@ class Installs:
         reset: bool = False,
     ) -> None:
         """Exchange ``auth_code`` once, whichever deliveries carry it and however often."""
-        record = await self._repository.claim_code(auth_code, source_id)
+        now = self._clock()
+        record = await self._repository.claim_code(auth_code, source_id, now=now)
         if record is not None:
             if record.get("status") == "done" or record.get("event_id") != source_id:
-                # Done already, or another delivery holds it: that delivery's handler finishes
-                # it (a crash redelivers that message, which resumes from the record).
+                # Done already, or another event holds it: that event's handler finishes it
+                # (a crash redelivers that message, which resumes from the record).
                 log.info("auth_code_seen_again", status=record.get("status"))
                 return
+            if now - float(record.get("claimed_at", 0.0)) < CLAIM_FRESH_S:
+                # This very event again while its claim is fresh: a twin delivery (a reload
+                # republishes install.redirect under the same id) whose first copy is still
+                # at work, or a redelivery right after a crash. Come back later: by then the
+                # first copy is done, or the claim is old enough to be resumed.
+                raise RetryLater("this auth code is being processed by another delivery")
         else:
-            record = {"status": "claimed", "event_id": source_id}
+            record = {"status": "claimed", "event_id": source_id, "claimed_at": now}
         if record["status"] == "claimed":
             try:
                 exchanged = await self._api.exchange(auth_code)
             except WeComApiError as exc:
                 if exc.errcode not in _CODE_UNUSABLE:
                     raise
+                latest = await self._repository.code_record(auth_code)
+                if latest is not None and latest.get("status") in ("exchanged", "done"):
+                    # A twin delivery of this very event (a reload republishes the same id)
+                    # exchanged it meanwhile; it finishes the install.
+                    return
                 log.warning("auth_code_unusable", errcode=exc.errcode, reset=reset)
                 await self._finish(auth_code, source_id, Outcome("expired"))
                 return
             record = {
                 "status": "exchanged",
                 "event_id": source_id,
+                "claimed_at": record.get("claimed_at", now),
                 "state_test": state_test,
                 "exchange": self._repository.seal_exchange(auth_code, exchanged.to_json()),
             }

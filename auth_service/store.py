@@ -50,7 +50,9 @@ class AuthRepository:
 
     # --- auth-code exchange records -------------------------------------------------------
 
-    async def claim_code(self, auth_code: str, event_id: str) -> dict[str, Any] | None:
+    async def claim_code(
+        self, auth_code: str, event_id: str, *, now: float
+    ) -> dict[str, Any] | None:
         """Claim the exchange of ``auth_code`` for ``event_id``.
 
         Returns None when this event now holds the claim (go on and exchange), else the
@@ -58,7 +60,7 @@ class AuthRepository:
         is the same event redelivered and resumes from the record).
         """
         key = code_key(auth_code)
-        doc = {"status": "claimed", "event_id": event_id}
+        doc = {"status": "claimed", "event_id": event_id, "claimed_at": now}
         if await self._store.insert_if_absent(CODES, key, doc, ttl=CODE_RECORD_TTL_S):
             return None
         return await self._store.get(CODES, key)

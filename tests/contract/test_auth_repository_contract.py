@@ -60,9 +60,9 @@ async def test_an_auth_code_is_claimed_once_and_never_stored_in_clear(
 ) -> None:
     (a, b, _), backend = replicas
     code = "auth-code-secret-123"
-    assert await a.claim_code(code, "event-1") is None
-    existing = await b.claim_code(code, "event-2")
-    assert existing == {"status": "claimed", "event_id": "event-1"}
+    assert await a.claim_code(code, "event-1", now=5.0) is None
+    existing = await b.claim_code(code, "event-2", now=6.0)
+    assert existing == {"status": "claimed", "event_id": "event-1", "claimed_at": 5.0}
     sealed = a.seal_exchange(code, {"permanent_code": "perm-secret-456"})
     await a.save_code(code, {"status": "exchanged", "event_id": "event-1", "exchange": sealed})
     record = await b.code_record(code)

@@ -1,0 +1,153 @@
+"""Installs.on_auth_code with a fake WeCom on a real SQLite store: exactly one exchange per
+auth code, and a crash after the exchange resumes without asking WeCom again."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auth_service.domain import Limits
+from auth_service.exchange import AuthInfo, Exchanged
+from auth_service.installs import CLAIM_FRESH_S, Installs
+from auth_service.store import COLLECTIONS, AuthRepository
+from shared.bus.abc import RetryLater
+from shared.contracts import Payload
+from shared.storage.crypto import SecretBox
+from shared.storage.sqlite import SQLiteStore
+from shared.wecom.api import WeComApiError
+
+BOX = SecretBox(bytes(range(32)))
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.exchanges = 0
+        self.used: set[str] = set()
+
+    async def exchange(self, auth_code: str) -> Exchanged:
+        self.exchanges += 1
+        await asyncio.sleep(0.01)
+        if auth_code in self.used:
+            raise WeComApiError(40029, "invalid code", "/get_permanent_code")
+        self.used.add(auth_code)
+        return Exchanged(
+            corp_id="wwcorp",
+            permanent_code=f"perm-for-{auth_code}",
+            state=None,
+            installer_user_id="alice",
+            installer_open_userid="o-alice",
+            info=AuthInfo(corp_name="Corp", agent_id=7, auth_mode=1, members=("alice",)),
+        )
+
+    async def auth_info(self, corp_id: str, permanent_code: str) -> AuthInfo:
+        return AuthInfo(corp_name="Corp", agent_id=7, auth_mode=1, members=("alice",))
+
+
+class Events:
+    def __init__(self) -> None:
+        self.published: list[tuple[str, Payload]] = []
+        self.fail_next = False
+
+    async def __call__(
+        self, event_type: str, payload: Payload, corp_id: str | None, at: float, source: str
+    ) -> None:
+        if self.fail_next:
+            self.fail_next = False
+            raise RuntimeError("crash while publishing")
+        self.published.append((event_type, payload))
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(tmp_path / "db.sqlite3", COLLECTIONS)
+    await store.start()
+    yield store
+    await store.stop()
+
+
+class Clock:
+    now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def installs(
+    store: SQLiteStore, api: FakeApi, events: Events, clock: Clock | None = None
+) -> Installs:
+    repository = AuthRepository(store, BOX)
+    return Installs(
+        repository,
+        api,  # type: ignore[arg-type]
+        BOX,
+        events,
+        limits=Limits(),
+        test_corp_ids=frozenset(),
+        clock=clock or Clock(),
+    )
+
+
+async def test_concurrent_deliveries_of_one_code_exchange_it_once(store: SQLiteStore) -> None:
+    api, events = FakeApi(), Events()
+    service = installs(store, api, events)
+    await asyncio.gather(
+        *(service.on_auth_code("code-1", source_id=f"event-{i}", occurred_at=1.0) for i in range(5))
+    )
+    assert api.exchanges == 1
+    assert [kind for kind, _ in events.published] == ["auth.granted"]
+    outcome = await service.outcome("code-1", 0)
+    assert outcome["status"] == "installed"
+
+
+async def test_a_crash_after_the_exchange_resumes_without_wecom(store: SQLiteStore) -> None:
+    api, events, clock = FakeApi(), Events(), Clock()
+    service = installs(store, api, events, clock)
+    events.fail_next = True
+    with pytest.raises(RuntimeError):
+        await service.on_auth_code("code-2", source_id="event-a", occurred_at=1.0)
+    assert (await service.outcome("code-2", 0))["status"] == "processing"
+    # Redelivered at once, the claim still looks alive: come back later.
+    with pytest.raises(RetryLater):
+        await service.on_auth_code("code-2", source_id="event-a", occurred_at=1.0)
+    # Redelivered after the bus's retry delays: it resumes from the sealed exchange result.
+    clock.now += CLAIM_FRESH_S + 1
+    await service.on_auth_code("code-2", source_id="event-a", occurred_at=1.0)
+    assert api.exchanges == 1
+    [(kind, granted)] = events.published
+    assert kind == "auth.granted"
+    sealed: Any = granted.model_dump()["permanent_code_sealed"]
+    assert BOX.open(sealed, context="bus/permanent_code/wwcorp") == "perm-for-code-2"
+    record = await AuthRepository(store, BOX).installation("wwcorp")
+    assert record is not None
+    assert record.permanent_code == "perm-for-code-2"
+
+
+async def test_a_used_code_is_recorded_as_expired_not_failed(store: SQLiteStore) -> None:
+    api, events = FakeApi(), Events()
+    api.used.add("code-3")
+    service = installs(store, api, events)
+    await service.on_auth_code("code-3", source_id="event-x", occurred_at=1.0)
+    assert (await service.outcome("code-3", 0))["status"] == "expired"
+    assert events.published == []
+
+
+async def test_twin_deliveries_of_one_event_do_not_report_a_used_code(store: SQLiteStore) -> None:
+    """A reload republishes install.redirect under the same id: both copies hold the claim;
+    the one that loses the exchange (40029) must not overwrite the install's outcome."""
+    api, events = FakeApi(), Events()
+    service = installs(store, api, events)
+    first, second = await asyncio.gather(
+        service.on_auth_code("code-4", source_id="same", occurred_at=1.0),
+        service.on_auth_code("code-4", source_id="same", occurred_at=1.0),
+        return_exceptions=True,
+    )
+    assert first is None
+    assert isinstance(second, RetryLater)  # it comes back later and finds the outcome
+    assert api.exchanges == 1
+    assert (await service.outcome("code-4", 0))["status"] == "installed"
+    await service.on_auth_code("code-4", source_id="same", occurred_at=1.0)
+    assert api.exchanges == 1
