@@ -231,8 +231,18 @@ class InstallationRecord:
     permanent_code: str | None = None
 
     def applies(self, occurred_at: float) -> bool:
-        """Whether an event that happened at ``occurred_at`` is not older than this state."""
-        return occurred_at >= self.changed_at
+        """Whether an event that happened at ``occurred_at`` is not older than this state.
+
+        Compared in whole seconds: WeCom's TimeStamp has no finer grain, while a redirect is
+        stamped by our clock, so an install and a cancel_auth in the same second must not make
+        the cancel look older. Within one second the later arrival wins.
+        """
+        return not happened_before(occurred_at, self.changed_at)
+
+
+def happened_before(occurred_at: float, reference: float) -> bool:
+    """Strictly earlier at WeCom's one-second resolution."""
+    return math.floor(occurred_at) < math.floor(reference)
 
 
 def with_member(members: tuple[str, ...], user_id: str, *, present: bool) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ suite_ticket is newest, how grant events apply. No I/O here, so all of it is uni
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -170,7 +171,9 @@ def apply_grant_event(
     the grant's last change is ignored, so a redelivered ``auth.granted`` cannot resurrect a
     grant that was revoked after it (a revocation is kept as a tombstone for this reason).
     """
-    if current is not None and occurred_at < current.changed_at:
+    # Whole seconds: WeCom's TimeStamp has no finer grain than our own clock's stamps, so an
+    # event in the same second as the last change is not older (the later arrival wins).
+    if current is not None and math.floor(occurred_at) < math.floor(current.changed_at):
         return None
     if change == "revoked":
         already = current is not None and current.revoked

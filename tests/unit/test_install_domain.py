@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from auth_service.domain import (
+    InstallationRecord,
     Ledger,
     Limits,
     Mark,
@@ -111,3 +112,12 @@ def test_members_and_test_installs() -> None:
     assert is_test_install(corp_id="c", state_test=True, test_corp_ids=frozenset())
     assert is_test_install(corp_id="c", state_test=False, test_corp_ids=frozenset({"c"}))
     assert not is_test_install(corp_id="c", state_test=False, test_corp_ids=frozenset({"d"}))
+
+
+def test_events_in_the_same_second_are_not_older() -> None:
+    record = InstallationRecord(
+        "c", "active", changed_at=100.7, installed_at=100.7, updated_at=100.7
+    )
+    assert record.applies(100.0)  # a cancel_auth stamped by WeCom in the same second
+    assert record.applies(101.0)
+    assert not record.applies(99.99)

@@ -115,3 +115,10 @@ def test_a_change_without_a_code_cannot_start_a_grant() -> None:
     assert reset == CorpGrant("c", "p", None, 1)
     with pytest.raises(ValueError, match="permanent code"):
         apply_grant_event(None, "granted", corp_id="c", occurred_at=1)
+
+
+def test_a_revocation_in_the_same_second_as_the_grant_applies() -> None:
+    granted = apply_grant_event(None, "granted", corp_id="c", occurred_at=10.6, permanent_code="p")
+    revoked = apply_grant_event(granted, "revoked", corp_id="c", occurred_at=10.0)
+    assert revoked is not None
+    assert revoked.revoked
