@@ -43,6 +43,8 @@ class WeComApi:
     ) -> None:
         self._state = state
         self._ip_allowlist = tuple(ip_allowlist)
+        # Operations still running for a client that went away (see _processed).
+        self._running: set[asyncio.Future[JsonObject]] = set()
         self._endpoints = [
             Endpoint("/cgi-bin/service/get_suite_token", "POST", None, self.get_suite_token),
             Endpoint(
@@ -74,10 +76,21 @@ class WeComApi:
     async def _dispatch(self, endpoint: Endpoint, request: web.Request) -> web.Response:
         self._state.count_call(endpoint.path)
         fault = self._state.take_fault(endpoint.path)
+        late_by_s = 0.0
         if fault is not None:
-            faulted = await _apply_fault(fault)
-            if faulted is not None:
-                return faulted
+            if fault.replaces_answer or fault.delay_at == "request":
+                faulted = await _apply_fault(fault)
+                if faulted is not None:
+                    return faulted
+            else:
+                late_by_s = fault.delay_ms / 1000
+        answer = await self._answer(endpoint, request)
+        if late_by_s > 0:
+            # Processed, answer late: a client that gives up meanwhile still got the effect.
+            await asyncio.sleep(late_by_s)
+        return answer
+
+    async def _answer(self, endpoint: Endpoint, request: web.Request) -> web.Response:
         refused_ip = self._refused_ip(request)
         if refused_ip is not None:
             # WeCom's 60020 names the caller's address so the operator can whitelist it.
@@ -92,10 +105,21 @@ class WeComApi:
             return _error(40058, f"invalid request method, {endpoint.method} required")
         try:
             call = await _parse_call(endpoint, request)
-            result = await endpoint.operation(call)
+            result = await self._processed(endpoint.operation(call))
         except WeComError as exc:
             return web.json_response({"errcode": exc.errcode, "errmsg": exc.errmsg, **exc.fields})
         return web.json_response(_ok(result))
+
+    async def _processed(self, operation: Awaitable[JsonObject]) -> JsonObject:
+        """Run a call's operation to the end even if the client goes away meanwhile.
+
+        aiohttp may cancel a handler when its client disconnects; WeCom has then still done
+        what was asked (a message sent, a code used up), so the operation is shielded.
+        """
+        task = asyncio.ensure_future(operation)
+        self._running.add(task)
+        task.add_done_callback(_forget(self._running))
+        return await asyncio.shield(task)
 
     def _refused_ip(self, request: web.Request) -> str | None:
         """The peer's address when an allow-list is set and does not hold it."""
@@ -129,8 +153,19 @@ class WeComApi:
         return {"provider_access_token": issued.value, "expires_in": self._state.lifetimes.token}
 
 
+def _forget(
+    running: set[asyncio.Future[JsonObject]],
+) -> Callable[[asyncio.Future[JsonObject]], None]:
+    def done(task: asyncio.Future[JsonObject]) -> None:
+        running.discard(task)
+        if not task.cancelled():
+            task.exception()  # retrieved: nobody may be awaiting a refusal any more
+
+    return done
+
+
 async def _apply_fault(fault: Fault) -> web.Response | None:
-    """Wait the injected delay; the faulty answer, or None to go on normally."""
+    """Wait the injected delay (before the call); the faulty answer, or None to go on."""
     if fault.delay_ms > 0:
         await asyncio.sleep(fault.delay_ms / 1000)
     errcode = -1 if fault.errcode is None else fault.errcode

@@ -7,7 +7,7 @@ is ours, not WeCom's.
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -27,6 +27,9 @@ class FaultSpec(BaseModel):
     times: int | None = Field(1, ge=1, description="calls affected; null: until cleared")
     delay_ms: int = Field(0, ge=0, le=60_000)
     http_status: int | None = Field(None, ge=100, le=599)
+    # "answer": the call is processed and only its answer is late (WeCom's failure mode);
+    # "request": the delay comes before the call is read, as a slow network would.
+    delay_at: Literal["answer", "request"] = "answer"
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:

@@ -1,9 +1,9 @@
-"""What ``message/send`` delivers: recipients, duplicate check, per-member limits, records.
+"""What ``message/send`` delivers: recipients, duplicate check, send limits, records.
 
 Plain Python on the state's clock. Protocol doc §11.1 for recipients and the duplicate check,
-§11.7 for the per-member limits (30/minute and 1000/hour per app and member; the excess is
-silently dropped while the call still succeeds), §11.4/§11.5 for what a send leaves behind
-(response_code, msgid).
+§11.7 for the limits (30/minute and 1000/hour per app and member: the excess is silently
+dropped while the call still succeeds; a daily per-app budget of person-times: 45009),
+§11.4/§11.5 for what a send leaves behind (response_code, msgid).
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ DEFAULT_DUPLICATE_INTERVAL_S = 1800
 MAX_DUPLICATE_INTERVAL_S = 4 * 3600
 RESPONSE_CODE_TTL_S = 72 * 3600
 RECALL_WINDOW_S = 24 * 3600
+# WeCom's "natural day" (§11.7: a day-limit blocks for the rest of it) is China's, UTC+8.
+_CHINA_UTC_OFFSET_S = 8 * 3600
 # Fields that say who gets a message or how it is checked, not what it says: two sends that
 # differ only in these carry the same content for the duplicate check.
 _ENVELOPE = frozenset(
@@ -31,10 +33,22 @@ _ENVELOPE = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class SendLimits:
-    """Per app and member (§11.7); ``None`` switches a window off."""
+    """§11.7: per app and member a minute and an hour window (excess silently dropped), per
+    app a daily budget of person-times (45009); ``None`` switches a limit off.
+
+    The window lengths are WeCom's minute and hour; tests shrink them.
+    """
 
     per_minute: int | None = 30
     per_hour: int | None = 1000
+    minute_s: float = 60.0
+    hour_s: float = 3600.0
+    per_app_day: int | None = None
+
+
+def china_day(now: float) -> int:
+    """The number of WeCom's natural day (UTC+8) that ``now`` falls in."""
+    return int((now + _CHINA_UTC_OFFSET_S) // 86_400)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +165,8 @@ class Outbox:
     )
     # (corp, agent, member, content) → when it was last delivered, for the duplicate check.
     _last_content: dict[tuple[str, int, str, str], float] = field(default_factory=dict, init=False)
+    # (corp, agent) → (natural day, person-times sent that day), for the daily budget.
+    _day_used: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict, init=False)
 
     def reset(self) -> None:
         self.sent.clear()
@@ -158,10 +174,15 @@ class Outbox:
         self.response_codes.clear()
         self._delivered_at.clear()
         self._last_content.clear()
+        self._day_used.clear()
 
     def deliver(self, corp: Corp, body: dict[str, Any], users: list[str]) -> dict[str, Outcome]:
-        """What happens to each reached member: delivered, duplicate or dropped by a limit."""
+        """What happens to each reached member: delivered, duplicate or dropped by a limit.
+
+        45009 (nothing delivered) when the send would take the app over its daily budget.
+        """
         now = self.clock()
+        self._spend_day_budget((corp.corp_id, corp.agent_id), len(users), now)
         interval = duplicate_interval(body)
         key = content_key(body)
         outcomes: dict[str, Outcome] = {}
@@ -184,14 +205,33 @@ class Outbox:
         WeCom does not say whether its windows are sliding or fixed; sliding windows never
         let more through than fixed ones would, so a sender that passes here passes there.
         """
+        limits = self.limits
         times = self._delivered_at[member]
-        while times and now - times[0] >= 3600:
+        while times and now - times[0] >= max(limits.hour_s, limits.minute_s):
             times.popleft()
-        in_minute = sum(1 for t in times if now - t < 60)
-        minute, hour = self.limits.per_minute, self.limits.per_hour
+        in_minute = sum(1 for t in times if now - t < limits.minute_s)
+        in_hour = sum(1 for t in times if now - t < limits.hour_s)
+        minute, hour = limits.per_minute, limits.per_hour
         return (minute is not None and in_minute >= minute) or (
-            hour is not None and len(times) >= hour
+            hour is not None and in_hour >= hour
         )
+
+    def _spend_day_budget(self, app: tuple[str, int], person_times: int, now: float) -> None:
+        """§11.7: each member a send reaches is one person-time of the app's daily budget.
+
+        A send that would go over it is refused whole (our reading; the doc only says 45009),
+        and the budget is back at the start of the next natural day (UTC+8).
+        """
+        budget = self.limits.per_app_day
+        if budget is None:
+            return
+        today = china_day(now)
+        day, used = self._day_used.get(app, (today, 0))
+        if day != today:
+            used = 0
+        if used + person_times > budget:
+            raise WeComError(45009, "api freq out of limit, the app's daily send budget is spent")
+        self._day_used[app] = (today, used + person_times)
 
     def record(self, message: SentMessage) -> None:
         self.sent.append(message)

@@ -57,6 +57,12 @@ class SimulatorSettings(WeComAppSettings, LogSettings):
     # Protocol doc §11.7, per app and member; 0 switches one window off.
     sim_send_limit_minute: int = Field(30, ge=0)
     sim_send_limit_hour: int = Field(1000, ge=0)
+    # The windows' lengths: WeCom's minute and hour; tests shrink them.
+    sim_send_window_minute_s: float = Field(60.0, gt=0, le=86_400)
+    sim_send_window_hour_s: float = Field(3600.0, gt=0, le=86_400)
+    # §11.7's daily per-app budget is "seats x 200" person-times (45009), and a member-
+    # authorised corp's seat count is unknown: no number in the doc, so off (0) by default.
+    sim_send_limit_app_day: int = Field(0, ge=0)
     # Protocol doc §11.6 gives 2 MB and 10 MB for images; the stricter one by default.
     sim_media_image_max_bytes: int = Field(DEFAULT_IMAGE_MAX_BYTES, gt=5, le=10 * 1024 * 1024)
     sim_callback_timeout_s: float = Field(5.0, gt=0, le=60)
@@ -83,12 +89,18 @@ class SimulatorSettings(WeComAppSettings, LogSettings):
 
     @property
     def send_limits(self) -> SendLimits:
-        """The per-member send limits, as configured (all off with ``SIM_LIMITS=off``)."""
+        """The send limits, as configured (all off with ``SIM_LIMITS=off``)."""
+        windows = {
+            "minute_s": self.sim_send_window_minute_s,
+            "hour_s": self.sim_send_window_hour_s,
+        }
         if not self.sim_limits:
-            return SendLimits(per_minute=None, per_hour=None)
+            return SendLimits(per_minute=None, per_hour=None, per_app_day=None, **windows)
         return SendLimits(
             per_minute=self.sim_send_limit_minute or None,
             per_hour=self.sim_send_limit_hour or None,
+            per_app_day=self.sim_send_limit_app_day or None,
+            **windows,
         )
 
     @property

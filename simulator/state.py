@@ -13,7 +13,7 @@ import string
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from simulator.installs import Installs
 from simulator.limits import InstallLimits
@@ -40,7 +40,10 @@ _ALPHABET = string.ascii_letters + string.digits
 class Fault:
     """An injected failure or delay for the next ``times`` calls of ``path``.
 
-    ``times=None`` keeps the fault armed until ``DELETE /_sim/faults``.
+    ``times=None`` keeps the fault armed until ``DELETE /_sim/faults``. ``delay_at`` says
+    where a pure delay sits: ``"answer"`` (the call is processed, then its answer is late,
+    WeCom's real failure mode) or ``"request"`` (before the call is read). A fault with an
+    ``errcode`` or ``http_status`` replaces the call, so it is never processed.
     """
 
     path: str
@@ -48,6 +51,12 @@ class Fault:
     times: int | None = 1
     delay_ms: int = 0
     http_status: int | None = None
+    delay_at: Literal["answer", "request"] = "answer"
+
+    @property
+    def replaces_answer(self) -> bool:
+        """Whether the fault answers instead of the call (an errcode or an HTTP status)."""
+        return self.errcode is not None or self.http_status is not None
 
 
 @dataclass(frozen=True, slots=True)

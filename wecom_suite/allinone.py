@@ -10,6 +10,8 @@ process's own callback URLs. With real credentials the simulator never starts.
 
 from __future__ import annotations
 
+import asyncio
+
 import structlog
 
 from auth_service.service import AUTH_TOPOLOGY, AuthService
@@ -60,8 +62,8 @@ def sandbox_simulator_settings(settings: AllInOneSettings) -> SimulatorSettings:
     return sim.model_copy(update=update)
 
 
-async def run_all(settings: AllInOneSettings) -> None:
-    """Run every bundled service until SIGTERM or Ctrl-C."""
+async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = None) -> None:
+    """Run every bundled service until SIGTERM or Ctrl-C (or until ``stop`` is set)."""
     sim_settings = sandbox_simulator_settings(settings) if settings.sandbox else None
     secrets = secrets_of(settings) + token_secrets_of(settings)
     if sim_settings is not None:
@@ -132,4 +134,4 @@ async def run_all(settings: AllInOneSettings) -> None:
             if sim_settings is not None
             else None,
         )
-    await run_components(components)
+    await run_components(components, stop=stop)

@@ -18,6 +18,7 @@ from shared.settings import exit_on_configuration_error, load_settings
 from simulator.service import main as simulator_main
 from token_service.service import main as token_service_main
 from wecom_suite.allinone import AllInOneSettings, run_all
+from wecom_suite.demo import demo_command
 from wecom_suite.listing.command import run_check, run_init
 from wecom_suite.listing.report import Lang, default_lang
 
@@ -49,6 +50,21 @@ def _notifier(_: argparse.Namespace) -> None:
 
 def _notify(args: argparse.Namespace) -> None:
     raise SystemExit(notify_command(args.corp, args.user, args.text, wait_s=args.wait))
+
+
+def _demo(args: argparse.Namespace) -> None:
+    raise SystemExit(demo_command(as_json=args.json, timeout_s=args.timeout))
+
+
+def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser(
+        "demo", help="sandbox walkthrough: ticket → token → install → messages → uninstall"
+    )
+    demo.add_argument("--json", action="store_true", help="print the timeline as JSON")
+    demo.add_argument(
+        "--timeout", type=float, default=None, metavar="SECONDS", help="per step (default 20)"
+    )
+    demo.set_defaults(handler=_demo)
 
 
 def _add_notify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -144,6 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     ).set_defaults(handler=_notifier)
     _add_notify(commands)
     _add_listing(commands)
+    _add_demo(commands)
     return parser
 
 
