@@ -75,27 +75,30 @@ def is_final(status: NotifyStatus) -> bool:
 # --- The ambiguous-failure rule ----------------------------------------------------------------
 
 
-def safe_retry_options(
-    options: NotifyOptions, *, first_sent_at: float, now: float, horizon_s: float
-) -> NotifyOptions | None:
-    """The options for retrying a send that may already have been delivered.
+def pinned_send_options(options: NotifyOptions, *, horizon_s: float) -> NotifyOptions:
+    """The options every attempt of one message/send goes out with.
 
-    WeCom's duplicate check drops a request identical to one sent within the interval, so the
-    retry is sent with it on and an interval covering everything from the first send to the
-    end of the retry schedule (``horizon_s`` from now). A caller's longer interval is kept.
-
-    Returns None when no interval WeCom takes (≤ 4 h) covers that window: then the retry could
-    deliver twice and must not happen.
+    WeCom judges a duplicate by the same request JSON within the interval (protocol doc
+    §11.1), and only a request sent *with* the check on is remembered for it. So a retry after
+    an ambiguous failure (timeout, dropped connection) can only be dropped by WeCom if the
+    first attempt already went out identically, with the check on and an interval covering
+    the whole retry schedule (``horizon_s``). The caller's own longer interval is kept. The
+    price: identical content to the same recipients within that interval is delivered once,
+    even under different request ids.
     """
-    needed = math.ceil(max(0.0, now - first_sent_at) + horizon_s) + DUPLICATE_SLACK_S
-    if needed > MAX_DUPLICATE_INTERVAL_S:
-        return None
-    interval = needed
+    needed = math.ceil(horizon_s) + DUPLICATE_SLACK_S
     if options.enable_duplicate_check == 1:
-        interval = max(interval, options.duplicate_check_interval)
+        needed = max(needed, options.duplicate_check_interval)
+    interval = min(needed, MAX_DUPLICATE_INTERVAL_S)
     return options.model_copy(
         update={"enable_duplicate_check": 1, "duplicate_check_interval": interval}
     )
+
+
+def retry_covered(interval_s: int, *, first_sent_at: float, now: float) -> bool:
+    """Whether a retry now still falls inside the duplicate-check interval of the first send
+    (else it could deliver twice and must not happen)."""
+    return now - first_sent_at + DUPLICATE_SLACK_S <= interval_s
 
 
 # --- Per-request records -----------------------------------------------------------------------
@@ -120,6 +123,8 @@ class RequestRecord:
     in_flight: bool = False
     ambiguous: bool = False
     first_sent_at: float | None = None
+    # The duplicate-check interval pinned at the first send: every retry sends the same body.
+    duplicate_interval: int | None = None
     media_ids: Mapping[str, str] = field(default_factory=dict)
     result: NotifyResult | None = None
 
@@ -132,6 +137,7 @@ class RequestRecord:
             "in_flight": self.in_flight,
             "ambiguous": self.ambiguous,
             "first_sent_at": self.first_sent_at,
+            "duplicate_interval": self.duplicate_interval,
             "media_ids": dict(self.media_ids),
             "result": None if self.result is None else self.result.model_dump(mode="json"),
         }
@@ -140,6 +146,7 @@ class RequestRecord:
     def from_doc(cls, request_id: str, doc: Mapping[str, Any]) -> RequestRecord:
         result = doc.get("result")
         first = doc.get("first_sent_at")
+        interval = doc.get("duplicate_interval")
         return cls(
             request_id=request_id,
             state="done" if doc.get("state") == "done" else "claimed",
@@ -149,6 +156,7 @@ class RequestRecord:
             in_flight=bool(doc.get("in_flight", False)),
             ambiguous=bool(doc.get("ambiguous", False)),
             first_sent_at=None if first is None else float(first),
+            duplicate_interval=None if interval is None else int(interval),
             media_ids={str(k): str(v) for k, v in (doc.get("media_ids") or {}).items()},
             result=None if result is None else NotifyResult.model_validate(result),
         )

@@ -29,8 +29,9 @@ from notifier.domain import (
     app_weight,
     failed_result,
     is_last_attempt,
+    pinned_send_options,
     result_of_failure,
-    safe_retry_options,
+    retry_covered,
 )
 from notifier.metrics import NotifierMetrics
 from notifier.sender import SEND_PATH, WeComSender, path_of
@@ -256,15 +257,27 @@ class NotifierHandlers:
             return failed_result(request.id, message, attempts=attempts)
         media_ids = await self._media(request, progress)
         path = path_of(request)
-        if progress.claim.record.ambiguous and path == SEND_PATH:
-            safe = self._safe_retry(request, progress.claim)
-            if safe is None:
+        interval: int | None = None
+        if path == SEND_PATH:
+            record = progress.claim.record
+            interval = (
+                record.duplicate_interval
+                or pinned_send_options(
+                    request.options, horizon_s=self._policy.retry_horizon_s
+                ).duplicate_check_interval
+            )
+            if record.ambiguous and not retry_covered(
+                interval, first_sent_at=record.first_sent_at or self._clock(), now=self._clock()
+            ):
                 message = (
                     "an earlier attempt may have been delivered and WeCom's duplicate check "
                     "can no longer cover a retry"
                 )
                 return failed_result(request.id, message, attempts=attempts)
-            request = safe
+            options = request.options.model_copy(
+                update={"enable_duplicate_check": 1, "duplicate_check_interval": interval}
+            )
+            request = request.model_copy(update={"options": options})
         body = to_wecom_body(request, agent_id=agent_id, media_ids=media_ids)
         reservations = await self._reserve(request, agent_id) if path == SEND_PATH else []
         claim = progress.claim
@@ -274,6 +287,7 @@ class NotifierHandlers:
             attempts=record.attempts + 1,
             in_flight=True,
             first_sent_at=record.first_sent_at or self._clock(),
+            duplicate_interval=interval,
         )
         updated = await self._repository.update(claim, started)
         if updated is None:
@@ -300,19 +314,6 @@ class NotifierHandlers:
             if failure is None:
                 raise
             raise _Failed(failure) from exc
-
-    def _safe_retry(self, request: NotifyRequest, claim: Claim) -> NotifyRequest | None:
-        first = claim.record.first_sent_at or self._clock()
-        options = safe_retry_options(
-            request.options,
-            first_sent_at=first,
-            now=self._clock(),
-            horizon_s=self._policy.retry_horizon_s,
-        )
-        if options is None:
-            return None
-        log.info("notify_retry_with_duplicate_check", interval=options.duplicate_check_interval)
-        return request.model_copy(update={"options": options})
 
     async def _media(self, request: NotifyRequest, progress: _Progress) -> dict[str, str]:
         """The media_id of every inline file: pinned in the request record (a retry must send

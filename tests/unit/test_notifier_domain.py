@@ -13,7 +13,8 @@ from notifier.domain import (
     app_weight,
     give_back,
     is_claimable,
-    safe_retry_options,
+    pinned_send_options,
+    retry_covered,
     take_over,
 )
 from shared.notify import NotifyOptions, NotifyResult
@@ -68,28 +69,21 @@ def test_all_parties_and_tags_count_as_whole_groups_against_the_app() -> None:
     assert app_weight(0, 0, 0, all_members=True, group_size=100) == 100
 
 
-def test_an_ambiguous_retry_forces_the_duplicate_check_over_the_whole_window() -> None:
-    forced = safe_retry_options(NotifyOptions(), first_sent_at=100.0, now=130.0, horizon_s=400)
-    assert forced is not None
+def test_sends_always_carry_the_duplicate_check_over_the_whole_retry_window() -> None:
+    forced = pinned_send_options(NotifyOptions(), horizon_s=400)
     assert forced.enable_duplicate_check == 1
-    assert forced.duplicate_check_interval >= 430
-    kept = safe_retry_options(
-        NotifyOptions(enable_duplicate_check=1, duplicate_check_interval=3600),
-        first_sent_at=100.0,
-        now=130.0,
-        horizon_s=400,
+    assert forced.duplicate_check_interval >= 400
+    kept = pinned_send_options(
+        NotifyOptions(enable_duplicate_check=1, duplicate_check_interval=3600), horizon_s=400
     )
-    assert kept is not None
     assert kept.duplicate_check_interval == 3600
+    capped = pinned_send_options(NotifyOptions(), horizon_s=10 * MAX_DUPLICATE_INTERVAL_S)
+    assert capped.duplicate_check_interval == MAX_DUPLICATE_INTERVAL_S
 
 
-def test_an_ambiguous_retry_beyond_four_hours_is_refused() -> None:
-    assert (
-        safe_retry_options(
-            NotifyOptions(), first_sent_at=0.0, now=MAX_DUPLICATE_INTERVAL_S, horizon_s=10
-        )
-        is None
-    )
+def test_an_ambiguous_retry_outside_the_interval_is_refused() -> None:
+    assert retry_covered(600, first_sent_at=100.0, now=400.0)
+    assert not retry_covered(600, first_sent_at=100.0, now=700.0)
 
 
 def test_taking_over_a_call_left_in_flight_makes_the_request_ambiguous() -> None:
