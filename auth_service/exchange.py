@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from shared.tokens import TokensClient
@@ -34,6 +34,8 @@ class Exchanged:
     installer_open_userid: str | None
     info: AuthInfo
     auth_type: int | None = None  # undocumented auth_corp_info.auth_type (§13.4): logged only
+    # False after a v2 exchange until get_auth_info filled ``info`` (agent id, members).
+    complete: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -44,6 +46,7 @@ class Exchanged:
             "installer_user_id": self.installer_user_id,
             "installer_open_userid": self.installer_open_userid,
             "auth_type": self.auth_type,
+            "complete": self.complete,
             "info": {
                 "corp_name": self.info.corp_name,
                 "agent_id": self.info.agent_id,
@@ -63,6 +66,7 @@ class Exchanged:
             installer_user_id=doc.get("installer_user_id"),
             installer_open_userid=doc.get("installer_open_userid"),
             auth_type=doc.get("auth_type"),
+            complete=bool(doc.get("complete", True)),
             info=AuthInfo(
                 corp_name=info.get("corp_name"),
                 agent_id=info.get("agent_id"),
@@ -114,10 +118,12 @@ class AuthApi:
         return await with_token(self._tokens.source("suite"), call)
 
     async def exchange(self, auth_code: str) -> Exchanged:
-        """Exchange ``auth_code`` (single use) for the permanent code and the grant.
+        """Exchange ``auth_code`` (single use) for the permanent code.
 
-        v2 (the default; "recommended, the old one can time out", §8.6) answers without the
-        agent, so ``get_auth_info`` follows; v1 answers with everything.
+        Only the one call that uses up the code happens here, so the caller can store its
+        result before anything else can fail. v2 (the default; "recommended, the old one can
+        time out", §8.6) answers without the agent: the result is not ``complete`` until
+        :meth:`complete` has called ``get_auth_info``. v1 answers with everything.
         """
         prefix = "/cgi-bin/service/v2" if self._version == "v2" else "/cgi-bin/service"
         answer = await self._service(f"{prefix}/get_permanent_code", {"auth_code": auth_code})
@@ -129,14 +135,8 @@ class AuthApi:
                 maybe_delivered=True,
             )
         user = answer.get("auth_user_info") or {}
-        if self._version == "v2":
-            info = await self.auth_info(corp_id, code)
-            if info.corp_name is None:
-                info = AuthInfo(
-                    corp.get("corp_name"), info.agent_id, info.auth_mode, info.members, info.edition
-                )
-        else:
-            info = parse_auth_info(answer)
+        complete = self._version == "v1"
+        info = parse_auth_info(answer) if complete else AuthInfo(corp.get("corp_name"), None, None)
         auth_type = corp.get("auth_type")
         return Exchanged(
             corp_id=corp_id,
@@ -146,7 +146,17 @@ class AuthApi:
             installer_open_userid=user.get("open_userid") or None,
             info=info,
             auth_type=auth_type if isinstance(auth_type, int) else None,
+            complete=complete,
         )
+
+    async def complete(self, exchanged: Exchanged) -> Exchanged:
+        """``exchanged`` with the grant's agent and members (``get_auth_info``) if missing."""
+        if exchanged.complete:
+            return exchanged
+        info = await self.auth_info(exchanged.corp_id, exchanged.permanent_code)
+        if info.corp_name is None:
+            info = replace(info, corp_name=exchanged.info.corp_name)
+        return replace(exchanged, info=info, complete=True)
 
     async def auth_info(self, corp_id: str, permanent_code: str) -> AuthInfo:
         prefix = "/cgi-bin/service/v2" if self._version == "v2" else "/cgi-bin/service"

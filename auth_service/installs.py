@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -45,8 +46,9 @@ from shared.contracts import (
     QuotaWarningPayload,
     permanent_code_context,
 )
+from shared.errors import ServiceError
 from shared.storage.crypto import SecretBox
-from shared.wecom.api import WeComApiError
+from shared.wecom.api import WeComApiError, WeComUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +70,13 @@ class Outcome:
     limit: str | None = None
     reason: str | None = None
     test: bool = False
+
+
+def _maybe_used(exc: Exception) -> bool:
+    """Whether a failed exchange may have reached WeCom (and used the code up)."""
+    if isinstance(exc, WeComUnavailable):
+        return exc.maybe_delivered
+    return isinstance(exc, WeComApiError)
 
 
 def event_id(event_type: str, source_id: str, corp_id: str | None) -> str:
@@ -125,30 +134,22 @@ class Installs:
         else:
             record = {"status": "claimed", "event_id": source_id, "claimed_at": now}
         if record["status"] == "claimed":
-            try:
-                exchanged = await self._api.exchange(auth_code)
-            except WeComApiError as exc:
-                if exc.errcode not in _CODE_UNUSABLE:
-                    raise
-                latest = await self._repository.code_record(auth_code)
-                if latest is not None and latest.get("status") in ("exchanged", "done"):
-                    # A twin delivery of this very event (a reload republishes the same id)
-                    # exchanged it meanwhile; it finishes the install.
-                    return
-                log.warning("auth_code_unusable", errcode=exc.errcode, reset=reset)
-                await self._finish(auth_code, source_id, Outcome("expired"))
+            exchanged_record = await self._exchange(auth_code, source_id, record, state_test)
+            if exchanged_record is None:
                 return
-            record = {
-                "status": "exchanged",
-                "event_id": source_id,
-                "claimed_at": record.get("claimed_at", now),
-                "state_test": state_test,
-                "exchange": self._repository.seal_exchange(auth_code, exchanged.to_json()),
-            }
-            await self._repository.save_code(auth_code, record)
+            record = exchanged_record
         exchanged = Exchanged.from_json(
             self._repository.open_exchange(auth_code, record["exchange"])
         )
+        if not exchanged.complete:
+            # The permanent code is stored; now the agent and members (v2). A failure here
+            # is retried from the record, never by exchanging the used code again.
+            exchanged = await self._api.complete(exchanged)
+            record = {
+                **record,
+                "exchange": self._repository.seal_exchange(auth_code, exchanged.to_json()),
+            }
+            await self._repository.save_code(auth_code, record)
         if exchanged.auth_type is not None:
             log.info("auth_corp_info_auth_type", auth_type=exchanged.auth_type)  # §13.4: see
         if reset:
@@ -158,6 +159,38 @@ class Installs:
                 exchanged, source_id, occurred_at, bool(record.get("state_test"))
             )
         await self._finish(auth_code, source_id, outcome)
+
+    async def _exchange(
+        self, auth_code: str, source_id: str, claim: dict[str, Any], state_test: bool
+    ) -> dict[str, Any] | None:
+        """Call WeCom with the claimed code and store the sealed result at once; the new
+        record, or None when the code turned out unusable (finished as ``expired``) or a twin
+        delivery got there first."""
+        try:
+            exchanged = await self._api.exchange(auth_code)
+        except (WeComUnavailable, ServiceError) as exc:
+            if not _maybe_used(exc):
+                # Nothing reached WeCom (no token, no connection): let the next delivery
+                # claim the code afresh instead of waiting out the claim.
+                await self._repository.release_code(auth_code, source_id)
+            if not isinstance(exc, WeComApiError) or exc.errcode not in _CODE_UNUSABLE:
+                raise
+            latest = await self._repository.code_record(auth_code)
+            if latest is not None and latest.get("status") in ("exchanged", "done"):
+                # A twin delivery of this very event exchanged it meanwhile; it finishes.
+                return None
+            log.warning("auth_code_unusable", errcode=exc.errcode)
+            await self._finish(auth_code, source_id, Outcome("expired"))
+            return None
+        record = {
+            "status": "exchanged",
+            "event_id": source_id,
+            "claimed_at": claim.get("claimed_at", self._clock()),
+            "state_test": state_test,
+            "exchange": self._repository.seal_exchange(auth_code, exchanged.to_json()),
+        }
+        await self._repository.save_code(auth_code, record)
+        return record
 
     async def _finish(self, auth_code: str, source_id: str, outcome: Outcome) -> None:
         await self._repository.save_code(
@@ -181,6 +214,12 @@ class Installs:
         test = is_test_install(
             corp_id=corp_id, state_test=state_test, test_corp_ids=self._test_corp_ids
         )
+        current = await self._repository.installation(corp_id)
+        if current is not None and current.status != "active" and not current.applies(occurred_at):
+            # Revoked (or refused) after this install happened: admitting it would count
+            # slots no later event ever releases.
+            log.info("install_older_than_state", corp_id=corp_id)
+            return Outcome("ignored", corp_id, info.corp_name, test=test)
         installer = exchanged.installer_user_id
         first = [installer] if installer else []
         # The install itself is the corp and its installer: all or nothing.
@@ -364,7 +403,16 @@ class Installs:
 
         stored = await self._repository.update_installation(corp_id, change)
         if stored is None:
-            return
+            current = await self._repository.installation(corp_id)
+            # Revoked by this very event on an earlier delivery that died before releasing
+            # the ledger or publishing: finish those steps (both are idempotent).
+            redelivered = (
+                current is not None
+                and current.status == "revoked"
+                and math.floor(current.changed_at) == math.floor(occurred_at)
+            )
+            if not redelivered:
+                return
         await self._repository.update_ledger(lambda ledger: _released_corp(ledger, corp_id))
         payload = AuthRevokedPayload(corp_id=corp_id, reason="uninstalled")
         await self._publish("auth.revoked", payload, corp_id, occurred_at, source_id)

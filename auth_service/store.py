@@ -65,6 +65,15 @@ class AuthRepository:
             return None
         return await self._store.get(CODES, key)
 
+    async def release_code(self, auth_code: str, event_id: str) -> None:
+        """Drop ``event_id``'s claim while it is still only a claim (nothing exchanged)."""
+        key = code_key(auth_code)
+        record = await self._store.get_record(CODES, key)
+        if record is None or record.doc.get("status") != "claimed":
+            return
+        if record.doc.get("event_id") == event_id:
+            await self._store.compare_and_delete(CODES, key, record.version)
+
     async def save_code(self, auth_code: str, doc: dict[str, Any]) -> None:
         await self._store.put(CODES, code_key(auth_code), doc, ttl=CODE_RECORD_TTL_S)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,12 @@ BOX = SecretBox(bytes(range(32)))
 
 
 class FakeApi:
-    def __init__(self) -> None:
+    def __init__(self, *, v2: bool = False) -> None:
         self.exchanges = 0
+        self.completions = 0
         self.used: set[str] = set()
+        self.v2 = v2
+        self.fail_completion = False
 
     async def exchange(self, auth_code: str) -> Exchanged:
         self.exchanges += 1
@@ -41,7 +45,15 @@ class FakeApi:
             installer_user_id="alice",
             installer_open_userid="o-alice",
             info=AuthInfo(corp_name="Corp", agent_id=7, auth_mode=1, members=("alice",)),
+            complete=not self.v2,
         )
+
+    async def complete(self, exchanged: Exchanged) -> Exchanged:
+        self.completions += 1
+        if self.fail_completion:
+            self.fail_completion = False
+            raise WeComApiError(-1, "busy", "/v2/get_auth_info")
+        return replace(exchanged, complete=True)
 
     async def auth_info(self, corp_id: str, permanent_code: str) -> AuthInfo:
         return AuthInfo(corp_name="Corp", agent_id=7, auth_mode=1, members=("alice",))
@@ -151,3 +163,66 @@ async def test_twin_deliveries_of_one_event_do_not_report_a_used_code(store: SQL
     assert (await service.outcome("code-4", 0))["status"] == "installed"
     await service.on_auth_code("code-4", source_id="same", occurred_at=1.0)
     assert api.exchanges == 1
+
+
+async def test_a_failed_auth_info_after_a_v2_exchange_keeps_the_permanent_code(
+    store: SQLiteStore,
+) -> None:
+    """v2 answers without the agent; if get_auth_info then fails, the redelivery completes
+    from the stored result and never exchanges the (used) code again."""
+    api, events, clock = FakeApi(v2=True), Events(), Clock()
+    api.fail_completion = True
+    service = installs(store, api, events, clock)
+    with pytest.raises(WeComApiError):
+        await service.on_auth_code("code-5", source_id="event-v2", occurred_at=1.0)
+    clock.now += CLAIM_FRESH_S + 1
+    await service.on_auth_code("code-5", source_id="event-v2", occurred_at=1.0)
+    assert (api.exchanges, api.completions) == (1, 2)
+    assert (await service.outcome("code-5", 0))["status"] == "installed"
+
+
+async def test_a_failure_before_wecom_frees_the_claim_for_the_retry(store: SQLiteStore) -> None:
+    from shared.wecom.api import WeComUnavailable  # noqa: PLC0415
+
+    api, events = FakeApi(), Events()
+    service = installs(store, api, events)
+    original = api.exchange
+
+    async def unreachable(auth_code: str) -> Exchanged:
+        api.exchange = original  # type: ignore[method-assign]
+        raise WeComUnavailable("cannot connect", maybe_delivered=False)
+
+    api.exchange = unreachable  # type: ignore[method-assign]
+    with pytest.raises(WeComUnavailable):
+        await service.on_auth_code("code-6", source_id="event-n", occurred_at=1.0)
+    # The immediate retry claims it afresh instead of waiting out a 30 s claim.
+    await service.on_auth_code("code-6", source_id="event-n", occurred_at=1.0)
+    assert (await service.outcome("code-6", 0))["status"] == "installed"
+
+
+async def test_a_cancel_redelivered_after_a_crash_still_publishes_the_revocation(
+    store: SQLiteStore,
+) -> None:
+    api, events = FakeApi(), Events()
+    service = installs(store, api, events)
+    await service.on_auth_code("code-7", source_id="install", occurred_at=10.0)
+    events.fail_next = True
+    with pytest.raises(RuntimeError):
+        await service.on_cancel_auth("wwcorp", source_id="cancel", occurred_at=20.0)
+    await service.on_cancel_auth("wwcorp", source_id="cancel", occurred_at=20.0)
+    assert [kind for kind, _ in events.published] == ["auth.granted", "auth.revoked"]
+    quota = await service.quota()
+    assert quota["corps"]["used"] == 1  # lifetime policy: still counted, but released
+    ledger = await AuthRepository(store, BOX).ledger()
+    assert not ledger.corps["wwcorp"].active
+
+
+async def test_an_install_older_than_a_revocation_takes_no_slot(store: SQLiteStore) -> None:
+    api, events = FakeApi(), Events()
+    service = installs(store, api, events)
+    await service.on_auth_code("code-8", source_id="install-1", occurred_at=10.0)
+    await service.on_cancel_auth("wwcorp", source_id="cancel", occurred_at=20.0)
+    await service.on_auth_code("code-9", source_id="install-old", occurred_at=15.0)
+    assert (await service.outcome("code-9", 0))["status"] == "ignored"
+    ledger = await AuthRepository(store, BOX).ledger()
+    assert not ledger.corps["wwcorp"].active
