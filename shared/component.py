@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from shared.bus.abc import Bus, Consumer, Handler, RpcHandler
+from shared.bus.abc import Bus, BusError, Consumer, Handler, RpcHandler
 from shared.bus.factory import BusComponent
 from shared.lifecycle import Readiness
 from shared.storage.abc import DocumentStore
@@ -79,8 +79,29 @@ class BusService:
         self.spawn(self._serve(), f"{self.name}-serve")
 
     async def _serve(self) -> None:
-        # /readyz answers meanwhile; consumers start once the bus is up.
-        await self._bus_component.connected()
+        # /readyz answers meanwhile; consumers start once the bus is up. A failure to start
+        # them (the channel closed just after connecting) is retried: a service that stays up
+        # without consuming would be worse than one that is late.
+        delay = 0.5
+        while True:
+            await self._bus_component.connected()
+            try:
+                await self._subscribe()
+            except BusError as exc:
+                await self._cancel_consumers()
+                log.warning("service_subscribe_failed", service=self.name, error=exc.code)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 15.0)
+            except Exception:
+                log.exception("service_subscribe_crashed", service=self.name)
+                raise
+            else:
+                break
+        self._serving = True
+        queues = [sub.queue for sub in self.subscriptions()]
+        log.info("service_serving", service=self.name, queues=queues)
+
+    async def _subscribe(self) -> None:
         for sub in self.subscriptions():
             if sub.rpc is not None:
                 consumer = await self.bus.serve(sub.queue, sub.rpc, prefetch=sub.prefetch)
@@ -89,15 +110,15 @@ class BusService:
             else:
                 raise ValueError(f"subscription to {sub.queue!r} has no handler")
             self._consumers.append(consumer)
-        self._serving = True
-        queues = [sub.queue for sub in self.subscriptions()]
-        log.info("service_serving", service=self.name, queues=queues)
+
+    async def _cancel_consumers(self) -> None:
+        consumers, self._consumers = self._consumers, []
+        for consumer in consumers:
+            await consumer.cancel(grace=self.stop_grace_s)
 
     async def stop(self) -> None:
         self._serving = False
-        for consumer in self._consumers:
-            await consumer.cancel(grace=self.stop_grace_s)
-        self._consumers.clear()
+        await self._cancel_consumers()
         for task in self._tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

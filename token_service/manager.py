@@ -99,6 +99,11 @@ class TokenManager:
         if stored is not None:
             self._metrics.served.labels(key.kind, "store").inc()
             return stored
+        dependency = _dependency_of(key)
+        if dependency is not None:
+            # Fetch what this token is minted with before taking its lease, so the lease
+            # covers one WeCom call, not a chain of them.
+            await self.token(dependency)
         running = self._inflight.get(key.name)
         if running is not None:
             token = await asyncio.shield(running)
@@ -261,3 +266,12 @@ class TokenManager:
             )
         else:
             self._metrics.refreshes.labels(kind, exc.code).inc()
+
+
+def _dependency_of(key: TokenKey) -> TokenKey | None:
+    """The token ``key``'s own token is minted with (None for the suite and provider)."""
+    if key.kind == "corp":
+        return SUITE
+    if key.kind in ("jsapi", "agent_jsapi"):
+        return TokenKey("corp", key.corp_id)
+    return None

@@ -14,8 +14,9 @@ class TokenSettings(WeComApiSettings, StoreSettings):
     # that dies in flight. Capped at a quarter of a token's lifetime (see domain.py).
     token_refresh_margin_s: float = Field(300.0, ge=0, le=3600)
     # How long a replica may hold a refresh lease. A holder that crashes blocks the others at
-    # most this long; a WeCom call slower than this lets a second replica refresh too.
-    token_lease_s: float = Field(15.0, gt=0, le=300)
+    # most this long; a refresh slower than this lets a second replica refresh too, so it is
+    # well above TOKEN_WAIT_S plus a WeCom timeout.
+    token_lease_s: float = Field(30.0, gt=0, le=300)
     # WeCom pushes a suite_ticket every 10 minutes and it lives 30: two missed pushes is the
     # moment to warn (protocol doc §5.1).
     token_ticket_warn_age_s: float = Field(1200.0, gt=0, le=86_400)
