@@ -115,6 +115,7 @@ class AuthHandlers:
                 source_id=source,
                 occurred_at=occurred_at,
                 state_test=redirect.state_valid and redirect.test,
+                app_state=redirect.app_state if redirect.state_valid else None,
             )
         elif kind == "command.reset_permanent_code":
             reset = ResetPermanentCodePayload.model_validate(envelope.payload)

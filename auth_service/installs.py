@@ -114,6 +114,7 @@ class Installs:
         source_id: str,
         occurred_at: float,
         state_test: bool = False,
+        app_state: str | None = None,
         reset: bool = False,
     ) -> None:
         """Exchange ``auth_code`` once, whichever deliveries carry it and however often."""
@@ -134,7 +135,9 @@ class Installs:
         else:
             record = {"status": "claimed", "event_id": source_id, "claimed_at": now}
         if record["status"] == "claimed":
-            exchanged_record = await self._exchange(auth_code, source_id, record, state_test)
+            exchanged_record = await self._exchange(
+                auth_code, source_id, record, state_test, app_state
+            )
             if exchanged_record is None:
                 return
             record = exchanged_record
@@ -156,12 +159,21 @@ class Installs:
             outcome = await self._rekey(exchanged, source_id, occurred_at)
         else:
             outcome = await self._install(
-                exchanged, source_id, occurred_at, bool(record.get("state_test"))
+                exchanged,
+                source_id,
+                occurred_at,
+                bool(record.get("state_test")),
+                record.get("app_state"),
             )
         await self._finish(auth_code, source_id, outcome)
 
     async def _exchange(
-        self, auth_code: str, source_id: str, claim: dict[str, Any], state_test: bool
+        self,
+        auth_code: str,
+        source_id: str,
+        claim: dict[str, Any],
+        state_test: bool,
+        app_state: str | None,
     ) -> dict[str, Any] | None:
         """Call WeCom with the claimed code and store the sealed result at once; the new
         record, or None when the code turned out unusable (finished as ``expired``) or a twin
@@ -187,6 +199,7 @@ class Installs:
             "event_id": source_id,
             "claimed_at": claim.get("claimed_at", self._clock()),
             "state_test": state_test,
+            "app_state": app_state,
             "exchange": self._repository.seal_exchange(auth_code, exchanged.to_json()),
         }
         await self._repository.save_code(auth_code, record)
@@ -208,7 +221,12 @@ class Installs:
         )
 
     async def _install(
-        self, exchanged: Exchanged, source_id: str, occurred_at: float, state_test: bool
+        self,
+        exchanged: Exchanged,
+        source_id: str,
+        occurred_at: float,
+        state_test: bool,
+        app_state: str | None = None,
     ) -> Outcome:
         corp_id, info = exchanged.corp_id, exchanged.info
         test = is_test_install(
@@ -281,7 +299,9 @@ class Installs:
 
         stored = await self._repository.update_installation(corp_id, change)
         if refusal is not None:
-            await self._reject(corp_id, info.corp_name, test, refusal, source_id, occurred_at)
+            await self._reject(
+                corp_id, info.corp_name, test, refusal, source_id, occurred_at, app_state
+            )
             log.warning("install_refused", corp_id=corp_id, limit=refusal.limit, test=test)
             return Outcome("refused", corp_id, info.corp_name, refusal.limit, refusal.reason, test)
         if stored is None:
@@ -298,6 +318,7 @@ class Installs:
             installer_user_id=installer,
             installer_open_userid=exchanged.installer_open_userid,
             auth_mode=info.auth_mode,
+            app_state=app_state,
         )
         await self._publish("auth.granted", granted, corp_id, occurred_at, source_id)
         await self._warn(before.usage(self.limits.policy), ledger, source_id, occurred_at)
@@ -495,6 +516,7 @@ class Installs:
         refusal: Refusal,
         source_id: str,
         occurred_at: float,
+        app_state: str | None = None,
     ) -> None:
         payload = AuthRejectedPayload(
             corp_id=corp_id,
@@ -503,6 +525,7 @@ class Installs:
             test=test,
             limit=refusal.limit,
             reason=refusal.reason,
+            app_state=app_state,
         )
         await self._publish("auth.rejected", payload, corp_id, occurred_at, source_id)
 

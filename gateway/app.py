@@ -101,6 +101,7 @@ def build_gateway_app(
             suite_id=settings.suite_id,
             install_base=settings.install_base,
             public_base_url=settings.public_base_url,
+            rate_per_minute=settings.install_rate_per_minute,
             wall_clock=wall_clock,
         )
         app.add_routes(installs.routes())

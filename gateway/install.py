@@ -15,7 +15,13 @@ from urllib.parse import urlencode
 import structlog
 from aiohttp import web
 
-from gateway.install_domain import LIMIT_TEXTS, InstallStateCodec
+from gateway.install_domain import (
+    APP_STATE_PATTERN,
+    LIMIT_TEXTS,
+    STATE_GRACE_S,
+    InstallStateCodec,
+    RateLimiter,
+)
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus, BusError, Message
 from shared.bus.topology import EVENTS_EXCHANGE
@@ -77,6 +83,7 @@ class InstallHandlers:
         suite_id: str,
         install_base: str,
         public_base_url: str,
+        rate_per_minute: int = 30,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._bus = bus
@@ -88,6 +95,20 @@ class InstallHandlers:
         self._install_base = install_base.rstrip("/")
         self._complete_url = public_base_url.rstrip("/") + "/install/complete"
         self._clock = wall_clock
+        # Each hit costs WeCom calls (a pre_auth_code, or an auth code exchange): a client
+        # hammering these routes must not use up the app's WeCom quota.
+        self._limiter = RateLimiter(rate_per_minute, 60.0)
+
+    def _too_many(self, request: web.Request) -> web.Response | None:
+        if self._limiter.allow(request.remote or "-", self._clock()):
+            return None
+        log.warning("install_rate_limited", path=request.path)
+        return page(
+            "rate_limited",
+            ("请求过于频繁", "请稍后再试。"),
+            ("Too many requests", "Please try again in a minute."),
+            status=429,
+        )
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -98,7 +119,17 @@ class InstallHandlers:
     async def install(self, request: web.Request) -> web.StreamResponse:
         """A fresh pre_auth_code (never reused: one per install attempt, §8.2), the session
         info of a test or a formal install (§8.3), then WeCom's install page (§8.4)."""
+        if (limited := self._too_many(request)) is not None:
+            return limited
         test = request.query.get("test") in ("1", "true")
+        app_state = request.query.get("state", "")
+        if not APP_STATE_PATTERN.match(app_state):
+            return page(
+                "invalid",
+                ("安装链接无效", "state 只能包含字母和数字，最多 64 个。"),
+                ("Invalid install link", "state may hold at most 64 letters and digits."),
+                status=400,
+            )
         try:
             code = (await self._tokens.get("pre_auth_code")).token
             await self._set_session_info(code, test=test)
@@ -110,7 +141,7 @@ class InstallHandlers:
                 ("The install cannot start right now", f"Please try again shortly ({exc.code})."),
                 status=503,
             )
-        state = self._states.issue(test=test, now=self._clock())
+        state = self._states.issue(test=test, now=self._clock(), app_state=app_state)
         query = urlencode(
             {
                 "suite_id": self._suite_id,
@@ -141,6 +172,8 @@ class InstallHandlers:
     async def complete(self, request: web.Request) -> web.StreamResponse:
         """WeCom's redirect after an install: hand the auth code to auth_service, wait a
         moment for the outcome, and say what happened."""
+        if (limited := self._too_many(request)) is not None:
+            return limited
         auth_code = request.query.get("auth_code", "").strip()
         if not auth_code or len(auth_code.encode()) > _MAX_CODE_BYTES:
             return page(
@@ -153,12 +186,26 @@ class InstallHandlers:
                 status=400,
             )
         state_raw = request.query.get("state")
-        state = self._states.verify(state_raw, now=self._clock())
+        # Only installs started at /install come back here, with our signed state. Anything
+        # else is not processed: each redirect costs a WeCom exchange, and an unsigned flood
+        # would queue ahead of real callbacks. An authentic state past its expiry (a member
+        # who lingered on WeCom's page) is still honoured, so no permanent code is lost.
+        state = self._states.verify(state_raw, now=self._clock(), grace_s=STATE_GRACE_S)
+        if state is None:
+            log.warning("install_complete_unsigned_state")
+            return page(
+                "invalid",
+                ("安装链接无效", "此安装不是从本应用的安装链接开始的。请从安装链接重新开始。"),
+                ("Invalid install link",
+                 "This install did not start from this app's install link. Start again there."),
+                status=400,
+            )  # fmt: skip
         payload = InstallRedirectPayload(
             auth_code=auth_code,
             state=state_raw,
-            state_valid=state is not None,
-            test=state is not None and state.test,
+            state_valid=True,
+            test=state.test,
+            app_state=state.app_state or None,
         )
         try:
             await self._publish(payload)

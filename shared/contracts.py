@@ -594,6 +594,7 @@ class AuthGrantedPayload(_ServicePayload):
     installer_user_id: str | None = None
     installer_open_userid: str | None = None
     auth_mode: int | None = Field(None, description="WeCom's auth_mode; 1 = member authorisation")
+    app_state: str | None = Field(None, description="?state= of the GET /install it came from")
 
 
 class AuthChangedPayload(_ServicePayload):
@@ -627,6 +628,7 @@ class AuthRejectedPayload(_ServicePayload):
     test: bool = False
     limit: InstallLimit = Field(description="which limit refused it")
     reason: str = Field(description="a sentence saying which limit and its value")
+    app_state: str | None = Field(None, description="?state= of the GET /install it came from")
 
 
 class QuotaWarningPayload(_ServicePayload):
@@ -648,6 +650,9 @@ class InstallRedirectPayload(_ServicePayload):
         False, description="the state was ours: signed by this deployment and not expired"
     )
     test: bool = Field(False, description="the signed state asked for a test install")
+    app_state: str | None = Field(
+        None, description="the caller's own ?state= of GET /install, carried through WeCom"
+    )
 
 
 SERVICE_EVENT_MODELS: dict[str, type[Payload]] = {

@@ -142,18 +142,47 @@ async def test_complete_publishes_the_code_and_shows_the_outcome(rig: Rig) -> No
         "state": state,
         "state_valid": True,
         "test": False,
+        "app_state": None,
     }
 
 
-async def test_a_foreign_state_is_still_processed_as_a_released_install(rig: Rig) -> None:
+async def test_a_redirect_without_our_state_is_not_processed(rig: Rig) -> None:
+    """Only installs started at /install come back with our signed state; anything else would
+    make us call WeCom for whoever asks."""
+    for state in (None, "state001", "i1t9999999999" + "0" * 48):
+        query = {"auth_code": "code-2", **({"state": state} if state else {})}
+        async with rig.session.get(rig.url("/install/complete"), params=query) as response:
+            assert response.status == 400
+            assert "did not start from this app" in await response.text()
+    assert rig.published == []
+
+
+async def test_the_callers_state_travels_through_wecom(rig: Rig) -> None:
     rig.auth_answers["install_outcome"] = {"status": "processing"}
-    query = {"auth_code": "code-2", "state": "i1t9999999999" + "0" * 48}
-    async with rig.session.get(rig.url("/install/complete"), params=query) as response:
+    async with rig.session.get(
+        rig.url("/install?state=order42"), allow_redirects=False
+    ) as response:
+        state = parse_qs(urlsplit(response.headers["Location"]).query)["state"][0]
+    assert state.endswith("order42")
+    async with rig.session.get(
+        rig.url("/install/complete"), params={"auth_code": "code-3", "state": state}
+    ) as response:
         assert response.status == 202
     [message] = [m for m in rig.published if m.type == "install.redirect"]
-    payload = json.loads(message.body)["payload"]
-    assert payload["state_valid"] is False
-    assert payload["test"] is False
+    assert json.loads(message.body)["payload"]["app_state"] == "order42"
+    async with rig.session.get(
+        rig.url("/install?state=not-alnum!"), allow_redirects=False
+    ) as response:
+        assert response.status == 400
+
+
+async def test_the_install_routes_are_rate_limited_per_client(rig: Rig) -> None:
+    statuses = []
+    for _ in range(35):
+        async with rig.session.get(rig.url("/install/complete")) as response:
+            statuses.append(response.status)
+    assert statuses.count(400) == 30  # the default 30 per minute, then refused
+    assert statuses[-1] == 429
 
 
 async def test_complete_without_a_code_is_a_clear_400(rig: Rig) -> None:

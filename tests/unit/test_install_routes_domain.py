@@ -7,7 +7,7 @@ import re
 import pytest
 
 from gateway.install import outcome_page
-from gateway.install_domain import STATE_TTL_S, InstallStateCodec
+from gateway.install_domain import STATE_TTL_S, InstallStateCodec, RateLimiter
 
 KEY = bytes(range(32))
 NOW = 1_800_000_000.0
@@ -73,3 +73,40 @@ def test_outcome_pages_escape_what_they_show() -> None:
     body = outcome_page({"status": "installed", "corp_name": "<b>x</b>"}).text or ""
     assert "<b>x</b>" not in body
     assert "&lt;b&gt;x&lt;/b&gt;" in body
+
+
+def test_the_callers_state_rides_along_under_the_mac() -> None:
+    codec = InstallStateCodec(KEY)
+    state = codec.issue(test=False, now=NOW, app_state="order42")
+    assert len(state) <= 128
+    verified = codec.verify(state, now=NOW)
+    assert verified is not None
+    assert verified.app_state == "order42"
+    assert codec.verify(state[:-1] + "3", now=NOW) is None  # the caller's part is signed too
+    with pytest.raises(ValueError, match="letters and digits"):
+        codec.issue(test=False, now=NOW, app_state="no spaces")
+    with pytest.raises(ValueError, match="letters and digits"):
+        codec.issue(test=False, now=NOW, app_state="a" * 65)
+
+
+def test_an_authentic_expired_state_is_accepted_within_the_grace() -> None:
+    codec = InstallStateCodec(KEY)
+    state = codec.issue(test=True, now=NOW)
+    late = NOW + STATE_TTL_S + 3600
+    assert codec.verify(state, now=late) is None
+    verified = codec.verify(state, now=late, grace_s=7200)
+    assert verified is not None
+    assert verified.expired(late)
+    assert verified.test
+
+
+def test_the_rate_limiter_counts_per_key_within_the_window() -> None:
+    limiter = RateLimiter(2, 60.0, max_keys=2)
+    assert limiter.allow("a", 0)
+    assert limiter.allow("a", 1)
+    assert not limiter.allow("a", 2)
+    assert limiter.allow("b", 2)
+    assert limiter.allow("a", 61)  # the first hit left the window
+    assert RateLimiter(0, 60.0).allow("a", 0)
+    limiter.allow("c", 62)  # a third key evicts the least recently seen
+    assert limiter.allow("b", 63)
