@@ -8,7 +8,7 @@ window, ciphertext, plaintext XML, receive id, normalisation.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,7 +24,7 @@ from shared.wecom.errors import (
     StaleTimestampError,
 )
 from shared.wecom.events import Route, normalize_callback
-from shared.wecom.xml import parse_xml
+from shared.wecom.xml import parse_envelope, parse_xml
 
 ReceiveIdKind = Literal[
     "empty", "suite_id", "provider_corp_id", "message_corp_id", "listed", "unlisted"
@@ -50,15 +50,19 @@ class CallbackParams:
             MissingParameterError: one is absent, empty, too long, or the timestamp is not
                 a whole number of seconds.
         """
-        values: dict[str, str] = {}
-        for name in ("msg_signature", "timestamp", "nonce"):
-            value = query.get(name, "")
-            if not value or len(value) > _MAX_PARAM_LEN:
-                raise MissingParameterError(f"query parameter {name} is missing or too long")
-            values[name] = value
-        if not values["timestamp"].isascii() or not values["timestamp"].isdigit():
+        signature = _required(query, "msg_signature")
+        timestamp = _required(query, "timestamp")
+        nonce = _required(query, "nonce")
+        if not timestamp.isascii() or not timestamp.isdigit():
             raise MissingParameterError("query parameter timestamp must be whole seconds")
-        return cls(values["msg_signature"], values["timestamp"], values["nonce"])
+        return cls(signature, timestamp, nonce)
+
+
+def _required(query: Mapping[str, str], name: str) -> str:
+    value = query.get(name, "")
+    if not value or len(value) > _MAX_PARAM_LEN:
+        raise MissingParameterError(f"query parameter {name} is missing or too long")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,7 +196,7 @@ class CallbackProcessor:
         self, route: Route, params: CallbackParams, body: bytes, *, now: float
     ) -> AcceptedCallback:
         """Authenticate, decrypt and normalise a POSTed callback."""
-        outer = parse_xml(body, max_bytes=self._max_body_bytes, max_depth=3, max_elements=16)
+        outer = parse_envelope(body, max_bytes=self._max_body_bytes)
         encrypted = outer.get("Encrypt")
         if not isinstance(encrypted, str) or not encrypted:
             raise MissingEncryptError()
@@ -237,33 +241,46 @@ class ReplayCache:
     """Ids published recently, each remembered for ``ttl_s`` seconds, at most ``max_entries``.
 
     Entries share one TTL and are added in time order, so the oldest is always first:
-    expiry and eviction only ever look at the front.
+    expiry and eviction only ever look at the front. The ids sit in a set, their order and
+    deadlines in two parallel deques: about half the memory of an ordered dict, which
+    matters at the default of 200,000 ids.
     """
 
     def __init__(self, ttl_s: float, max_entries: int) -> None:
         self._ttl_s = ttl_s
         self._max_entries = max_entries
-        self._expiry: OrderedDict[bytes, float] = OrderedDict()
+        self._keys: set[bytes] = set()
+        self._order: deque[bytes] = deque()  # oldest first
+        self._deadlines: deque[float] = deque()  # the deadline of each id in _order
 
     def __len__(self) -> int:
-        return len(self._expiry)
+        return len(self._keys)
 
     def seen(self, key: bytes, now: float) -> bool:
         """True if ``key`` was added less than ``ttl_s`` ago."""
         self._expire(now)
-        return key in self._expiry
+        return key in self._keys
 
     def add(self, key: bytes, now: float) -> None:
-        self._expiry[key] = now + self._ttl_s
-        self._expiry.move_to_end(key)
+        if key in self._keys:
+            # Re-adding restarts the id's TTL: it moves to the back. Rare (the publisher only
+            # adds ids it has not seen), so a linear search is fine.
+            index = self._order.index(key)
+            del self._order[index]
+            del self._deadlines[index]
+        else:
+            self._keys.add(key)
+        self._order.append(key)
+        self._deadlines.append(now + self._ttl_s)
         self._expire(now)
-        while len(self._expiry) > self._max_entries:
-            self._expiry.popitem(last=False)
+        while len(self._keys) > self._max_entries:
+            self._drop_oldest()
 
     def _expire(self, now: float) -> None:
-        expiry = self._expiry
-        while expiry:
-            key, deadline = next(iter(expiry.items()))
-            if deadline > now:
-                return
-            del expiry[key]
+        deadlines = self._deadlines
+        while deadlines and deadlines[0] <= now:
+            self._drop_oldest()
+
+    def _drop_oldest(self) -> None:
+        self._deadlines.popleft()
+        self._keys.discard(self._order.popleft())

@@ -20,6 +20,8 @@ from shared.contracts import SCHEMA_VERSION, EventEnvelope
 
 PublishOutcome = Literal["published", "duplicate"]
 
+_ENVELOPE_JSON = EventEnvelope.__pydantic_serializer__
+
 
 class EventPublisher:
     def __init__(
@@ -36,7 +38,11 @@ class EventPublisher:
         self._metrics = metrics
         self._timeout_s = timeout_s
         self._monotonic = monotonic
-        self._inflight: dict[bytes, asyncio.Future[bool]] = {}
+        # The key of every publish under way; a future only once a second request for the
+        # same key waits on it (rare: a WeCom retry racing the first delivery's confirm).
+        self._inflight: dict[bytes, asyncio.Future[bool] | None] = {}
+        # Read when /metrics is scraped instead of being set on every publish.
+        metrics.replay_cache_entries.set_function(lambda: len(replay))
 
     async def publish(self, envelope: EventEnvelope, key: bytes) -> PublishOutcome:
         """Publish ``envelope`` unless ``key`` was published within the TTL.
@@ -44,23 +50,27 @@ class EventPublisher:
         Raises:
             BusError: the bus did not confirm (the caller answers 503 so WeCom retries).
         """
+        inflight = self._inflight
         while True:
             if self._replay.seen(key, self._monotonic()):
                 return "duplicate"
-            pending = self._inflight.get(key)
-            if pending is None:
+            if key not in inflight:
                 break
             # Another request carries the same callback: its outcome decides ours. If it
             # failed, loop and try ourselves.
+            pending = inflight[key]
+            if pending is None:
+                pending = inflight[key] = asyncio.get_running_loop().create_future()
             if await asyncio.shield(pending):
                 return "duplicate"
 
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = done
+        inflight[key] = None
         published = False
         try:
             message = Message(
-                body=envelope.model_dump_json().encode(),
+                # The serializer behind model_dump_json(), which returns the JSON as bytes
+                # without a round trip through str.
+                body=_ENVELOPE_JSON.to_json(envelope),
                 message_id=envelope.id,
                 type=envelope.type,
                 headers={"schema": SCHEMA_VERSION},
@@ -73,9 +83,9 @@ class EventPublisher:
             )
             self._metrics.publish_seconds.observe(time.perf_counter() - started)
             self._replay.add(key, self._monotonic())
-            self._metrics.replay_cache_entries.set(len(self._replay))
             published = True
         finally:
-            del self._inflight[key]
-            done.set_result(published)
+            waiting = inflight.pop(key)
+            if waiting is not None:
+                waiting.set_result(published)
         return "published"

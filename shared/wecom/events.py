@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from pydantic import ValidationError
 
@@ -48,8 +48,9 @@ class NormalizedEvent:
     """Every field as parsed, for forward compatibility."""
 
 
-@dataclass(frozen=True, slots=True)
-class _Routing:
+class _Routing(NamedTuple):
+    # A tuple rather than a frozen dataclass: one is built per callback, and a frozen
+    # dataclass pays an object.__setattr__ per field.
     type: str
     corp_fields: tuple[str, ...]
     time_field: str
@@ -79,11 +80,15 @@ def normalize_callback(
     if router is None:
         raise ValueError(f"unknown callback route {route!r}")
     routing = router(raw)
-    corp_ids = (_optional_text(raw, field) for field in routing.corp_fields)
+    corp_id = None
+    for field in routing.corp_fields:
+        corp_id = _optional_text(raw, field)
+        if corp_id:
+            break
     return NormalizedEvent(
         type=routing.type,
         payload=_typed_payload(routing.type, raw),
-        corp_id=next((corp_id for corp_id in corp_ids if corp_id), None),
+        corp_id=corp_id,
         suite_id=_optional_text(raw, "SuiteId"),
         occurred_at=_occurred_at(raw, routing.time_field, received_at),
         raw=raw,
@@ -146,11 +151,14 @@ def _typed_payload(event_type: str, raw: dict[str, Any]) -> dict[str, Any]:
     if model is None:
         return dict(raw)
     try:
-        return model.model_validate(raw).model_dump(mode="json")
+        # What model_validate(raw).model_dump(mode="json") does, minus its Python wrappers.
+        payload = model.__pydantic_validator__.validate_python(raw)
     except ValidationError as exc:
         # Raised without the ValidationError, whose text quotes the input values: only the
         # field names and the reasons are reported.
         raise XmlError(f"{event_type}: {_describe(exc)}") from None
+    dumped: dict[str, Any] = model.__pydantic_serializer__.to_python(payload, mode="json")
+    return dumped
 
 
 def _describe(exc: ValidationError) -> str:

@@ -17,7 +17,7 @@ from defusedxml.ElementTree import DefusedXMLParser
 
 from shared.wecom.errors import XmlError
 
-__all__ = ["parse_xml"]
+__all__ = ["parse_envelope", "parse_xml"]
 
 ROOT_TAG = "xml"
 
@@ -37,6 +37,21 @@ _FLAT_CHILD = re.compile(
     r"[ \t\r\n]*</\1>"
 )
 _FLAT_TAIL = re.compile(r"[ \t\r\n]*</xml>[ \t\r\n]*")
+
+# The outer envelope exactly as WeCom posts it (protocol doc §2.6): <xml> holding
+# ToUserName, AgentID and Encrypt in that order (the first two optional), each one CDATA
+# section of printable ASCII without spaces or "]", and nothing else: no declaration, no
+# whitespace. One match over the bytes reads it; any other shape takes parse_xml.
+_ENVELOPE_VALUE = rb"<!\[CDATA\[([!-\\^-~]*)\]\]>"
+_ENVELOPE = re.compile(
+    rb"<xml>"
+    rb"(?:<ToUserName>" + _ENVELOPE_VALUE + rb"</ToUserName>)?"
+    rb"(?:<AgentID>" + _ENVELOPE_VALUE + rb"</AgentID>)?"
+    rb"<Encrypt>" + _ENVELOPE_VALUE + rb"</Encrypt>"
+    rb"</xml>"
+)
+_ENVELOPE_MAX_DEPTH = 3
+_ENVELOPE_MAX_ELEMENTS = 16
 
 
 def parse_xml(
@@ -101,6 +116,32 @@ def parse_xml(
     return builder.result
 
 
+def parse_envelope(data: bytes, *, max_bytes: int = 65536) -> dict[str, Any]:
+    """Parse the outer envelope of a POSTed callback (``ToUserName``, ``AgentID``, ``Encrypt``).
+
+    Returns and raises exactly what ``parse_xml(data, max_bytes=max_bytes, max_depth=3,
+    max_elements=16)`` would. The envelope is parsed before anything is authenticated, on
+    every callback, and is tiny and fixed: its usual shape is read with one regular
+    expression over the bytes, and any other goes to :func:`parse_xml`.
+    """
+    envelope = _ENVELOPE.fullmatch(data) if len(data) <= max_bytes else None
+    if envelope is not None:
+        to_user_name, agent_id, encrypt = envelope.groups()
+        result: dict[str, Any] = {}
+        if to_user_name is not None:
+            result["ToUserName"] = to_user_name.decode("ascii")
+        if agent_id is not None:
+            result["AgentID"] = agent_id.decode("ascii")
+        result["Encrypt"] = encrypt.decode("ascii")
+        return result
+    return parse_xml(
+        data,
+        max_bytes=max_bytes,
+        max_depth=_ENVELOPE_MAX_DEPTH,
+        max_elements=_ENVELOPE_MAX_ELEMENTS,
+    )
+
+
 def _precheck(data: bytes, max_bytes: int) -> str:
     """Refuse, without parsing, what no callback can be; return the body as text."""
     if not data:
@@ -131,12 +172,16 @@ def _parse_flat(text: str, max_elements: int) -> dict[str, Any] | None:
         if count > max_elements:
             return None  # let the bounded parser produce the precise error
         tag, cdata, plain = child.groups()
-        core = (cdata if cdata is not None else plain).strip(" \t\n")
+        value = (plain if cdata is None else cdata).strip(" \t\n")
         # A parser refuses control characters and normalises line ends; rather than
         # re-implement that, any value that is not plainly printable takes the parser.
-        if not core.isprintable():
+        # Printable text has no whitespace but the space, so the value is fully stripped.
+        if not value.isprintable():
             return None
-        _add_value(result, tag, core.strip())
+        if tag in result:
+            _add_value(result, tag, value)
+        else:
+            result[tag] = value
         position = child.end()
     if _FLAT_TAIL.fullmatch(text, position) is None:
         return None

@@ -11,7 +11,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from shared.wecom.errors import XmlError
-from shared.wecom.xml import _parse_flat, _tree_to_dict, parse_xml
+from shared.wecom.xml import _parse_flat, _tree_to_dict, parse_envelope, parse_xml
 
 # Marks input that must never be echoed back in an error message.
 MARKER = "s3cr3t"
@@ -309,3 +309,43 @@ def test_flat_fast_path_agrees_with_the_parser(document: str) -> None:
     else:
         with pytest.raises(XmlError):
             parse_xml(document.encode())
+
+
+_ENVELOPE_TEXT = st.one_of(
+    st.text(
+        alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=", max_size=60
+    ),
+    _TEXT,
+)
+
+
+@st.composite
+def _envelopes(draw: st.DrawFn) -> bytes:
+    """Outer callback envelopes: the documented shape, and near misses of it."""
+    parts = []
+    for tag in ("ToUserName", "AgentID", "Encrypt"):
+        if tag == "Encrypt" or draw(st.booleans()):
+            text = draw(_ENVELOPE_TEXT)
+            body = f"<![CDATA[{text}]]>" if draw(st.booleans()) else xml_escape(text)
+            parts.append(f"<{tag}>{body}</{tag}>")
+    if draw(st.booleans()):
+        parts.reverse()
+    pad = draw(st.sampled_from(["", " ", "\n"]))
+    return f"<xml>{pad.join(parts)}{pad}</xml>".encode()
+
+
+@given(_envelopes())
+@example(b"<xml><ToUserName><![CDATA[ww1]]></ToUserName><Encrypt><![CDATA[abc=]]></Encrypt></xml>")
+@example(b"<xml><Encrypt>a</Encrypt><Encrypt>b</Encrypt></xml>")
+@settings(max_examples=300)
+def test_the_envelope_fast_path_agrees_with_the_parser(document: bytes) -> None:
+    """parse_envelope answers exactly what parse_xml answers with the envelope's limits."""
+    try:
+        expected: object = parse_xml(document, max_depth=3, max_elements=16)
+    except XmlError as exc:
+        expected = str(exc)
+    try:
+        got: object = parse_envelope(document)
+    except XmlError as exc:
+        got = str(exc)
+    assert got == expected
