@@ -23,15 +23,15 @@ class GatewayMetrics:
 
     def count_callback(self, route: str, outcome: str, seconds: float) -> None:
         """Count one answered callback and observe its duration."""
-        key = ("callback", route, outcome)
-        counter = self._children.get(key)
-        if counter is None:
-            counter = self._children[key] = self.callbacks.labels(route, outcome)
+        key = (route, outcome)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.callbacks.labels(route, outcome),
+                self.callback_seconds.labels(route),
+            )
+        counter, histogram = children
         counter.inc()
-        duration_key = ("duration", route)
-        histogram = self._children.get(duration_key)
-        if histogram is None:
-            histogram = self._children[duration_key] = self.callback_seconds.labels(route)
         histogram.observe(seconds)
 
     def count_receive_id(self, route: str, kind: str) -> None:

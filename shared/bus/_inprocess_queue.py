@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from types import TracebackType
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import structlog
 
@@ -29,9 +29,12 @@ log = structlog.get_logger(__name__)
 _Outcome = Literal["acked", "nacked", "dead_lettered", "requeued", "retried"]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """A message in a queue. Immutable, so one instance is shared by every queue it reaches."""
+class Entry(NamedTuple):
+    """A message in a queue. Immutable, so one instance is shared by every queue it reaches.
+
+    A named tuple rather than a frozen dataclass: one is built per publish, and a frozen
+    dataclass's ``__init__`` pays an ``object.__setattr__`` call per field.
+    """
 
     message: Message
     exchange: str
@@ -69,7 +72,7 @@ class MemoryQueue:
     def requeue(self, entries: Iterable[Entry]) -> None:
         """Put entries back at the head, in their original order, marked redelivered."""
         for entry in reversed(list(entries)):
-            self.ready.appendleft(replace(entry, redelivered=True))
+            self.ready.appendleft(entry._replace(redelivered=True))
         self.dispatch()
 
     def dead_letter(self, entry: Entry, headers: dict[str, HeaderValue]) -> None:
