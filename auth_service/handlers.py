@@ -25,6 +25,7 @@ from shared.contracts import (
     Payload,
     ResetPermanentCodePayload,
     SubscribeEventPayload,
+    read_envelope,
 )
 from shared.errors import InvalidRequest, describe_validation
 from shared.tokens import TokenUnavailable
@@ -83,10 +84,7 @@ class AuthHandlers:
 
     async def handle_event(self, delivery: Delivery) -> None:
         """Apply one event; malformed → ``.dead``; a passing failure → delayed retry."""
-        try:
-            envelope = EventEnvelope.model_validate_json(delivery.message.body)
-        except ValidationError as exc:
-            raise InvalidRequest(f"not an event envelope: {describe_validation(exc)}") from None
+        envelope = read_envelope(delivery.message.body)
         try:
             await self._dispatch(envelope)
         except ValidationError as exc:

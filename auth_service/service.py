@@ -3,10 +3,8 @@ standalone process (bus + component + health/metrics HTTP server)."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from auth_service.exchange import AuthApi
@@ -15,9 +13,8 @@ from auth_service.installs import Installs
 from auth_service.settings import AuthServiceSettings, AuthSettings
 from auth_service.store import COLLECTIONS, AuthRepository
 from shared.bus.abc import Bus
-from shared.bus.factory import BusComponent, create_bus
+from shared.bus.factory import BusComponent
 from shared.bus.topology import (
-    BASE_TOPOLOGY,
     EVENTS_EXCHANGE,
     RPC_AUTH_QUEUE,
     RPC_TOPOLOGY,
@@ -25,16 +22,11 @@ from shared.bus.topology import (
     QueueSpec,
     Topology,
 )
-from shared.component import BusService, Subscription
-from shared.errors import ConfigurationError
-from shared.http import HttpServer, add_health_routes, error_middleware
-from shared.lifecycle import Readiness, run_components
-from shared.logging import configure_service_logging
-from shared.metrics import new_registry
-from shared.settings import exit_on_configuration_error, load_settings
+from shared.component import BusService, Subscription, run_service_process, service_main
+from shared.lifecycle import Readiness
 from shared.storage.abc import DocumentStore
 from shared.storage.crypto import SecretBox, load_data_key
-from shared.storage.factory import create_store
+from shared.storage.factory import create_service_store
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComClient
 
@@ -73,13 +65,7 @@ class AuthService(BusService):
         super().__init__(
             bus,
             bus_component,
-            store
-            or create_store(
-                COLLECTIONS,
-                mongo_url=settings.mongo_url,
-                mongo_db=settings.mongo_db,
-                data_dir=settings.data_dir,
-            ),
+            store or create_service_store(settings, COLLECTIONS),
             readiness,
         )
         self._settings = settings
@@ -121,23 +107,22 @@ class AuthService(BusService):
 
 async def run_auth_service(settings: AuthServiceSettings) -> None:
     """auth_service as its own process, until SIGTERM."""
-    configure_service_logging(settings, "auth_service", secrets_of(settings))
-    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(AUTH_TOPOLOGY), all_in_one=False)
-    bus_component = BusComponent(bus)
-    registry: CollectorRegistry = new_registry()
-    readiness = Readiness()
-    readiness.add("bus", lambda: bus.is_ready)
-    service = AuthService(settings, bus, bus_component, readiness=readiness)
-    app = web.Application(middlewares=[error_middleware])
-    add_health_routes(app, readiness, registry)
-    server = HttpServer(app, settings.http_host, settings.http_port, name="auth_service_http")
-    await run_components([bus_component, service, server])
+
+    def make(
+        bus: Bus, component: BusComponent, registry: CollectorRegistry, readiness: Readiness
+    ) -> BusService:
+        del registry  # no metrics of its own beyond the bus's
+        return AuthService(settings, bus, component, readiness=readiness)
+
+    await run_service_process(
+        settings,
+        name="auth_service",
+        topology=AUTH_TOPOLOGY,
+        secrets=secrets_of(settings),
+        make=make,
+    )
 
 
 def main() -> None:
     """Entry point of ``python -m auth_service`` and ``wecom-suite auth-service``."""
-    settings = load_settings(AuthServiceSettings)
-    try:
-        asyncio.run(run_auth_service(settings))
-    except ConfigurationError as exc:
-        exit_on_configuration_error(exc.message)
+    service_main(AuthServiceSettings, run_auth_service)

@@ -3,11 +3,9 @@ lifecycle component, and the standalone process (bus + component + health/metric
 
 from __future__ import annotations
 
-import asyncio
 from typing import Final
 
 import structlog
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from notifier.domain import app_windows, member_windows
@@ -18,9 +16,8 @@ from notifier.settings import NotifierServiceSettings, NotifierSettings
 from notifier.store import COLLECTIONS, StoredNotifications
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus
-from shared.bus.factory import BusComponent, create_bus
+from shared.bus.factory import BusComponent
 from shared.bus.topology import (
-    BASE_TOPOLOGY,
     NOTIFY_EXCHANGE,
     NOTIFY_REQUEST_KEY,
     RPC_TOPOLOGY,
@@ -28,15 +25,11 @@ from shared.bus.topology import (
     QueueSpec,
     Topology,
 )
-from shared.component import BusService, Subscription
-from shared.errors import ConfigurationError
-from shared.http import HttpServer, add_health_routes, error_middleware
-from shared.lifecycle import Readiness, run_components
-from shared.logging import configure_service_logging
+from shared.component import BusService, Subscription, run_service_process, service_main
+from shared.lifecycle import Readiness
 from shared.metrics import new_registry
-from shared.settings import exit_on_configuration_error, load_settings
 from shared.storage.abc import DocumentStore
-from shared.storage.factory import create_store
+from shared.storage.factory import create_service_store
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComClient
 
@@ -101,13 +94,7 @@ class NotifierService(BusService):
         super().__init__(
             bus,
             bus_component,
-            store
-            or create_store(
-                COLLECTIONS,
-                mongo_url=settings.mongo_url,
-                mongo_db=settings.mongo_db,
-                data_dir=settings.data_dir,
-            ),
+            store or create_service_store(settings, COLLECTIONS),
             readiness,
         )
         self._settings = settings
@@ -157,23 +144,21 @@ def secrets_of(settings: NotifierSettings) -> list[str]:
 
 async def run_notifier(settings: NotifierServiceSettings) -> None:
     """The notifier as its own process, until SIGTERM."""
-    configure_service_logging(settings, "notifier", secrets_of(settings))
-    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(NOTIFIER_TOPOLOGY), all_in_one=False)
-    bus_component = BusComponent(bus)
-    registry = new_registry()
-    readiness = Readiness()
-    readiness.add("bus", lambda: bus.is_ready)
-    service = NotifierService(settings, bus, bus_component, registry=registry, readiness=readiness)
-    app = web.Application(middlewares=[error_middleware])
-    add_health_routes(app, readiness, registry)
-    server = HttpServer(app, settings.http_host, settings.http_port, name="notifier_http")
-    await run_components([bus_component, service, server])
+
+    def make(
+        bus: Bus, component: BusComponent, registry: CollectorRegistry, readiness: Readiness
+    ) -> BusService:
+        return NotifierService(settings, bus, component, registry=registry, readiness=readiness)
+
+    await run_service_process(
+        settings,
+        name="notifier",
+        topology=NOTIFIER_TOPOLOGY,
+        secrets=secrets_of(settings),
+        make=make,
+    )
 
 
 def main() -> None:
     """Entry point of ``python -m notifier`` and ``wecom-suite notifier``."""
-    settings = load_settings(NotifierServiceSettings)
-    try:
-        asyncio.run(run_notifier(settings))
-    except ConfigurationError as exc:
-        exit_on_configuration_error(exc.message)
+    service_main(NotifierServiceSettings, run_notifier)

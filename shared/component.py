@@ -10,16 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
 from shared.bus.abc import Bus, BusError, Consumer, Handler, RpcHandler
-from shared.bus.factory import BusComponent
-from shared.lifecycle import Readiness
+from shared.bus.factory import BusComponent, create_bus
+from shared.bus.topology import BASE_TOPOLOGY, Topology
+from shared.errors import ConfigurationError
+from shared.http import HttpServer, add_health_routes, error_middleware
+from shared.lifecycle import Readiness, run_components
+from shared.logging import configure_service_logging
+from shared.metrics import new_registry
+from shared.settings import exit_on_configuration_error, load_settings
 from shared.storage.abc import DocumentStore
+
+S = TypeVar("S", bound=BaseSettings)
 
 log = structlog.get_logger(__name__)
 
@@ -128,3 +140,58 @@ class BusService:
         if self._store_open:
             self._store_open = False
             await self.store.stop()
+
+
+class ProcessSettings(Protocol):
+    """What a standalone service process reads besides its own settings."""
+
+    @property
+    def amqp_url(self) -> SecretStr | None: ...
+
+    @property
+    def http_host(self) -> str: ...
+
+    @property
+    def http_port(self) -> int: ...
+
+    @property
+    def log_level(self) -> str: ...
+
+    @property
+    def log_format(self) -> str | None: ...
+
+
+ServiceFactory = Callable[[Bus, BusComponent, CollectorRegistry, Readiness], BusService]
+
+
+async def run_service_process(
+    settings: ProcessSettings,
+    *,
+    name: str,
+    topology: Topology,
+    secrets: list[str],
+    make: ServiceFactory,
+) -> None:
+    """One service as its own process until SIGTERM: RabbitMQ (``AMQP_URL`` required), the
+    service, and an HTTP server with only ``/healthz``, ``/readyz`` and ``/metrics``."""
+    configure_service_logging(settings, name, secrets)
+    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(topology), all_in_one=False)
+    bus_component = BusComponent(bus)
+    registry = new_registry()
+    readiness = Readiness()
+    readiness.add("bus", lambda: bus.is_ready)
+    service = make(bus, bus_component, registry, readiness)
+    app = web.Application(middlewares=[error_middleware])
+    add_health_routes(app, readiness, registry)
+    server = HttpServer(app, settings.http_host, settings.http_port, name=f"{name}_http")
+    await run_components([bus_component, service, server])
+
+
+def service_main(settings_class: type[S], run: Callable[[S], Coroutine[Any, Any, None]]) -> None:
+    """The entry point of ``python -m <service>``: settings, then ``run`` until SIGTERM; a
+    configuration error stops it with one line and status 2."""
+    settings = load_settings(settings_class)
+    try:
+        asyncio.run(run(settings))
+    except ConfigurationError as exc:
+        exit_on_configuration_error(exc.message)

@@ -18,8 +18,11 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationError,
     model_validator,
 )
+
+from shared.errors import InvalidRequest, describe_validation
 
 SCHEMA_VERSION = 1
 
@@ -735,3 +738,15 @@ class AuthRequest(BaseModel):
         if self.op == "install_outcome" and self.auth_code is None:
             raise ValueError("auth_code is required for op 'install_outcome'")
         return self
+
+
+def read_envelope(body: bytes) -> EventEnvelope:
+    """The event envelope of a message off the bus.
+
+    Raises:
+        InvalidRequest: not an envelope; the message names the fields, never their values.
+    """
+    try:
+        return EventEnvelope.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidRequest(f"not an event envelope: {describe_validation(exc)}") from None

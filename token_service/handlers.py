@@ -23,6 +23,7 @@ from shared.contracts import (
     TokenReply,
     TokenRequest,
     permanent_code_context,
+    read_envelope,
 )
 from shared.errors import InvalidRequest, describe_validation
 from shared.storage.crypto import SecretBox
@@ -73,10 +74,7 @@ class TokenHandlers:
 
     async def handle_event(self, delivery: Delivery) -> None:
         """Apply one event; a malformed one raises a non-retryable error (→ ``.dead``)."""
-        try:
-            envelope = EventEnvelope.model_validate_json(delivery.message.body)
-        except ValidationError as exc:
-            raise InvalidRequest(f"not an event envelope: {describe_validation(exc)}") from None
+        envelope = read_envelope(delivery.message.body)
         try:
             if envelope.type == "command.suite_ticket":
                 await self._suite_ticket(envelope)

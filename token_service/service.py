@@ -8,13 +8,11 @@ import time
 from typing import Final
 
 import structlog
-from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from shared.bus.abc import Bus
-from shared.bus.factory import BusComponent, create_bus
+from shared.bus.factory import BusComponent
 from shared.bus.topology import (
-    BASE_TOPOLOGY,
     EVENTS_EXCHANGE,
     RPC_TOKENS_QUEUE,
     RPC_TOPOLOGY,
@@ -22,16 +20,12 @@ from shared.bus.topology import (
     QueueSpec,
     Topology,
 )
-from shared.component import BusService, Subscription
-from shared.errors import ConfigurationError
-from shared.http import HttpServer, add_health_routes, error_middleware
-from shared.lifecycle import Readiness, run_components
-from shared.logging import configure_service_logging
+from shared.component import BusService, Subscription, run_service_process, service_main
+from shared.lifecycle import Readiness
 from shared.metrics import new_registry
-from shared.settings import exit_on_configuration_error, load_settings
 from shared.storage.abc import DocumentStore
 from shared.storage.crypto import SecretBox, load_data_key
-from shared.storage.factory import create_store
+from shared.storage.factory import create_service_store
 from shared.wecom.api import WeComClient
 from token_service.domain import ticket_age_s
 from token_service.fetcher import TokenFetcher
@@ -86,13 +80,7 @@ class TokenService(BusService):
         super().__init__(
             bus,
             bus_component,
-            store
-            or create_store(
-                COLLECTIONS,
-                mongo_url=settings.mongo_url,
-                mongo_db=settings.mongo_db,
-                data_dir=settings.data_dir,
-            ),
+            store or create_service_store(settings, COLLECTIONS),
             readiness,
         )
         self._settings = settings
@@ -166,23 +154,21 @@ class TokenService(BusService):
 
 async def run_token_service(settings: TokenServiceSettings) -> None:
     """token_service as its own process, until SIGTERM."""
-    configure_service_logging(settings, "token_service", secrets_of(settings))
-    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(TOKEN_TOPOLOGY), all_in_one=False)
-    bus_component = BusComponent(bus)
-    registry = new_registry()
-    readiness = Readiness()
-    readiness.add("bus", lambda: bus.is_ready)
-    service = TokenService(settings, bus, bus_component, registry=registry, readiness=readiness)
-    app = web.Application(middlewares=[error_middleware])
-    add_health_routes(app, readiness, registry)
-    server = HttpServer(app, settings.http_host, settings.http_port, name="token_service_http")
-    await run_components([bus_component, service, server])
+
+    def make(
+        bus: Bus, component: BusComponent, registry: CollectorRegistry, readiness: Readiness
+    ) -> BusService:
+        return TokenService(settings, bus, component, registry=registry, readiness=readiness)
+
+    await run_service_process(
+        settings,
+        name="token_service",
+        topology=TOKEN_TOPOLOGY,
+        secrets=secrets_of(settings),
+        make=make,
+    )
 
 
 def main() -> None:
     """Entry point of ``python -m token_service`` and ``wecom-suite token-service``."""
-    settings = load_settings(TokenServiceSettings)
-    try:
-        asyncio.run(run_token_service(settings))
-    except ConfigurationError as exc:
-        exit_on_configuration_error(exc.message)
+    service_main(TokenServiceSettings, run_token_service)

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
+from shared.settings import StoreSettings
 from shared.storage.abc import DocumentStore
 from shared.storage.mongo import MongoStore
 from shared.storage.sqlite import DB_FILE_NAME, SQLiteStore
@@ -35,3 +36,13 @@ def create_store(
         appname="wecom-suite",
     )
     return MongoStore(client, mongo_db, names)
+
+
+def create_service_store(settings: StoreSettings, collections: Iterable[str]) -> DocumentStore:
+    """:func:`create_store` from a service's ``MONGO_URL``/``MONGO_DB``/``DATA_DIR`` settings."""
+    return create_store(
+        collections,
+        mongo_url=settings.mongo_url,
+        mongo_db=settings.mongo_db,
+        data_dir=settings.data_dir,
+    )

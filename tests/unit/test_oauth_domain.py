@@ -302,7 +302,7 @@ def test_a_wechat_user_outside_any_enterprise_is_not_a_member() -> None:
 
 
 def test_the_demo_page_in_docs_is_the_one_served() -> None:
-    """docs/demo.html is a copy of gateway/demo/index.html; keep them identical."""
+    """docs/demo.html is a link to gateway/demo/index.html: one page, never two copies."""
     root = Path(__file__).resolve().parents[2]
     served = (root / "gateway" / "demo" / "index.html").read_text(encoding="utf-8")
     assert (root / "docs" / "demo.html").read_text(encoding="utf-8") == served
