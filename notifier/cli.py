@@ -1,5 +1,10 @@
 """``wecom-suite notify --corp ID --user U --text T``: publish one notification request on the
-bus at ``AMQP_URL`` and, if asked, wait for its ``notify.result``."""
+bus at ``AMQP_URL`` and, if asked, wait for its ``notify.result``.
+
+Without ``AMQP_URL`` (a ``wecom-suite run`` on its in-process bus, e.g. in sandbox mode) the
+request goes through the gateway's internal API instead, ``POST /api/v1/notifications`` at
+``PUBLIC_BASE_URL``, with ``INTERNAL_API_KEY`` or the sandbox key in ``DATA_DIR``.
+"""
 
 from __future__ import annotations
 
@@ -8,17 +13,24 @@ import contextlib
 import json
 import os
 import sys
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
+from pydantic import SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.bus.abc import BusError, Message
 from shared.bus.rabbitmq import RabbitMQBus
 from shared.bus.topology import BASE_TOPOLOGY, EVENTS_EXCHANGE, NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY
+from shared.errors import ConfigurationError
 from shared.notify import NotifyRequestInvalid, NotifyResult, parse_notify_request
+from shared.storage.crypto import load_internal_api_key
 
 _RESULT_KEY = "notify.result"
 
@@ -33,9 +45,6 @@ def notify_command(corp: str, user: str, text: str, *, wait_s: float = 0.0) -> i
         failed or expired, or none came in time; 2 a bad request or no ``AMQP_URL``.
     """
     amqp_url = os.environ.get("AMQP_URL", "").strip()
-    if not amqp_url:
-        print("configuration error: AMQP_URL: required to publish a notification", file=sys.stderr)
-        return 2
     body = {
         "id": f"cli-{uuid.uuid4().hex}",
         "corp_id": corp,
@@ -47,11 +56,59 @@ def notify_command(corp: str, user: str, text: str, *, wait_s: float = 0.0) -> i
     except NotifyRequestInvalid as exc:
         print(f"invalid request: {exc.message}", file=sys.stderr)
         return 2
+    if not amqp_url:
+        if wait_s > 0:
+            print(
+                "configuration error: AMQP_URL: --wait reads results off the bus",
+                file=sys.stderr,
+            )
+            return 2
+        return _notify_via_gateway(body)
     try:
         return asyncio.run(_notify(amqp_url, body, wait_s))
     except BusError as exc:
         print(f"bus error: {exc.message}", file=sys.stderr)
         return 1
+
+
+def _notify_via_gateway(body: dict[str, Any]) -> int:
+    """``POST /api/v1/notifications`` on the local gateway; 0 when it answered 202."""
+    settings = _GatewayClientSettings()
+    try:
+        key = load_internal_api_key(
+            settings.internal_api_key, settings.data_dir, sandbox=settings.wecom_suite_id is None
+        )
+    except ConfigurationError as exc:
+        print(f"configuration error: {exc.message}", file=sys.stderr)
+        return 2
+    url = settings.public_base_url.rstrip("/") + "/api/v1/notifications"
+    request = urllib.request.Request(  # noqa: S310 -- the operator's own gateway URL
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+            print(response.read().decode())
+            return 0
+    except urllib.error.HTTPError as exc:
+        print(f"the gateway answered {exc.code}: {exc.read().decode()[:500]}", file=sys.stderr)
+        return 2 if exc.code == 400 else 1
+    except OSError as exc:
+        print(f"cannot reach the gateway at {url}: {exc}", file=sys.stderr)
+        return 1
+
+
+class _GatewayClientSettings(BaseSettings):
+    """Where the local gateway is and its internal API key (the service's own names)."""
+
+    model_config = SettingsConfigDict(extra="ignore", hide_input_in_errors=True)
+
+    public_base_url: str = "http://127.0.0.1:8080"
+    internal_api_key: SecretStr | None = None
+    data_dir: Path = Path("data")
+    wecom_suite_id: str | None = None
 
 
 async def _notify(amqp_url: str, body: dict[str, Any], wait_s: float) -> int:

@@ -69,7 +69,8 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
 
 def _add_notify(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     notify = commands.add_parser(
-        "notify", help="publish one text notification request (needs AMQP_URL)"
+        "notify",
+        help="publish one text notification request (on AMQP_URL, else via the gateway's API)",
     )
     notify.add_argument("--corp", required=True, help="the corp id of an installation")
     notify.add_argument("--user", required=True, help="the member's user id")

@@ -4,6 +4,9 @@ pages, the internal API, and a notification delivered to the member."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -99,3 +102,22 @@ def test_install_page_internal_api_and_a_notification(tmp_path: Path) -> None:
 
         [sent] = wait_for(delivered)
         assert sent["body"]["text"]["content"] == "hello from the loop"
+
+        # `wecom-suite notify` without AMQP_URL goes through the same internal API.
+        cli = subprocess.run(  # noqa: S603 -- fixed arguments
+            [sys.executable, "-m", "wecom_suite", "notify", "--corp", SANDBOX_DEFAULT_CORP,
+             "--user", SANDBOX_DEFAULT_USER, "--text", "hello from the CLI"],
+            env={**os.environ, "PUBLIC_BASE_URL": base, "DATA_DIR": str(tmp_path)},
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        assert json.loads(cli.stdout)["id"].startswith("cli-")
+
+        def cli_delivered() -> list[str]:
+            texts = [item["body"]["text"]["content"] for item in delivered()]
+            assert "hello from the CLI" in texts, texts
+            return texts
+
+        wait_for(cli_delivered)
