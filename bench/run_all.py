@@ -35,8 +35,8 @@ def _gateway_section(result: dict[str, Any]) -> list[str]:
     lines = [
         "## Gateway (`bench/gateway.py`)",
         "",
-        "One server process on loopback with the in-process bus (as `wecom-suite run` today: "
-        "no consumer bound yet, so events go to the bounded unrouted queue), "
+        "One gateway process on loopback with the in-process bus and no other service (nothing "
+        "consumes data messages, so the events go to the bounded unrouted queue), "
         f"wrk replaying distinct, validly signed data callbacks over {result['connections']} "
         f"connections for {result['duration_s']} s after a warm-up. The baseline is an aiohttp "
         "handler that only answers `success`. The two servers run in "
