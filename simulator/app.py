@@ -108,10 +108,16 @@ def build_simulator_app(
             default_member=(settings.sim_default_corp, settings.sim_default_user),
             auto_install=settings.sim_oauth_auto_install,
             install_redirect_url=settings.sim_install_redirect_url,
+            trusted_domain=settings.sim_trusted_domain,
+            later_members=settings.sim_later_members,
         ).routes()
     )
     app.add_routes(ControlApi(state, pusher).routes())
-    app.add_routes(InstallControl(state, pusher, settings.sim_install_redirect_url).routes())
+    app.add_routes(
+        InstallControl(
+            state, pusher, settings.sim_install_redirect_url, settings.sim_later_members
+        ).routes()
+    )
     app.add_routes(DataControl(state, pusher).routes())
     app.cleanup_ctx.append(callbacks)
     add_health_routes(app, readiness or Readiness(), registry or new_registry())

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-Field = tuple[str, str | int | None]
+Field = tuple[str, str | int | float | None]
 
 
 def xml_body(fields: Sequence[Field]) -> bytes:
@@ -16,7 +16,7 @@ def xml_body(fields: Sequence[Field]) -> bytes:
     for name, value in fields:
         if value is None:
             continue
-        if isinstance(value, int):
+        if isinstance(value, int | float):
             parts.append(f"<{name}>{value}</{name}>")
         else:
             if "]]>" in value:

@@ -22,7 +22,8 @@ class FaultSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    path: str = Field(pattern=r"^/cgi-bin/")
+    # An API path, or one of the two browser pages (they take http_status and delays only).
+    path: str = Field(pattern=r"^(/cgi-bin/|/connect/oauth2/authorize$|/3rdapp/install$)")
     errcode: int | None = None
     times: int | None = Field(1, ge=1, description="calls affected; null: until cleared")
     delay_ms: int = Field(0, ge=0, le=60_000)
@@ -96,6 +97,12 @@ class ControlApi:
     async def add_fault(self, request: web.Request) -> web.Response:
         """Arm a fault (errcode, HTTP status and/or delay) for the next calls of a path."""
         spec = await read_model(request, FaultSpec, "fault")
+        if not spec.path.startswith("/cgi-bin/"):
+            # A browser page answers a page, not an errcode: only an error status or a delay.
+            if spec.errcode is not None and spec.http_status is None:
+                raise InvalidRequest("invalid fault: a page takes http_status, not errcode alone")
+            if spec.http_status is not None and spec.http_status < 400:
+                raise InvalidRequest("invalid fault: a page's http_status must be 400-599")
         self._state.add_fault(Fault(**spec.model_dump()))
         return web.json_response({"fault": spec.model_dump()}, status=201)
 

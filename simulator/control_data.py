@@ -11,7 +11,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.errors import NotFound
+from shared.errors import InvalidRequest, NotFound
 from simulator.callback_xml import Field as XmlField
 from simulator.callback_xml import data_xml
 from simulator.control import read_model
@@ -20,16 +20,73 @@ from simulator.installs import Corp
 from simulator.pusher import CallbackPusher
 from simulator.state import SimulatorState
 
+MsgType = Literal["text", "image", "voice", "video", "location", "link"]
+
+# §6.1: the request fields each msgtype needs, in the order WeCom's XML carries them, with
+# the XML element each becomes.
+MESSAGE_FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
+    "text": (("content", "Content"),),
+    "image": (("pic_url", "PicUrl"), ("media_id", "MediaId")),
+    "voice": (("media_id", "MediaId"), ("format", "Format")),
+    "video": (("media_id", "MediaId"), ("thumb_media_id", "ThumbMediaId")),
+    "location": (
+        ("location_x", "Location_X"),
+        ("location_y", "Location_Y"),
+        ("scale", "Scale"),
+        ("label", "Label"),
+    ),
+    "link": (
+        ("title", "Title"),
+        ("description", "Description"),
+        ("url", "Url"),
+        ("pic_url", "PicUrl"),
+    ),
+}
+
 
 class MessageSpec(BaseModel):
-    """Body of ``POST /_sim/message`` (text only in this slice)."""
+    """Body of ``POST /_sim/message``: the member, the msgtype and that msgtype's fields (§6.1).
+
+    Every field of the msgtype is required and no other is allowed (see ``MESSAGE_FIELDS``).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     corp_id: str = Field(pattern=ID_PATTERN)
     user_id: str = Field(pattern=ID_PATTERN)
-    msgtype: Literal["text"] = "text"
-    content: str = Field(min_length=1, max_length=2048)
+    msgtype: MsgType = "text"
+    content: str | None = Field(None, min_length=1, max_length=2048)
+    pic_url: str | None = Field(None, min_length=1, max_length=2048, pattern=r"^https?://")
+    media_id: str | None = Field(None, min_length=1, max_length=256)
+    format: str | None = Field(None, pattern=r"^[A-Za-z0-9]{1,16}$")
+    thumb_media_id: str | None = Field(None, min_length=1, max_length=256)
+    location_x: float | None = Field(None, ge=-90, le=90, description="latitude")
+    location_y: float | None = Field(None, ge=-180, le=180, description="longitude")
+    scale: int | None = Field(None, ge=0, le=30, description="map zoom level")
+    label: str | None = Field(None, max_length=512)
+    title: str | None = Field(None, min_length=1, max_length=512)
+    description: str | None = Field(None, max_length=2048)
+    url: str | None = Field(None, min_length=1, max_length=2048, pattern=r"^https?://")
+
+    def xml_fields(self) -> list[XmlField]:
+        """The msgtype's own elements; 400 naming missing or foreign fields."""
+        wanted = MESSAGE_FIELDS[self.msgtype]
+        names = {name for name, _ in wanted}
+        given = self.model_fields_set - {"corp_id", "user_id", "msgtype"}
+        missing = [name for name, _ in wanted if getattr(self, name) is None]
+        if missing:
+            raise InvalidRequest(
+                f"invalid message: msgtype {self.msgtype} needs {', '.join(missing)}"
+            )
+        foreign = sorted(given - names)
+        if foreign:
+            raise InvalidRequest(
+                f"invalid message: msgtype {self.msgtype} takes no {', '.join(foreign)}"
+            )
+        fields: list[XmlField] = [(element, getattr(self, name)) for name, element in wanted]
+        if self.msgtype == "location":
+            fields.append(("AppType", "wxwork"))  # §6.1: location messages name the client
+        return fields
 
 
 class EventSpec(BaseModel):
@@ -73,6 +130,7 @@ class DataControl:
     async def message(self, request: web.Request) -> web.Response:
         """A member sends the app a message (§6.1)."""
         spec = await read_model(request, MessageSpec, "message")
+        fields = spec.xml_fields()
         corp = self._member_corp(spec.corp_id, spec.user_id)
         msg_id = self._state.new_msg_id()
         plaintext = data_xml(
@@ -80,7 +138,7 @@ class DataControl:
             spec.user_id,
             int(self._state.clock()),
             spec.msgtype,
-            ("Content", spec.content),
+            *fields,
             ("MsgId", msg_id),
             ("AgentID", corp.agent_id),
         )

@@ -16,6 +16,7 @@ from yarl import URL
 from shared.errors import NotFound
 from simulator.control import read_model
 from simulator.installs import Corp
+from simulator.joins import LaterMembers, install_and_announce
 from simulator.pusher import CallbackPusher
 from simulator.state import SimulatorState
 
@@ -48,8 +49,15 @@ class CorpSpec(BaseModel):
 class InstallControl:
     """Handlers of the install lifecycle in ``/_sim/``."""
 
-    def __init__(self, state: SimulatorState, pusher: CallbackPusher, redirect_url: str) -> None:
+    def __init__(
+        self,
+        state: SimulatorState,
+        pusher: CallbackPusher,
+        redirect_url: str,
+        later_members: LaterMembers = "create_auth",
+    ) -> None:
         self._state = state
+        self._later_members = later_members
         self._installs = state.installs
         self._pusher = pusher
         self._redirect_url = URL(redirect_url)
@@ -69,23 +77,37 @@ class InstallControl:
             raise NotFound(str(exc)) from None
 
     async def install(self, request: web.Request) -> web.Response:
-        """A member installs the app: limits, an auth code, then create_auth or a redirect."""
+        """A member installs the app: limits, then create_auth, subscribe or a redirect."""
         spec = await read_model(request, InstallSpec, "install")
-        answer: dict[str, object] = {"auth_code": None, "redirect_url": None, "delivered": False}
+        answer: dict[str, object] = {
+            "auth_code": None,
+            "redirect_url": None,
+            "pushed": None,
+            "delivered": False,
+        }
         refused = self._installs.refusal(spec.corp_id, spec.user_id, test=spec.test)
         if refused is not None:
             return web.json_response({**answer, "refused": refused})
-        code = self._installs.install(spec.corp_id, spec.user_id, test=spec.test, state=spec.state)
-        answer.update(auth_code=code, refused=None)
+        answer["refused"] = None
         if spec.via == "redirect":
             # §8.4: the browser comes back with auth_code, expires_in and state; no callback.
+            code = self._installs.install(
+                spec.corp_id, spec.user_id, test=spec.test, state=spec.state
+            )
             query = {"auth_code": code, "expires_in": str(int(self._state.lifetimes.auth_code))}
             query["state"] = spec.state or ""
-            answer["redirect_url"] = str(self._redirect_url.update_query(query))
-        else:
-            answer["delivered"] = await self._pusher.push_instruction(
-                "create_auth", ("AuthCode", code), ("State", spec.state)
-            )
+            answer.update(auth_code=code, redirect_url=str(self._redirect_url.update_query(query)))
+            return web.json_response(answer)
+        joined = await install_and_announce(
+            self._state,
+            self._pusher,
+            self._later_members,
+            spec.corp_id,
+            spec.user_id,
+            test=spec.test,
+            install_state=spec.state,
+        )
+        answer.update(auth_code=joined.auth_code, pushed=joined.pushed, delivered=joined.delivered)
         return web.json_response(answer)
 
     async def uninstall(self, request: web.Request) -> web.Response:

@@ -96,6 +96,12 @@ class Installs:
 
     def install(self, corp_id: str, user_id: str, *, test: bool, state: str | None) -> str:
         """A member installs the app; its auth code (ask :meth:`refusal` first)."""
+        corp = self.add_member(corp_id, user_id, test=test)
+        corp.state = state
+        return self._new_auth_code(corp_id, user_id, state, "install")
+
+    def add_member(self, corp_id: str, user_id: str, *, test: bool) -> Corp:
+        """Put the member in the app's visible range (no auth code); their corp."""
         corp = self.corp(corp_id)
         member = corp.members.get(user_id)
         if member is None:
@@ -103,8 +109,12 @@ class Installs:
             corp.members[user_id] = member
         member.installed, member.test = True, test
         corp.installer = corp.installer or user_id
-        corp.state = state
-        return self._new_auth_code(corp_id, user_id, state, "install")
+        return corp
+
+    def has_app(self, corp_id: str) -> bool:
+        """Whether some member of the corp has the app installed now."""
+        corp = self.corps.get(corp_id)
+        return corp is not None and bool(corp.installed_members)
 
     def refusal(self, corp_id: str, user_id: str, *, test: bool) -> str | None:
         """Why WeCom would refuse this install under the individual-developer limits."""

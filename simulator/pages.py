@@ -7,13 +7,16 @@ browser is on the other end, not an API client, so errors are pages, not JSON.
 
 from __future__ import annotations
 
+import asyncio
 import html
 import re
+from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from aiohttp import web
 from yarl import URL
 
+from simulator.joins import LaterMembers, install_and_announce
 from simulator.oauth import SCOPES
 from simulator.pusher import CallbackPusher
 from simulator.state import SimulatorState, WeComError
@@ -54,6 +57,10 @@ def error_page(error: PageError) -> web.Response:
     return web.Response(text=text, status=error.status, content_type="text/html")
 
 
+def _found(location: URL) -> web.Response:
+    return web.Response(status=302, headers={"Location": str(location)})
+
+
 def _param(request: web.Request, name: str) -> str:
     value = request.query.get(name, "")
     return value.removesuffix(WECHAT_REDIRECT)
@@ -65,6 +72,15 @@ def _redirect_uri(request: web.Request) -> URL:
     if url is None or url.scheme not in ("http", "https") or not url.host:
         raise PageError(400, "Invalid redirect_uri", "redirect_uri must be an absolute http(s) URL")
     return url.with_fragment(None)
+
+
+def trusted(url: URL, domain: str) -> bool:
+    """Whether ``url`` is under the trusted domain ``host[:port]`` (§9.1: exact, port too).
+
+    A domain without a port stands for the scheme's default port.
+    """
+    allowed = URL(f"{url.scheme}://{domain}")
+    return (url.host or "").lower() == (allowed.host or "").lower() and url.port == allowed.port
 
 
 def _state(request: web.Request) -> str:
@@ -85,6 +101,8 @@ class Pages:
         default_member: tuple[str, str],
         auto_install: AutoInstall,
         install_redirect_url: str,
+        trusted_domain: str = "",
+        later_members: LaterMembers = "create_auth",
     ) -> None:
         self._state = state
         self._pusher = pusher
@@ -92,6 +110,9 @@ class Pages:
         self._auto_install = auto_install
         # §8.4: WeCom checks the redirect against the install-complete callback domain.
         self._install_host = URL(install_redirect_url).host
+        # §9.1: OAuth redirects only to the app's trusted domain; empty: not checked.
+        self._trusted_domain = trusted_domain
+        self._later_members = later_members
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(AUTHORIZE, self.authorize), web.get(INSTALL, self.install)]
@@ -112,18 +133,58 @@ class Pages:
         if reason is not None:
             raise PageError(403, "Install refused", f"{reason}: {LIMIT_TEXT[reason]}")
 
+    async def _with_fault(
+        self, path: str, answer: Callable[[], Awaitable[web.Response]]
+    ) -> web.Response:
+        """Count the visit and apply a fault armed for the page (``POST /_sim/faults``).
+
+        An ``http_status`` fault answers that status with an error page after ``delay_ms``,
+        without serving the page; a pure delay comes before the page is served
+        (``delay_at=request``) or after (``answer``, the default: the effect, e.g. an
+        install, exists while the browser still waits), as for the API.
+        """
+        self._state.count_call(path)
+        fault = self._state.take_fault(path)
+        late_by_s = 0.0
+        if fault is not None:
+            if fault.http_status is not None or fault.delay_at == "request":
+                await asyncio.sleep(fault.delay_ms / 1000)
+                if fault.http_status is not None:
+                    return error_page(
+                        PageError(
+                            fault.http_status,
+                            "Injected fault",
+                            f"HTTP {fault.http_status} injected through /_sim/faults",
+                        )
+                    )
+            else:
+                late_by_s = fault.delay_ms / 1000
+        response = await answer()
+        if late_by_s > 0:
+            await asyncio.sleep(late_by_s)
+        return response
+
     async def authorize(self, request: web.Request) -> web.Response:
         """§9.1: redirect to ``redirect_uri?code=&state=`` for a member who can see the app."""
-        self._state.count_call(AUTHORIZE)
-        try:
-            location = await self._authorize(request)
-        except PageError as exc:
-            return error_page(exc)
-        raise web.HTTPFound(location)
+
+        async def answer() -> web.Response:
+            try:
+                return _found(await self._authorize(request))
+            except PageError as exc:
+                return error_page(exc)
+
+        return await self._with_fault(AUTHORIZE, answer)
 
     async def _authorize(self, request: web.Request) -> URL:
         self._check_suite(_param(request, "appid"), "appid")
         redirect_uri = _redirect_uri(request)
+        if self._trusted_domain and not trusted(redirect_uri, self._trusted_domain):
+            raise PageError(
+                400,
+                "redirect_uri not trusted",
+                f"50001 redirect_url domain not a trusted domain: the app's trusted domain "
+                f"is {self._trusted_domain}",
+            )
         if _param(request, "response_type") != "code":
             raise PageError(400, "Invalid response_type", "response_type must be code")
         scope = _param(request, "scope")
@@ -144,10 +205,18 @@ class Pages:
         is_default = (corp_id, user_id) == self._default
         if self._auto_install == "on" or (self._auto_install == "default" and is_default):
             self._refuse_over_limit(corp_id, user_id, test=False)
-            # The normal install path: an auth code pushed in create_auth (§5.2), awaited so
-            # the app knows the install before it exchanges the OAuth code.
-            code = self._state.installs.install(corp_id, user_id, test=False, state=None)
-            await self._pusher.push_instruction("create_auth", ("AuthCode", code))
+            # The normal install path: create_auth with an auth code (§5.2), or subscribe for a
+            # later member (§15 q4), awaited so the app knows the install before it exchanges
+            # the OAuth code.
+            await install_and_announce(
+                self._state,
+                self._pusher,
+                self._later_members,
+                corp_id,
+                user_id,
+                test=False,
+                install_state=None,
+            )
             return
         raise PageError(
             403,
@@ -157,12 +226,14 @@ class Pages:
 
     async def install(self, request: web.Request) -> web.Response:
         """§8.4: install for the member, then ``redirect_uri?auth_code=&expires_in=&state=``."""
-        self._state.count_call(INSTALL)
-        try:
-            location = self._install_location(request)
-        except PageError as exc:
-            return error_page(exc)
-        raise web.HTTPFound(location)
+
+        async def answer() -> web.Response:
+            try:
+                return _found(self._install_location(request))
+            except PageError as exc:
+                return error_page(exc)
+
+        return await self._with_fault(INSTALL, answer)
 
     def _install_location(self, request: web.Request) -> URL:
         self._check_suite(_param(request, "suite_id"), "suite_id")

@@ -19,6 +19,8 @@ from simulator.messages import SendLimits
 # (?sim_corp=/?sim_user=). Public sandbox values, like the rest of shared.sandbox.
 SANDBOX_DEFAULT_CORP = "wwsandboxcorp0001"
 SANDBOX_DEFAULT_USER = "sandboxuser"
+# A trusted domain: host[:port] (a bracketed IPv6 address too), or empty for no check.
+TRUSTED_DOMAIN = r"^(([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?)?$"
 
 
 class SimulatorSettings(WeComAppSettings, LogSettings):
@@ -52,6 +54,12 @@ class SimulatorSettings(WeComAppSettings, LogSettings):
     # WeCom lets only members in the app's visible range sign in. "default" auto-installs the
     # default member only (so the sandbox sign-in demo works), "on" anyone, "off" nobody.
     sim_oauth_auto_install: Literal["off", "default", "on"] = "default"
+    # §9.1: OAuth redirects only to the app's trusted domain (可信域名), host[:port], exact
+    # match incl. port; a mismatch is 50001 (§12). Empty: not checked.
+    sim_trusted_domain: str = Field("", pattern=TRUSTED_DOMAIN)
+    # §15 q4: how a further member of a corp that has the app is reported: create_auth
+    # (as for every install) or a data-callback subscribe event (the visible range grew).
+    sim_later_members: Literal["create_auth", "subscribe"] = "create_auth"
     # Protocol doc §1.2: API calls only from whitelisted IPs (60020). Empty: no check.
     sim_ip_allowlist: str = ""
     # Protocol doc §11.7, per app and member; 0 switches one window off.

@@ -59,6 +59,10 @@ def sandbox_simulator_settings(settings: AllInOneSettings) -> SimulatorSettings:
         update["sim_data_url"] = f"{gateway}/wecom/data"
     if "sim_install_redirect_url" not in sim.model_fields_set:
         update["sim_install_redirect_url"] = f"{gateway}/install/complete"
+    if "sim_trusted_domain" not in sim.model_fields_set:
+        # OAuth redirects come back to the gateway's public base URL (see run_all below).
+        public = settings.public_base_url if "public_base_url" in settings.model_fields_set else ""
+        update["sim_trusted_domain"] = (public or gateway).split("://", 1)[-1].split("/", 1)[0]
     return sim.model_copy(update=update)
 
 

@@ -117,3 +117,80 @@ async def test_shrunk_windows_over_http() -> None:
         _, sent = await sim.call("GET", "/_sim/sent")
     outcomes = [record["outcomes"]["alice"] for record in sent["sent"]]
     assert outcomes == ["delivered", "dropped_limit", "delivered"]
+
+
+PAGE_QUERIES = {
+    "/connect/oauth2/authorize": {
+        "appid": "",  # filled in with the SuiteID
+        "redirect_uri": "https://app.example.com/cb",
+        "response_type": "code",
+        "scope": "snsapi_base",
+    },
+    "/3rdapp/install": {
+        "suite_id": "",
+        "pre_auth_code": "",  # filled in with a fresh one
+        "redirect_uri": "http://127.0.0.1:8080/install/complete",
+    },
+}
+
+
+async def page_query(sim: SimulatorHarness, path: str) -> dict[str, str]:
+    query = dict(PAGE_QUERIES[path])
+    key = "appid" if "appid" in query else "suite_id"
+    query[key] = sim.state.credentials.suite_id
+    if "pre_auth_code" in query:
+        query["pre_auth_code"] = sim.state.issue_pre_auth_code().value
+    return query
+
+
+@pytest.mark.parametrize("path", list(PAGE_QUERIES))
+async def test_a_page_answers_an_injected_status_then_recovers(path: str) -> None:
+    """A fault on a page answers its http_status with an HTML page, serves nothing, once."""
+    async with serve_simulator() as sim:
+        fault = {"path": path, "http_status": 503, "errcode": -1}
+        status, _ = await sim.call("POST", "/_sim/faults", body=fault)
+        assert status == 201
+        faulted = await sim.page(path, await page_query(sim, path))
+        installs = len(sim.state.installs.corps)
+        codes = len(sim.state.oauth.codes)
+        then = await sim.page(path, await page_query(sim, path))
+        _, calls = await sim.call("GET", "/_sim/calls")
+    assert faulted[0] == 503
+    assert faulted[1] is None
+    assert "<h1>" in faulted[2]
+    assert "503" in faulted[2]
+    assert (installs, codes) == (0, 0)  # the faulted visit did nothing
+    assert then[0] == 302, then[2]
+    assert calls["calls"][path] == 2
+
+
+@pytest.mark.parametrize("path", list(PAGE_QUERIES))
+async def test_a_page_fault_delays_the_answer(path: str) -> None:
+    async with serve_simulator() as sim:
+        body = {"path": path, "http_status": 500, "delay_ms": 300}
+        await sim.call("POST", "/_sim/faults", body=body)
+        await sim.call("POST", "/_sim/faults", body={"path": path, "delay_ms": 300})
+        started = time.monotonic()
+        first = await sim.page(path, await page_query(sim, path))
+        middle = time.monotonic()
+        second = await sim.page(path, await page_query(sim, path))
+        ended = time.monotonic()
+    assert first[0] == 500
+    assert second[0] == 302, second[2]
+    assert middle - started >= 0.3
+    assert ended - middle >= 0.3
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"path": "/connect/oauth2/authorize", "errcode": 50001},
+        {"path": "/3rdapp/install", "http_status": 302},
+        {"path": "/connect/oauth2/other"},
+    ],
+)
+async def test_page_faults_take_an_error_status_or_a_delay_only(fault: dict[str, Any]) -> None:
+    async with serve_simulator() as sim:
+        status, answer = await sim.call("POST", "/_sim/faults", body=fault)
+    assert status == 400, answer
+    assert answer["error"]["code"] == "invalid_request"

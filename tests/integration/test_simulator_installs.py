@@ -191,6 +191,7 @@ async def test_install_over_the_limit_is_refused_with_the_reason() -> None:
     assert refused == {
         "auth_code": None,
         "redirect_url": None,
+        "pushed": None,
         "delivered": False,
         "refused": "corp_limit",
     }

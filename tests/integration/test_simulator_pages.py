@@ -309,3 +309,50 @@ async def test_install_page_uses_the_default_member() -> None:
         installed = sim.state.installs.corps["wwdefault"].members["dflt"].installed
     assert status == 302
     assert installed
+
+
+@pytest.mark.parametrize(
+    ("domain", "redirect_uri", "allowed"),
+    [
+        ("app.example.com", "https://app.example.com/oauth/callback", True),
+        ("APP.example.com", "https://app.example.com/cb", True),
+        ("app.example.com", "https://evil.example.com/oauth/callback", False),
+        ("app.example.com", "https://app.example.com:8443/oauth/callback", False),
+        ("app.example.com", "https://sub.app.example.com/cb", False),
+        ("127.0.0.1:8080", "http://127.0.0.1:8080/oauth/callback", True),
+        ("127.0.0.1:8080", "http://127.0.0.1:9090/oauth/callback", False),
+        ("127.0.0.1:8080", "http://localhost:8080/oauth/callback", False),
+    ],
+)
+async def test_authorize_checks_the_trusted_domain(
+    domain: str, redirect_uri: str, allowed: bool
+) -> None:
+    """§9.1/§12: a redirect_uri outside the trusted domain (exact, port too) is 50001."""
+    async with serve_simulator(quiet_settings(sim_trusted_domain=domain)) as sim:
+        await sim.install()
+        status, location, body = await sim.page(
+            AUTHORIZE, authorize_query(redirect_uri=redirect_uri)
+        )
+        codes = len(sim.state.oauth.codes)
+    if allowed:
+        assert status == 302, body
+        assert location is not None
+        assert location.startswith(redirect_uri)
+        assert codes == 1
+    else:
+        assert status == 400
+        assert location is None
+        assert "50001" in body
+        assert "trusted domain" in body
+        assert "<h1>" in body
+        assert codes == 0  # refused before any code is issued
+
+
+async def test_trusted_domain_is_not_checked_by_default() -> None:
+    """Without SIM_TRUSTED_DOMAIN any absolute http(s) redirect_uri is taken."""
+    async with serve_simulator() as sim:
+        await sim.install()
+        status, _, body = await sim.page(
+            AUTHORIZE, authorize_query(redirect_uri="https://anything.example.net:4443/cb")
+        )
+    assert status == 302, body

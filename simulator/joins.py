@@ -1,0 +1,63 @@
+"""How WeCom tells the app a member installed: ``create_auth`` or, for a later member of a
+corp that already has the app, the data-callback ``subscribe`` event (protocol doc §15 q4).
+
+§5.2 documents ``create_auth`` for an authorisation; §6.2 (path/94496) says that in member
+authorisation mode a further member of an installed corp is reported as ``subscribe`` (the
+visible range grew). Which of the two WeCom sends for every later member is open, so
+``SIM_LATER_MEMBERS`` chooses: ``create_auth`` (every install) or ``subscribe``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from simulator.callback_xml import data_xml
+from simulator.pusher import CallbackPusher
+from simulator.state import SimulatorState
+
+LaterMembers = Literal["create_auth", "subscribe"]
+Pushed = Literal["create_auth", "subscribe"]
+
+
+@dataclass(frozen=True, slots=True)
+class Joined:
+    """What an install pushed: the auth code (``None`` for ``subscribe``) and the delivery."""
+
+    auth_code: str | None
+    pushed: Pushed
+    delivered: bool
+
+
+async def install_and_announce(
+    state: SimulatorState,
+    pusher: CallbackPusher,
+    later_members: LaterMembers,
+    corp_id: str,
+    user_id: str,
+    *,
+    test: bool,
+    install_state: str | None,
+) -> Joined:
+    """Install the member (ask ``refusal`` first) and push what WeCom would, awaited."""
+    installs = state.installs
+    if later_members == "subscribe" and installs.has_app(corp_id):
+        # The member joins the visible range; the corp's grant and state stay as they are.
+        corp = installs.add_member(corp_id, user_id, test=test)
+        plaintext = data_xml(
+            corp.corp_id,
+            user_id,
+            int(state.clock()),
+            "event",
+            ("Event", "subscribe"),
+            ("AgentID", corp.agent_id),
+        )
+        delivered = await pusher.deliver(
+            "event.subscribe", "data", plaintext, to_user_name=corp_id, agent_id=str(corp.agent_id)
+        )
+        return Joined(None, "subscribe", delivered)
+    code = installs.install(corp_id, user_id, test=test, state=install_state)
+    delivered = await pusher.push_instruction(
+        "create_auth", ("AuthCode", code), ("State", install_state)
+    )
+    return Joined(code, "create_auth", delivered)
