@@ -259,10 +259,12 @@ async def _rejected(stack: InstallStack, limit: str) -> None:
     assert limit in limits, limits
 
 
-async def _used(stack: InstallStack, limit: str, used: int) -> None:
+async def _used(
+    stack: InstallStack, limit: str, used: int, *, limit_value: int | None = None
+) -> None:
     quota = await stack.auth.request(_quota())
     assert quota[limit]["used"] == used, quota
-    assert quota[limit]["limit"] == used
+    assert quota[limit]["limit"] == (used if limit_value is None else limit_value)
 
 
 async def _members(stack: InstallStack, corp: str, members: list[str]) -> None:
@@ -275,3 +277,18 @@ async def _new_token(stack: InstallStack, corp: str, old: str) -> str:
     token = await stack.tokens.get("corp", corp_id=corp)
     assert token.token != old
     return token.token
+
+
+async def test_a_later_member_reported_only_by_subscribe_is_counted(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """§15 q4 played the other way: WeCom tells of a corp's second member only by a data
+    callback subscribe event; the ledger still counts them."""
+    sim = {"sim_later_members": "subscribe"}
+    async with install_stack(module_amqp_url, tmp_path, sim=sim) as stack:
+        await stack.install("wwlater", "amy", via="callback")
+        await stack.installation("wwlater", status="active")
+        answer = await stack.install("wwlater", "ben", via="callback")
+        assert answer["pushed"] == "subscribe"
+        await eventually(lambda: _members(stack, "wwlater", ["amy", "ben"]))
+        await eventually(lambda: _used(stack, "users", 2, limit_value=100))
