@@ -1,10 +1,13 @@
-"""Stopping a consumer's handler tasks: the part both bus implementations share."""
+"""What both bus implementations' consumers share: stopping handler tasks, logging failures."""
 
 from __future__ import annotations
 
 import asyncio
 
 import structlog
+
+from shared.bus.abc import Delivery, attempt_of
+from shared.errors import ServiceError
 
 log = structlog.get_logger(__name__)
 
@@ -32,3 +35,30 @@ async def stop_handler_tasks(
         _, stuck = await asyncio.wait(pending, timeout=_CANCEL_WAIT)
         if stuck:
             log.warning("consumer_handler_ignored_cancel", queue=queue, count=len(stuck))
+
+
+def log_handler_failure(queue: str, delivery: Delivery, exc: Exception) -> None:
+    """Log a handler's failure without its traceback or message: either can carry the body
+    (pydantic puts the input in its errors). The message is in the dead-letter headers; the
+    line points at the frame that raised."""
+    frame = exc.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    error_at = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else None
+    # A retryable failure is expected now and then (it comes back later): a warning.
+    retryable = isinstance(exc, ServiceError) and exc.retryable
+    emit = log.warning if retryable else log.error
+    emit(
+        "consumer_handler_failed",
+        queue=queue,
+        message_id=delivery.message.message_id,
+        correlation_id=delivery.message.correlation_id,
+        routing_key=delivery.routing_key,
+        redelivered=delivery.redelivered,
+        error_type=type(exc).__name__,
+        error_code=exc.code if isinstance(exc, ServiceError) else None,
+        error_at=error_at,
+        already_settled=delivery.is_settled,
+        retryable=retryable,
+        attempt=attempt_of(delivery.message),
+    )

@@ -16,12 +16,11 @@ from typing import Literal, NamedTuple
 
 import structlog
 
-from shared.bus._handlers import stop_handler_tasks
+from shared.bus._handlers import log_handler_failure, stop_handler_tasks
 from shared.bus._inprocess_retry import RetryTimers
 from shared.bus._retry import FailurePlan, plan_failure
-from shared.bus.abc import AlreadySettled, Handler, HeaderValue, Message, attempt_of
+from shared.bus.abc import AlreadySettled, Handler, HeaderValue, Message
 from shared.bus.topology import QueueSpec
-from shared.errors import ServiceError
 
 log = structlog.get_logger(__name__)
 
@@ -305,37 +304,12 @@ class MemoryConsumer:
                 self.settle(delivery, "requeued")
             raise
         except Exception as exc:  # any handler failure dead-letters, as the contract says
-            self._log_failure(delivery, exc)
+            log_handler_failure(self._queue.name, delivery, exc)
             if not delivery.is_settled:
                 delivery.fail(exc)
         else:
             if not delivery.is_settled:
                 self.settle(delivery, "acked")
-
-    def _log_failure(self, delivery: MemoryDelivery, exc: Exception) -> None:
-        # No traceback and no exception message: either can carry the body (pydantic puts the
-        # input in its errors). The message is in the dead-letter headers; point at the frame.
-        frame = exc.__traceback__
-        while frame is not None and frame.tb_next is not None:
-            frame = frame.tb_next
-        error_at = f"{frame.tb_frame.f_code.co_filename}:{frame.tb_lineno}" if frame else None
-        # A retryable failure is expected now and then (it comes back later): a warning.
-        retryable = isinstance(exc, ServiceError) and exc.retryable
-        emit = log.warning if retryable else log.error
-        emit(
-            "consumer_handler_failed",
-            queue=self._queue.name,
-            message_id=delivery.message.message_id,
-            correlation_id=delivery.message.correlation_id,
-            routing_key=delivery.routing_key,
-            redelivered=delivery.redelivered,
-            error_type=type(exc).__name__,
-            error_code=exc.code if isinstance(exc, ServiceError) else None,
-            error_at=error_at,
-            already_settled=delivery.is_settled,
-            retryable=retryable,
-            attempt=attempt_of(delivery.message),
-        )
 
     async def cancel(self, *, grace: float = 10.0) -> None:
         """Stop taking messages; let in-flight handlers finish for ``grace`` seconds, then
