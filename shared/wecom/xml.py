@@ -25,18 +25,25 @@ _CDATA_OPEN = "<![CDATA["
 
 # The shape of nearly every WeCom callback: an optional XML declaration, then <xml> holding
 # only leaf elements whose content is one CDATA section or plain text without markup or
-# entities, surrounded by optional whitespace. Such a document is read with two regular
+# entities, surrounded by optional whitespace. Such a document is read with regular
 # expressions instead of a parser (several times faster); anything else -- nesting,
-# attributes, entities, split CDATA, comments -- falls back to the parsers below. The CDATA
-# body is the "unrolled loop" form of "anything up to the first ]]>", which cannot backtrack
-# past that end, so matching stays linear in the input.
+# attributes, entities, split CDATA, comments -- falls back to the parsers below. This path
+# also sees unauthenticated bodies (an outer envelope of an unusual shape), so it must stay
+# linear: every quantifier is possessive (*+) and each child atomic, so no part of a child
+# can give back what it took. (Plain *, with whitespace matchable by three neighbouring
+# parts, made "<xml><a>" and 2,000 spaces cost seconds, and 60 KB of them hours.) The CDATA
+# body is the "unrolled loop" form of "anything up to the first ]]>".
 _FLAT_HEAD = re.compile(r"[ \t\r\n]*(?:<\?xml[^<>?]*\?>[ \t\r\n]*)?<xml>")
-_FLAT_CHILD = re.compile(
-    r"[ \t\r\n]*<([A-Za-z_][A-Za-z0-9_.-]*)>[ \t\r\n]*"
-    r"(?:<!\[CDATA\[([^\]]*(?:\](?!\]>)[^\]]*)*)\]\]>|([^<&\]]*(?:\](?!\]>)[^<&\]]*)*))"
-    r"[ \t\r\n]*</\1>"
+_FLAT_CHILD_PATTERN = (
+    r"[ \t\r\n]*+<([A-Za-z_][A-Za-z0-9_.-]*+)>[ \t\r\n]*+"
+    r"(?:<!\[CDATA\[([^\]]*+(?:\](?!\]>)[^\]]*+)*+)\]\]>|([^<&\]]*+(?:\](?!\]>)[^<&\]]*+)*+))"
+    r"[ \t\r\n]*+</\1>"
 )
-_FLAT_TAIL = re.compile(r"[ \t\r\n]*</xml>[ \t\r\n]*")
+_FLAT_CHILD = re.compile(_FLAT_CHILD_PATTERN)
+_FLAT_TAIL_PATTERN = r"[ \t\r\n]*</xml>[ \t\r\n]*"
+# Everything after the head: children, each atomic (?>...) and repeated possessively (*+),
+# so a document that is not of this shape fails in one pass, never backtracking.
+_FLAT_BODY = re.compile(f"(?>{_FLAT_CHILD_PATTERN})*+{_FLAT_TAIL_PATTERN}")
 
 # The outer envelope exactly as WeCom posts it (protocol doc §2.6): <xml> holding
 # ToUserName, AgentID and Encrypt in that order (the first two optional), each one CDATA
@@ -162,29 +169,32 @@ def _parse_flat(text: str, max_elements: int) -> dict[str, Any] | None:
     head = _FLAT_HEAD.match(text)
     if head is None:
         return None
-    result: dict[str, Any] = {}
-    position = head.end()
-    count = 1
-    for child in _FLAT_CHILD.finditer(text, position):
-        if child.start() != position:
-            return None  # something between two elements that is not an element
-        count += 1
-        if count > max_elements:
-            return None  # let the bounded parser produce the precise error
-        tag, cdata, plain = child.groups()
-        value = (plain if cdata is None else cdata).strip(" \t\n")
-        # A parser refuses control characters and normalises line ends; rather than
-        # re-implement that, any value that is not plainly printable takes the parser.
-        # Printable text has no whitespace but the space, so the value is fully stripped.
+    start = head.end()
+    # One pass checks the shape; findall then reads the same children, in C. It cannot find
+    # anything else: each child starts where the previous ended, and the tail has no "<x>".
+    if _FLAT_BODY.fullmatch(text, start) is None:
+        return None
+    children: list[tuple[str, str, str]] = _FLAT_CHILD.findall(text, start)
+    if len(children) >= max_elements:  # the root counts too
+        return None  # let the bounded parser produce the precise error
+    if text.isprintable():
+        # The usual case. A parser refuses control characters and normalises line ends;
+        # printable text has neither, nor any whitespace but the space. (An unmatched
+        # group is "", so an empty CDATA section and empty text read alike.)
+        result = {tag: (cdata or plain).strip(" ") for tag, cdata, plain in children}
+        if len(result) == len(children):
+            return result
+    result = {}
+    for tag, cdata, plain in children:
+        value = (cdata or plain).strip(" \t\n")
+        # Rather than re-implement the parser's handling of control characters and line
+        # ends, any value that is not plainly printable takes the parser.
         if not value.isprintable():
             return None
         if tag in result:
             _add_value(result, tag, value)
         else:
             result[tag] = value
-        position = child.end()
-    if _FLAT_TAIL.fullmatch(text, position) is None:
-        return None
     return result
 
 

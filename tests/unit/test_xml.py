@@ -349,3 +349,36 @@ def test_the_envelope_fast_path_agrees_with_the_parser(document: bytes) -> None:
     except XmlError as exc:
         got = str(exc)
     assert got == expected
+
+
+_HOSTILE_FLAT_SHAPES = [
+    "<xml><a>" + " " * 60_000 + "</b>",
+    "<xml><a>" + " \n" * 30_000 + "x",
+    "<xml>" + "<a>x</a>" * 7_000 + "junk",
+    "<xml><a><![CDATA[" + "]]" * 30_000 + "</a></xml>",
+    "<xml><a><![CDATA[" + " ]" * 30_000,
+    "<xml>" + "<a> " * 15_000 + "</xml>",
+    " " * 60_000 + "<xml",
+]
+
+
+@pytest.mark.parametrize("document", _HOSTILE_FLAT_SHAPES, ids=lambda d: d[:12])
+def test_unauthenticated_bodies_cannot_make_the_fast_path_backtrack(document: str) -> None:
+    """A hang guard, not a speed target: an outer envelope of an unusual shape reaches the
+    flat fast path before anything is authenticated. With backtracking quantifiers the first
+    shape took seconds at 2,000 spaces and would take hours at 60 KB; linear matching takes
+    about a millisecond. The bound is a thousand times that."""
+    started = time.perf_counter()
+    with pytest.raises(XmlError):
+        parse_envelope(document.encode())
+    assert time.perf_counter() - started < 2.0
+
+
+def test_usual_callback_shapes_take_the_fast_path() -> None:
+    """The differential test above passes if the fast path always steps aside; these shapes,
+    compact or pretty-printed, with a repeated name, must not."""
+    compact = "<xml><ToUserName><![CDATA[ww1]]></ToUserName><CreateTime>17</CreateTime></xml>"
+    assert _parse_flat(compact, 2000) == {"ToUserName": "ww1", "CreateTime": "17"}
+    pretty = '<?xml version="1.0"?>\n<xml>\n  <A><![CDATA[ x ]]></A>\n  <A>y</A>\n</xml>\n'
+    assert _parse_flat(pretty, 2000) == {"A": ["x", "y"]}
+    assert _parse_flat("<xml></xml>", 2000) == {}
