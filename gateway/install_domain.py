@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Final
 
 _PREFIX: Final = "i1"
-_PATTERN: Final = re.compile(r"^i1([tr])(\d{10})([0-9a-f]{16})([0-9a-f]{32})([A-Za-z0-9]{0,64})$")
-APP_STATE_PATTERN: Final = re.compile(r"^[A-Za-z0-9]{0,64}$")
+# \Z, not $: "$" also matches before a final newline, which would let "...\n" through.
+_PATTERN: Final = re.compile(r"^i1([tr])(\d{10})([0-9a-f]{16})([0-9a-f]{32})([A-Za-z0-9]{0,64})\Z")
+APP_STATE_PATTERN: Final = re.compile(r"^[A-Za-z0-9]{0,64}\Z")
 STATE_TTL_S: Final = 1200  # as long as the pre_auth_code it travels with (§8.2)
 # An authentic state past its expiry still identifies an install started here (a member who
 # lingered on WeCom's page): its code is processed, never lost, for this much longer.

@@ -25,7 +25,7 @@ AUTHORIZE = "/connect/oauth2/authorize"
 INSTALL = "/3rdapp/install"
 AutoInstall = Literal["off", "default", "on"]
 # §9.1/§8.4: state is [a-zA-Z0-9], at most 128 bytes.
-STATE = re.compile(r"^[a-zA-Z0-9]{0,128}$")
+STATE = re.compile(r"^[a-zA-Z0-9]{0,128}\Z")
 MEMBER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 # The fragment WeCom's links end with; a browser never sends it, but a client that encodes
 # the whole link may, and it then sticks to the last parameter.

@@ -39,7 +39,10 @@ _FLAT_CHILD_PATTERN = (
     r"(?:<!\[CDATA\[([^\]]*+(?:\](?!\]>)[^\]]*+)*+)\]\]>|([^<&\]]*+(?:\](?!\]>)[^<&\]]*+)*+))"
     r"[ \t\r\n]*+</\1>"
 )
-_FLAT_CHILD = re.compile(_FLAT_CHILD_PATTERN)
+# findall reads the children of a document _FLAT_BODY has accepted. Its pattern starts at
+# the "<": with the leading whitespace, every failed try at a space would scan all the
+# whitespace after it, and 64 KB of spaces before "</xml>" cost seconds.
+_FLAT_CHILD = re.compile(_FLAT_CHILD_PATTERN.removeprefix(r"[ \t\r\n]*+"))
 _FLAT_TAIL_PATTERN = r"[ \t\r\n]*</xml>[ \t\r\n]*"
 # Everything after the head: children, each atomic (?>...) and repeated possessively (*+),
 # so a document that is not of this shape fails in one pass, never backtracking.

@@ -37,7 +37,7 @@ def test_a_tampered_or_foreign_state_is_refused() -> None:
     # Flipping released → test must break the MAC.
     assert codec.verify("i1t" + state[3:], now=NOW) is None
     assert codec.verify(InstallStateCodec(bytes(32)).issue(test=True, now=NOW), now=NOW) is None
-    for bad in (None, "", "state001", state + "0", state[:-1], "I" + state[1:]):
+    for bad in (None, "", "state001", state + "0", state[:-1], "I" + state[1:], state + "\n"):
         assert codec.verify(bad, now=NOW) is None
 
 
@@ -87,6 +87,8 @@ def test_the_callers_state_rides_along_under_the_mac() -> None:
         codec.issue(test=False, now=NOW, app_state="no spaces")
     with pytest.raises(ValueError, match="letters and digits"):
         codec.issue(test=False, now=NOW, app_state="a" * 65)
+    with pytest.raises(ValueError, match="letters and digits"):
+        codec.issue(test=False, now=NOW, app_state="order42\n")  # "$" would have let it in
 
 
 def test_an_authentic_expired_state_is_accepted_within_the_grace() -> None:
