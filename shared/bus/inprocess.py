@@ -36,6 +36,10 @@ from shared.errors import InvalidRequest
 log = structlog.get_logger(__name__)
 
 _ROUTE_CACHE_SIZE = 4096  # routing keys are event types: few, but some come from outside
+DROP_HEAD_LIMIT = 1000
+"""Most messages a drop-head queue (the unrouted queue) keeps in-process. On a broker such a
+queue holds the newest events for an operator to inspect; in a process nobody can read it,
+and at 10,000 events of ~1.8 KB it was the largest part of a busy gateway's memory."""
 
 
 class _Exchange:
@@ -69,9 +73,16 @@ class InProcessBus:
         close_grace: seconds ``close()`` lets in-flight handlers finish.
     """
 
-    def __init__(self, topology: Topology, *, close_grace: float = 2.0) -> None:
+    def __init__(
+        self,
+        topology: Topology,
+        *,
+        close_grace: float = 2.0,
+        drop_head_limit: int | None = DROP_HEAD_LIMIT,
+    ) -> None:
         self._topology = topology
         self._close_grace = close_grace
+        self._drop_head_limit = drop_head_limit
         self._exchanges: dict[str, _Exchange] = {}
         self._queues: dict[str, MemoryQueue] = {}
         self._routes: dict[tuple[str, str], tuple[MemoryQueue, ...]] = {}
@@ -126,9 +137,19 @@ class InProcessBus:
                     max_attempts=1,
                 )
                 dead = self._queues[dead_spec.name] = MemoryQueue(dead_spec, None, self._timers)
-            queue = self._queues[spec.name] = MemoryQueue(spec, dead, self._timers)
+            queue = self._queues[spec.name] = MemoryQueue(self._capped(spec), dead, self._timers)
             for binding in spec.bindings:
                 self._exchanges[binding.exchange].bind(binding.routing_key, queue)
+
+    def _capped(self, spec: QueueSpec) -> QueueSpec:
+        limit = self._drop_head_limit
+        if (
+            limit is None
+            or spec.overflow != "drop-head"
+            or (spec.max_length is not None and spec.max_length <= limit)
+        ):
+            return spec
+        return replace(spec, max_length=limit)
 
     async def close(self) -> None:
         """Cancel every consumer (requeueing what they had not settled), then refuse

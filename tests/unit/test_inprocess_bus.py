@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from shared.bus.abc import Message, PublishRejected
-from shared.bus.inprocess import InProcessBus
+from shared.bus.abc import Delivery, Message, PublishRejected
+from shared.bus.inprocess import DROP_HEAD_LIMIT, InProcessBus
 from shared.bus.topology import (
     BASE_TOPOLOGY,
     EVENTS_EXCHANGE,
@@ -20,14 +22,30 @@ def _message(n: int) -> Message:
     return Message(body=b"{}", message_id=str(n), type="data.event.x")
 
 
-async def test_unrouted_events_keep_the_newest_window() -> None:
-    """Events nobody consumes yet never make publishing fail: the oldest are dropped."""
-    bus = InProcessBus(BASE_TOPOLOGY)
+@pytest.mark.parametrize(("drop_head_limit", "kept"), [(None, 10_000), (DROP_HEAD_LIMIT, 1000)])
+async def test_unrouted_events_keep_the_newest_window(
+    drop_head_limit: int | None, kept: int
+) -> None:
+    """Events nobody consumes yet never make publishing fail: the oldest are dropped. In a
+    process the window is capped (nobody can read it there); uncapped it is the topology's."""
+    bus = InProcessBus(BASE_TOPOLOGY, drop_head_limit=drop_head_limit)
     await bus.start()
     try:
         for n in range(10_050):
             await bus.publish(EVENTS_EXCHANGE, "data.event.nobody_listens", _message(n))
-        assert bus.queue_depth(UNROUTED_QUEUE) == 10_000
+        assert bus.queue_depth(UNROUTED_QUEUE) == kept
+        delivered: list[str] = []
+
+        async def take(delivery: Delivery) -> None:
+            delivered.append(delivery.message.message_id)
+
+        await bus.consume(UNROUTED_QUEUE, take)
+        for _ in range(100):
+            if len(delivered) == kept:
+                break
+            await asyncio.sleep(0.01)
+        # The newest are kept, in order.
+        assert delivered == [str(n) for n in range(10_050 - kept, 10_050)]
     finally:
         await bus.close()
 
