@@ -204,11 +204,6 @@ def _per_callback_cost() -> dict[str, float]:
         "full_process_us": timed(
             lambda i: processor.process("data", params[i], sealed[i].body, now=now)
         ),
-        "full_process_and_serialize_us": timed(
-            lambda i: processor.process(
-                "data", params[i], sealed[i].body, now=now
-            ).envelope.model_dump_json()
-        ),
     }
 
 

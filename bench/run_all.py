@@ -83,8 +83,7 @@ def _gateway_section(result: dict[str, Any]) -> list[str]:
         "verify_signature_us": "signature check (constant-time)",
         "decrypt_us": "AES-256-CBC decrypt + unpad + layout",
         "inner_parse_normalize_us": "inner parse + normalisation to a typed payload",
-        "full_process_us": "all of the above + envelope (`CallbackProcessor.process`)",
-        "full_process_and_serialize_us": "… + JSON serialisation of the envelope",
+        "full_process_us": "all of the above + the envelope's JSON (`CallbackProcessor.process`)",
     }
     lines += [f"| {label} | {cost[key]:.1f} |" for key, label in names.items()]
     return lines

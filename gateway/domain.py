@@ -12,9 +12,11 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
-from shared.contracts import EventEnvelope
+from pydantic_core import to_json
+
+from shared.contracts import SCHEMA_VERSION, EventEnvelope
 from shared.wecom.crypto import CallbackCipher, verify_signature
 from shared.wecom.errors import (
     CallbackError,
@@ -34,9 +36,9 @@ _MAX_PARAM_LEN = 128
 _MAX_ECHOSTR_LEN = 1024
 
 
-@dataclass(frozen=True, slots=True)
-class CallbackParams:
-    """The signed query parameters of every callback request."""
+class CallbackParams(NamedTuple):
+    """The signed query parameters of every callback request (a named tuple: one is built
+    per callback, and a frozen dataclass pays an ``object.__setattr__`` per field)."""
 
     signature: str
     timestamp: str
@@ -131,14 +133,27 @@ class ReceiveIdPolicy:
         raise ReceiveIdError()
 
 
-@dataclass(frozen=True, slots=True)
-class AcceptedCallback:
-    """A verified, decrypted, normalised callback, ready to publish."""
+class AcceptedCallback(NamedTuple):
+    """A verified, decrypted, normalised callback, ready to publish.
 
-    envelope: EventEnvelope
+    The event is kept as the JSON it is published as: building an :class:`EventEnvelope`
+    only to serialise it again would validate, per callback, fields this module has just
+    made. ``envelope`` reads it back as the model.
+    """
+
+    event_id: str
+    event_type: str
+    received_at: datetime
+    body: bytes
+    """The :class:`EventEnvelope` as JSON, exactly what ``model_dump_json()`` gives."""
     dedup_key: bytes
+    """The first 16 bytes of the id's sha256: 128 bits keep collisions out of reach."""
     receive_id: str
     receive_id_kind: ReceiveIdKind
+
+    @property
+    def envelope(self) -> EventEnvelope:
+        return EventEnvelope.model_validate_json(self.body)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,17 +232,25 @@ class CallbackProcessor:
         # nonce, new ciphertext) gets the same id, while two distinct callbacks that share
         # sender and second do not -- unlike de-duplication on FromUserName + CreateTime.
         digest = hashlib.sha256(decrypted.receive_id + decrypted.msg).digest()
-        envelope = EventEnvelope(
-            id=digest.hex(),
-            type=event.type,
-            suite_id=event.suite_id or self._suite_id,
-            corp_id=event.corp_id,
-            occurred_at=event.occurred_at,
-            received_at=received_at,
-            payload=event.payload,
-            raw=event.raw,
+        event_id = digest.hex()
+        # The fields of EventEnvelope in its order, under its aliases, serialised by the same
+        # pydantic core as model_dump_json() (tests compare the two on every fixture).
+        body = to_json(
+            {
+                "id": event_id,
+                "type": event.type,
+                "schema": SCHEMA_VERSION,
+                "suite_id": event.suite_id or self._suite_id,
+                "corp_id": event.corp_id,
+                "occurred_at": event.occurred_at,
+                "received_at": received_at,
+                "payload": event.payload,
+                "raw": event.raw,
+            }
         )
-        return AcceptedCallback(envelope, digest, receive_id, kind)
+        return AcceptedCallback(
+            event_id, event.type, received_at, body, digest[:16], receive_id, kind
+        )
 
 
 def _decode_text(data: bytes, what: str) -> str:
@@ -238,12 +261,14 @@ def _decode_text(data: bytes, what: str) -> str:
 
 
 class ReplayCache:
-    """Ids published recently, each remembered for ``ttl_s`` seconds, at most ``max_entries``.
+    """Ids published recently, each remembered for at least ``ttl_s`` seconds, at most
+    ``max_entries``.
 
     Entries share one TTL and are added in time order, so the oldest is always first:
-    expiry and eviction only ever look at the front. The ids sit in a set, their order and
-    deadlines in two parallel deques: about half the memory of an ordered dict, which
-    matters at the default of 200,000 ids.
+    expiry and eviction only ever look at the front. The ids sit in a set and their order in
+    a deque; deadlines are rounded up to whole seconds and run-length encoded (one
+    ``[deadline, count]`` pair per second, not a float per id), so an id costs about 110
+    bytes with a 16-byte key -- at the default of 200,000 ids, memory is a real cost.
     """
 
     def __init__(self, ttl_s: float, max_entries: int) -> None:
@@ -251,7 +276,8 @@ class ReplayCache:
         self._max_entries = max_entries
         self._keys: set[bytes] = set()
         self._order: deque[bytes] = deque()  # oldest first
-        self._deadlines: deque[float] = deque()  # the deadline of each id in _order
+        # [deadline, how many ids of _order, from the front, share it], oldest first.
+        self._deadlines: deque[list[int]] = deque()
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -265,22 +291,38 @@ class ReplayCache:
         if key in self._keys:
             # Re-adding restarts the id's TTL: it moves to the back. Rare (the publisher only
             # adds ids it has not seen), so a linear search is fine.
-            index = self._order.index(key)
-            del self._order[index]
-            del self._deadlines[index]
+            self._remove_at(self._order.index(key))
         else:
             self._keys.add(key)
         self._order.append(key)
-        self._deadlines.append(now + self._ttl_s)
+        deadline = -int(-(now + self._ttl_s) // 1)  # rounded up: never forgets early
+        deadlines = self._deadlines
+        if deadlines and deadlines[-1][0] >= deadline:
+            deadlines[-1][1] += 1  # the clock never goes back, so later deadlines merge
+        else:
+            deadlines.append([deadline, 1])
         self._expire(now)
         while len(self._keys) > self._max_entries:
             self._drop_oldest()
 
     def _expire(self, now: float) -> None:
         deadlines = self._deadlines
-        while deadlines and deadlines[0] <= now:
+        while deadlines and deadlines[0][0] <= now:
             self._drop_oldest()
 
     def _drop_oldest(self) -> None:
-        self._deadlines.popleft()
+        run = self._deadlines[0]
+        run[1] -= 1
+        if not run[1]:
+            self._deadlines.popleft()
         self._keys.discard(self._order.popleft())
+
+    def _remove_at(self, index: int) -> None:
+        del self._order[index]
+        for run in self._deadlines:
+            if index < run[1]:
+                run[1] -= 1
+                if not run[1]:
+                    self._deadlines.remove(run)
+                return
+            index -= run[1]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import structlog
 from aiohttp import web
 
+from gateway.batching import CallbackBatcher
 from gateway.domain import CallbackParams, CallbackProcessor, ReceiveIdKind
 from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
@@ -38,6 +39,7 @@ class CallbackHandlers:
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._processor = processor
+        self._batcher = CallbackBatcher(processor.process)
         self._publisher = publisher
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
@@ -82,46 +84,59 @@ class CallbackHandlers:
         started = time.perf_counter()
         try:
             params = CallbackParams.from_query(request.query)
-            body = await self._read_body(request)
-            accepted = self._processor.process(route, params, body, now=self._wall_clock())
+            body = self._buffered_body(request)
+            if body is None:
+                body = await self._read_body(request)
+            accepted = await self._batcher.process(route, params, body, now=self._wall_clock())
         except ServiceError as exc:
             return self._rejected(route, exc, started, request)
-        self._note_receive_id(route, accepted.receive_id, accepted.receive_id_kind)
-        envelope = accepted.envelope
+        kind = accepted.receive_id_kind
+        self._log_receive_id_once(route, accepted.receive_id, kind)
         try:
-            outcome = await self._publisher.publish(envelope, accepted.dedup_key)
+            outcome = await self._publisher.publish(accepted)
         except BusError as exc:
-            self._finish(route, "unavailable", started)
+            self._metrics.count_accepted(route, "unavailable", kind, time.perf_counter() - started)
             log.warning(
                 "callback_publish_failed",
                 route=route,
-                event_type=envelope.type,
-                event_id=envelope.id,
+                event_type=accepted.event_type,
+                event_id=accepted.event_id,
                 error=exc.code,
             )
             return web.json_response(exc.to_json(), status=503)
-        self._finish(route, "accepted" if outcome == "published" else "duplicate", started)
+        self._metrics.count_accepted(
+            route,
+            "accepted" if outcome == "published" else "duplicate",
+            kind,
+            time.perf_counter() - started,
+        )
         log.debug(
             "callback_accepted",
             route=route,
-            event_type=envelope.type,
-            event_id=envelope.id,
+            event_type=accepted.event_type,
+            event_id=accepted.event_id,
             outcome=outcome,
         )
         # Instruction callbacks must answer the literal "success"; a data callback's body
         # would be read as a passive reply, so it stays empty.
         return web.Response(text="success" if route == "command" else "", content_type="text/plain")
 
-    async def _read_body(self, request: web.Request) -> bytes:
+    def _buffered_body(self, request: web.Request) -> bytes | None:
+        """The body, when all of it arrived with the headers (the usual case): taken as it
+        is, without request.read()'s two readany() awaits and bytearray copy."""
         length = request.content_length
-        if length is not None and length > self._max_body_bytes:
+        if length is None:
+            return None
+        if length > self._max_body_bytes:
             raise PayloadTooLarge(f"the body exceeds {self._max_body_bytes} bytes")
-        if length is not None:
-            # Usually the whole body arrived with the headers: take the buffered bytes as
-            # they are instead of request.read()'s two readany() awaits and bytearray copy.
-            content = request.content
-            if content.is_eof() and content.total_bytes == length:
-                return content.read_nowait()
+        content = request.content
+        if content.is_eof() and content.total_bytes == length:
+            return content.read_nowait()
+        return None
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        """The body, read from the connection, within the callback body limit."""
+        if request.content_length is not None:  # checked against the limit already
             return await request.read()
         # No Content-Length (chunked): read no more than the limit allows. The app's own
         # client_max_size is larger, for the internal API's notification requests.
@@ -153,6 +168,9 @@ class CallbackHandlers:
 
     def _note_receive_id(self, route: Route, receive_id: str, kind: ReceiveIdKind) -> None:
         self._metrics.count_receive_id(route, kind)
+        self._log_receive_id_once(route, receive_id, kind)
+
+    def _log_receive_id_once(self, route: Route, receive_id: str, kind: ReceiveIdKind) -> None:
         # Which receive id WeCom really uses is an open question (protocol doc §15.1): log
         # each id (an app or corp id, not a secret) once per route, so an operator sees it
         # during onboarding. Bounded, as callbacks for many corps carry many ids.

@@ -34,6 +34,22 @@ class GatewayMetrics:
         counter.inc()
         histogram.observe(seconds)
 
+    def count_accepted(self, route: str, outcome: str, kind: str, seconds: float) -> None:
+        """:meth:`count_callback` and :meth:`count_receive_id` of an accepted callback, in
+        one lookup: the path every event takes."""
+        key = (route, outcome, kind)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.callbacks.labels(route, outcome),
+                self.callback_seconds.labels(route),
+                self.receive_ids.labels(route, kind),
+            )
+        counter, histogram, receive_ids = children
+        counter.inc()
+        histogram.observe(seconds)
+        receive_ids.inc()
+
     def count_receive_id(self, route: str, kind: str) -> None:
         """Count one receive id seen, by its kind."""
         key = ("receive_id", route, kind)

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Literal
 
-from gateway.domain import ReplayCache
+from gateway.domain import AcceptedCallback, ReplayCache
 from gateway.metrics import GatewayMetrics
-from shared.bus.abc import Bus, Message
+from shared.bus.abc import Bus, HeaderValue, Message
 from shared.bus.topology import EVENTS_EXCHANGE
-from shared.contracts import SCHEMA_VERSION, EventEnvelope
+from shared.contracts import SCHEMA_VERSION
 
 PublishOutcome = Literal["published", "duplicate"]
 
-_ENVELOPE_JSON = EventEnvelope.__pydantic_serializer__
+# Shared by every message: read-only (a Mapping) for the buses, which copy what they send.
+_HEADERS: Mapping[str, HeaderValue] = MappingProxyType({"schema": SCHEMA_VERSION})
 
 
 class EventPublisher:
@@ -44,12 +46,13 @@ class EventPublisher:
         # Read when /metrics is scraped instead of being set on every publish.
         metrics.replay_cache_entries.set_function(lambda: len(replay))
 
-    async def publish(self, envelope: EventEnvelope, key: bytes) -> PublishOutcome:
-        """Publish ``envelope`` unless ``key`` was published within the TTL.
+    async def publish(self, event: AcceptedCallback) -> PublishOutcome:
+        """Publish ``event`` unless its ``dedup_key`` was published within the TTL.
 
         Raises:
             BusError: the bus did not confirm (the caller answers 503 so WeCom retries).
         """
+        key = event.dedup_key
         inflight = self._inflight
         while True:
             if self._replay.seen(key, self._monotonic()):
@@ -68,18 +71,16 @@ class EventPublisher:
         published = False
         try:
             message = Message(
-                # The serializer behind model_dump_json(), which returns the JSON as bytes
-                # without a round trip through str.
-                body=_ENVELOPE_JSON.to_json(envelope),
-                message_id=envelope.id,
-                type=envelope.type,
-                headers={"schema": SCHEMA_VERSION},
+                body=event.body,
+                message_id=event.event_id,
+                type=event.event_type,
+                headers=_HEADERS,
                 # Set here so that no bus has to copy the frozen message to stamp it.
-                timestamp=envelope.received_at,
+                timestamp=event.received_at,
             )
             started = time.perf_counter()
             await self._bus.publish(
-                EVENTS_EXCHANGE, envelope.type, message, timeout=self._timeout_s
+                EVENTS_EXCHANGE, event.event_type, message, timeout=self._timeout_s
             )
             self._metrics.publish_seconds.observe(time.perf_counter() - started)
             self._replay.add(key, self._monotonic())

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
 
@@ -30,9 +29,12 @@ _UNSAFE_NAME_CHARS = re.compile(r"[^a-z0-9_]")
 _MAX_REPORTED_ERRORS = 3
 
 
-@dataclass(frozen=True, slots=True)
-class NormalizedEvent:
-    """A verified callback, ready to be wrapped in an :class:`~shared.contracts.EventEnvelope`."""
+class NormalizedEvent(NamedTuple):
+    """A verified callback, ready to be wrapped in an :class:`~shared.contracts.EventEnvelope`.
+
+    A named tuple rather than a frozen dataclass: one is built per callback, and a frozen
+    dataclass pays an ``object.__setattr__`` per field.
+    """
 
     type: str
     """``command.<InfoType>``, ``data.message.<MsgType>`` or ``data.event.<Event>``."""
@@ -137,13 +139,26 @@ def _optional_text(raw: dict[str, Any], field: str) -> str | None:
 
 def _type_name(raw: dict[str, Any], field: str) -> str | None:
     """``field`` as one segment of an event type: lower-case, ``[a-z0-9_]`` only."""
+    value = raw.get(field)
+    name = _TYPE_NAMES.get(value) if type(value) is str else None
+    if name is not None:
+        return name
     value = (_optional_text(raw, field) or "").strip()
     if not value:
         return None
     if len(value) > MAX_NAME_LENGTH:
         raise XmlError(f"{field} is longer than {MAX_NAME_LENGTH} characters")
     # '.', '*' and '#' would add segments or wildcards to the routing key.
-    return _UNSAFE_NAME_CHARS.sub("_", value.lower())
+    name = _UNSAFE_NAME_CHARS.sub("_", value.lower())
+    # Type names repeat (a few dozen kinds), so each is worked out once. The cache is keyed
+    # by the text as received and bounded: names also come from outside.
+    if len(_TYPE_NAMES) < _TYPE_NAMES_LIMIT:
+        _TYPE_NAMES[raw[field]] = name
+    return name
+
+
+_TYPE_NAMES: dict[str, str] = {}
+_TYPE_NAMES_LIMIT = 1024
 
 
 def _typed_payload(event_type: str, raw: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from shared.contracts import PAYLOAD_MODELS, EventEnvelope
+from shared.wecom import events
 from shared.wecom.errors import XmlError
 from shared.wecom.events import NormalizedEvent, Route, normalize_callback
 from shared.wecom.xml import parse_xml
@@ -383,3 +384,16 @@ def test_an_unknown_route_is_a_programming_error() -> None:
     """Only the two callback URLs exist; anything else is a bug in the caller."""
     with pytest.raises(ValueError, match="unknown callback route"):
         normalize_callback("verify", {}, received_at=RECEIVED_AT)  # type: ignore[arg-type]
+
+
+def test_type_names_from_outside_cannot_grow_the_name_cache_without_bound() -> None:
+    """Names are cached once worked out; unknown names keep coming from WeCom (or a forger
+    with the key), so the cache stops growing and later names are still right."""
+    received = datetime(2026, 1, 1, tzinfo=UTC)
+    for index in range(events._TYPE_NAMES_LIMIT + 50):
+        raw = {"MsgType": "event", "Event": f"New.Kind*{index}", "ToUserName": "ww1"}
+        event = normalize_callback("data", raw, received_at=received)
+        assert event.type == f"data.event.new_kind_{index}"
+    assert len(events._TYPE_NAMES) <= events._TYPE_NAMES_LIMIT
+    late = {"MsgType": "event", "Event": "Later.One", "ToUserName": "w"}
+    assert normalize_callback("data", late, received_at=received).type == "data.event.later_one"

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.domain import (
     CallbackParams,
@@ -10,6 +19,7 @@ from gateway.domain import (
     ReceiveIdPolicy,
     ReplayCache,
 )
+from shared.contracts import EventEnvelope
 from shared.wecom.crypto import CallbackCipher
 from shared.wecom.errors import (
     MissingParameterError,
@@ -17,7 +27,9 @@ from shared.wecom.errors import (
     SignatureError,
     StaleTimestampError,
 )
+from shared.wecom.events import normalize_callback
 from shared.wecom.sealing import seal_callback
+from shared.wecom.xml import parse_xml
 
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 TOKEN = "QDG6eK"
@@ -123,6 +135,54 @@ def test_replay_cache_evicts_oldest_beyond_capacity() -> None:
     assert cache.seen(b"d", now=5)
 
 
+def test_replay_cache_rounds_deadlines_up_never_down() -> None:
+    """Deadlines are kept per whole second: an id may live up to a second longer, never less."""
+    cache = ReplayCache(ttl_s=10, max_entries=100)
+    cache.add(b"a", now=0.2)
+    assert cache.seen(b"a", now=10.9)
+    assert not cache.seen(b"a", now=11.0)
+
+
+def test_replay_cache_re_add_restarts_the_ttl() -> None:
+    cache = ReplayCache(ttl_s=10, max_entries=100)
+    cache.add(b"a", now=0)
+    cache.add(b"b", now=1)
+    cache.add(b"a", now=5)
+    assert len(cache) == 2
+    assert not cache.seen(b"b", now=11)
+    assert cache.seen(b"a", now=14.5)
+    assert not cache.seen(b"a", now=15)
+    assert len(cache) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from([b"a", b"b", b"c", b"d", b"e"]), st.floats(0, 4)),
+        max_size=40,
+    ),
+    capacity=st.integers(1, 6),
+)
+def test_replay_cache_matches_a_reference_model(
+    steps: list[tuple[bytes, float]], capacity: int
+) -> None:
+    """Against a plain dict of deadlines: same answers, same size, whatever the sequence."""
+    ttl = 3.5
+    cache = ReplayCache(ttl_s=ttl, max_entries=capacity)
+    model: dict[bytes, float] = {}  # id -> deadline, in insertion order
+    now = 0.0
+    for key, advance in steps:
+        now += advance
+        model = {k: d for k, d in model.items() if d > now}
+        assert cache.seen(key, now) == (key in model)
+        model.pop(key, None)
+        model[key] = math.ceil(now + ttl)
+        while len(model) > capacity:
+            del model[next(iter(model))]
+        cache.add(key, now)
+        assert len(cache) == len(model)
+
+
 def test_retry_with_new_ciphertext_gets_the_same_event_id() -> None:
     """The id hashes receive id + plaintext, not the ciphertext or nonce."""
     cipher = CallbackCipher(KEY)
@@ -147,3 +207,37 @@ def test_signature_is_checked_before_the_timestamp_window() -> None:
     forged = CallbackParams(params.signature[::-1], params.timestamp, params.nonce)
     with pytest.raises(SignatureError):
         processor().process("command", forged, sealed.body, now=NOW)
+
+
+_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "callbacks"
+_MANIFEST: list[dict[str, Any]] = json.loads((_FIXTURES / "manifest.json").read_text("utf-8"))
+
+
+@pytest.mark.parametrize("entry", _MANIFEST, ids=[entry["file"] for entry in _MANIFEST])
+def test_published_json_is_exactly_the_envelope_models_json(entry: dict[str, Any]) -> None:
+    """The processor writes the envelope's JSON itself; it must be byte for byte what
+    EventEnvelope(...).model_dump_json() gives for the same callback, fixture by fixture."""
+    cipher = CallbackCipher(KEY)
+    plaintext = (_FIXTURES / entry["file"]).read_bytes()
+    sealed = seal_callback(cipher, TOKEN, plaintext, "", timestamp=NOW, nonce="n")
+    accepted = processor().process(
+        entry["route"], CallbackParams.from_query(sealed.query), sealed.body, now=NOW + 0.25
+    )
+    event = normalize_callback(
+        entry["route"], parse_xml(plaintext), received_at=datetime.fromtimestamp(NOW + 0.25, UTC)
+    )
+    expected = EventEnvelope(
+        id=hashlib.sha256(plaintext).hexdigest(),
+        type=event.type,
+        suite_id=event.suite_id or SUITE,
+        corp_id=event.corp_id,
+        occurred_at=event.occurred_at,
+        received_at=datetime.fromtimestamp(NOW + 0.25, UTC),
+        payload=event.payload,
+        raw=event.raw,
+    )
+    assert accepted.body == expected.model_dump_json().encode()
+    assert accepted.envelope == expected
+    assert (accepted.event_id, accepted.event_type) == (expected.id, expected.type)
+    assert accepted.received_at == expected.received_at
+    assert accepted.dedup_key == hashlib.sha256(plaintext).digest()[:16]

@@ -1,0 +1,83 @@
+"""The callback batcher: one processing call per loop turn, each caller its own outcome."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+
+from gateway.batching import CallbackBatcher
+from gateway.domain import AcceptedCallback, CallbackParams
+from shared.wecom.errors import SignatureError
+from shared.wecom.events import Route
+
+PARAMS = CallbackParams("0" * 40, "1700000000", "n")
+
+
+class RecordingProcess:
+    """Stands in for CallbackProcessor.process: notes which loop turn each call ran in."""
+
+    def __init__(self) -> None:
+        self.turns: list[list[bytes]] = []
+        self._turn_open = False
+
+    def __call__(
+        self, route: Route, params: CallbackParams, body: bytes, *, now: float
+    ) -> AcceptedCallback:
+        if not self._turn_open:
+            self.turns.append([])
+            self._turn_open = True
+            asyncio.get_running_loop().call_soon(self._close_turn)
+        self.turns[-1].append(body)
+        if body.startswith(b"bad"):
+            raise SignatureError
+        return AcceptedCallback(
+            body.decode(), route, datetime.fromtimestamp(now, UTC), body, body, "", "empty"
+        )
+
+    def _close_turn(self) -> None:
+        self._turn_open = False
+
+
+async def test_callbacks_of_one_turn_are_processed_together_each_getting_its_own() -> None:
+    process = RecordingProcess()
+    batcher = CallbackBatcher(process)
+    bodies = [f"cb{index}".encode() for index in range(20)]
+    results = await asyncio.gather(
+        *(batcher.process("data", PARAMS, body, now=1.0) for body in bodies)
+    )
+    assert [result.body for result in results] == bodies
+    assert process.turns == [bodies]  # all twenty in one call of the batch
+    # A later callback starts a new batch.
+    later = await batcher.process("command", PARAMS, b"later", now=2.0)
+    assert later.event_type == "command"
+    assert process.turns[-1] == [b"later"]
+
+
+async def test_a_failure_reaches_only_its_own_caller() -> None:
+    batcher = CallbackBatcher(RecordingProcess())
+    outcomes = await asyncio.gather(
+        batcher.process("data", PARAMS, b"ok1", now=1.0),
+        batcher.process("data", PARAMS, b"bad", now=1.0),
+        batcher.process("data", PARAMS, b"ok2", now=1.0),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], AcceptedCallback)
+    assert outcomes[0].body == b"ok1"
+    assert isinstance(outcomes[1], SignatureError)
+    assert isinstance(outcomes[2], AcceptedCallback)
+    assert outcomes[2].body == b"ok2"
+
+
+async def test_a_cancelled_caller_is_skipped_and_the_others_still_answered() -> None:
+    process = RecordingProcess()
+    batcher = CallbackBatcher(process)
+    gone = asyncio.create_task(batcher.process("data", PARAMS, b"gone", now=1.0))
+    kept = asyncio.create_task(batcher.process("data", PARAMS, b"kept", now=1.0))
+    await asyncio.sleep(0)  # both queued
+    gone.cancel()
+    assert (await kept).body == b"kept"
+    with pytest.raises(asyncio.CancelledError):
+        await gone
+    assert process.turns == [[b"kept"]]  # the cancelled one was never processed
