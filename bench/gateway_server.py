@@ -5,7 +5,8 @@ Modes, from nothing to everything:
 - ``trivial``: an aiohttp handler that only answers ``success`` (the baseline);
 - ``read``: also reads the body;
 - ``process``: also authenticates, decrypts, parses and normalises the callback into its
-  envelope (``CallbackProcessor.process``), then answers without publishing;
+  envelope (``CallbackProcessor.process``, batched per loop turn as the gateway does), then
+  answers without publishing;
 - ``full``: the real gateway exactly as ``wecom-suite run`` builds it today (sandbox
   credentials, in-process bus, base topology: with no consumer bound yet, events land in the
   bounded ``wecom.events.unrouted`` queue, so the numbers are the gateway's own cost, not a
@@ -24,6 +25,7 @@ import time
 from aiohttp import web
 
 from gateway.app import build_gateway_app
+from gateway.batching import CallbackBatcher
 from gateway.domain import CallbackParams, CallbackProcessor, ReceiveIdPolicy
 from gateway.settings import GatewaySettings
 from shared.bus.factory import BusComponent
@@ -57,10 +59,12 @@ def _baseline_app(mode: str, settings: GatewaySettings) -> web.Application:
         await request.read()
         return web.Response(text="success")
 
+    batcher = CallbackBatcher(processor.process)
+
     async def process(request: web.Request) -> web.Response:
         body = await request.read()
         params = CallbackParams.from_query(request.query)
-        processor.process("data", params, body, now=time.time())
+        await batcher.process("data", params, body, now=time.time())
         return web.Response(text="success")
 
     app = web.Application()

@@ -246,7 +246,10 @@ class CallbackProcessor:
                 "received_at": received_at,
                 "payload": event.payload,
                 "raw": event.raw,
-            }
+            },
+            # As the model serialises: a payload float read as nan or inf (a Latitude of
+            # "nan") becomes null, not the bare NaN that strict JSON parsers refuse.
+            inf_nan_mode="null",
         )
         return AcceptedCallback(
             event_id, event.type, received_at, body, digest[:16], receive_id, kind

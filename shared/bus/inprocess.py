@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
+from types import MappingProxyType
 
 import structlog
 
@@ -30,16 +32,22 @@ from shared.bus.abc import (
     Unroutable,
 )
 from shared.bus.routing import match_words, split_words, validate_routing_key
-from shared.bus.topology import DEFAULT_EXCHANGE, ExchangeSpec, QueueSpec, Topology
+from shared.bus.topology import (
+    DEFAULT_EXCHANGE,
+    UNROUTED_QUEUE,
+    ExchangeSpec,
+    QueueSpec,
+    Topology,
+)
 from shared.errors import InvalidRequest
 
 log = structlog.get_logger(__name__)
 
 _ROUTE_CACHE_SIZE = 4096  # routing keys are event types: few, but some come from outside
-DROP_HEAD_LIMIT = 1000
-"""Most messages a drop-head queue (the unrouted queue) keeps in-process. On a broker such a
-queue holds the newest events for an operator to inspect; in a process nobody can read it,
-and at 10,000 events of ~1.8 KB it was the largest part of a busy gateway's memory."""
+INPROCESS_QUEUE_LIMITS: Mapping[str, int] = MappingProxyType({UNROUTED_QUEUE: 1000})
+"""Lower bounds on named queues in-process. On a broker the unrouted queue holds the newest
+10,000 events for an operator to inspect; in a process nobody can read it, and 10,000 events
+of ~1.8 KB were the largest part of a busy gateway's memory."""
 
 
 class _Exchange:
@@ -78,11 +86,11 @@ class InProcessBus:
         topology: Topology,
         *,
         close_grace: float = 2.0,
-        drop_head_limit: int | None = DROP_HEAD_LIMIT,
+        queue_limits: Mapping[str, int] = INPROCESS_QUEUE_LIMITS,
     ) -> None:
         self._topology = topology
         self._close_grace = close_grace
-        self._drop_head_limit = drop_head_limit
+        self._queue_limits = queue_limits
         self._exchanges: dict[str, _Exchange] = {}
         self._queues: dict[str, MemoryQueue] = {}
         self._routes: dict[tuple[str, str], tuple[MemoryQueue, ...]] = {}
@@ -142,12 +150,9 @@ class InProcessBus:
                 self._exchanges[binding.exchange].bind(binding.routing_key, queue)
 
     def _capped(self, spec: QueueSpec) -> QueueSpec:
-        limit = self._drop_head_limit
-        if (
-            limit is None
-            or spec.overflow != "drop-head"
-            or (spec.max_length is not None and spec.max_length <= limit)
-        ):
+        """``spec`` with the in-process bound of its name, where that is lower."""
+        limit = self._queue_limits.get(spec.name)
+        if limit is None or (spec.max_length is not None and spec.max_length <= limit):
             return spec
         return replace(spec, max_length=limit)
 

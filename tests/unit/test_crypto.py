@@ -709,7 +709,7 @@ def test_passive_reply_refuses_values_that_break_out_of_xml(timestamp: str, nonc
 def test_decrypted_message_is_immutable_and_hides_the_payload_in_repr() -> None:
     """Handlers share one result; a stray log of it must not print the decrypted body."""
     opened = DecryptedMessage(msg=b"secret body", receive_id=b"ww1")
-    with pytest.raises(AttributeError):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         opened.msg = b"other"  # type: ignore[misc]
     assert "secret body" not in repr(opened)
     assert "secret body" not in str(opened)

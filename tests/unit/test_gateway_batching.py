@@ -81,3 +81,77 @@ async def test_a_cancelled_caller_is_skipped_and_the_others_still_answered() -> 
     with pytest.raises(asyncio.CancelledError):
         await gone
     assert process.turns == [[b"kept"]]  # the cancelled one was never processed
+
+
+class Raising:
+    """Raises ``error`` for the body b"bad", succeeds otherwise."""
+
+    def __init__(self, error: BaseException) -> None:
+        self.error = error
+
+    def __call__(
+        self, route: Route, params: CallbackParams, body: bytes, *, now: float
+    ) -> AcceptedCallback:
+        if body == b"bad":
+            raise self.error
+        return AcceptedCallback("i", "t", datetime.fromtimestamp(now, UTC), body, body, "", "empty")
+
+
+@pytest.mark.parametrize(
+    ("error", "seen"),
+    [
+        (StopIteration(), RuntimeError),  # a future refuses StopIteration itself
+        (GeneratorExit(), GeneratorExit),
+        (ZeroDivisionError(), ZeroDivisionError),
+    ],
+)
+async def test_an_unusual_failure_still_lets_the_rest_of_the_batch_finish(
+    error: BaseException, seen: type[BaseException]
+) -> None:
+    batcher = CallbackBatcher(Raising(error))
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(
+            batcher.process("data", PARAMS, b"ok1", now=1.0),
+            batcher.process("data", PARAMS, b"bad", now=1.0),
+            batcher.process("data", PARAMS, b"ok2", now=1.0),
+            return_exceptions=True,
+        ),
+        timeout=5,
+    )
+    assert isinstance(outcomes[1], seen)
+    assert [o.body for o in outcomes if isinstance(o, AcceptedCallback)] == [b"ok1", b"ok2"]
+
+
+async def test_a_rejected_callback_keeps_no_frame_alive() -> None:
+    """A bad request's exception carries no traceback: nothing of the batch (bodies, futures)
+    stays reachable through it until a garbage collection."""
+    batcher = CallbackBatcher(Raising(SignatureError()))
+    with pytest.raises(SignatureError) as caught:
+        await batcher.process("data", PARAMS, b"bad", now=1.0)
+    # Only the frames from here on: the await in this test and the batcher's wait.
+    frames = []
+    tb = caught.value.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_code.co_name)
+        tb = tb.tb_next
+    assert "_settle" not in frames
+    assert "__call__" not in frames
+
+
+def test_an_interrupt_fails_every_callback_it_did_not_reach() -> None:
+    """KeyboardInterrupt leaves the batch (and the loop), but no handler is left waiting."""
+    loop = asyncio.new_event_loop()
+    try:
+        batcher = CallbackBatcher(Raising(KeyboardInterrupt()))
+        futures = [loop.create_future() for _ in range(3)]
+        batcher._pending = [
+            ("data", PARAMS, body, 1.0, future)
+            for body, future in zip([b"ok", b"bad", b"later"], futures, strict=True)
+        ]
+        with pytest.raises(KeyboardInterrupt):
+            batcher._run()
+        assert futures[0].result().body == b"ok"
+        for future in futures[1:]:
+            assert isinstance(future.exception(), RuntimeError)
+    finally:
+        loop.close()

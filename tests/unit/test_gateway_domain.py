@@ -241,3 +241,24 @@ def test_published_json_is_exactly_the_envelope_models_json(entry: dict[str, Any
     assert (accepted.event_id, accepted.event_type) == (expected.id, expected.type)
     assert accepted.received_at == expected.received_at
     assert accepted.dedup_key == hashlib.sha256(plaintext).digest()[:16]
+
+
+def test_nan_and_infinite_payload_floats_are_published_as_null_like_the_model() -> None:
+    """pydantic reads "nan", "-inf" and "1e400" as floats; the model writes them as null,
+    and so must the processor: strict JSON parsers refuse a bare NaN or Infinity."""
+    plaintext = (
+        b"<xml><ToUserName><![CDATA[ww1]]></ToUserName><FromUserName><![CDATA[u]]>"
+        b"</FromUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]>"
+        b"</MsgType><Event><![CDATA[LOCATION]]></Event><Latitude>nan</Latitude>"
+        b"<Longitude>-inf</Longitude><Precision>1e400</Precision><AgentID>1</AgentID></xml>"
+    )
+    sealed = seal_callback(CallbackCipher(KEY), TOKEN, plaintext, "", timestamp=NOW, nonce="n")
+    accepted = processor().process(
+        "data", CallbackParams.from_query(sealed.query), sealed.body, now=NOW
+    )
+    assert accepted.event_type == "data.event.location"
+    payload = json.loads(accepted.body)["payload"]
+    assert (payload["latitude"], payload["longitude"], payload["precision"]) == (None, None, None)
+    assert b"NaN" not in accepted.body
+    assert b"Infinity" not in accepted.body
+    assert accepted.body == accepted.envelope.model_dump_json().encode()

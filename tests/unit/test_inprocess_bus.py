@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 
 import pytest
 
 from shared.bus.abc import Delivery, Message, PublishRejected
-from shared.bus.inprocess import DROP_HEAD_LIMIT, InProcessBus
+from shared.bus.inprocess import INPROCESS_QUEUE_LIMITS, InProcessBus
 from shared.bus.topology import (
     BASE_TOPOLOGY,
     EVENTS_EXCHANGE,
@@ -22,13 +23,13 @@ def _message(n: int) -> Message:
     return Message(body=b"{}", message_id=str(n), type="data.event.x")
 
 
-@pytest.mark.parametrize(("drop_head_limit", "kept"), [(None, 10_000), (DROP_HEAD_LIMIT, 1000)])
+@pytest.mark.parametrize(("queue_limits", "kept"), [({}, 10_000), (INPROCESS_QUEUE_LIMITS, 1000)])
 async def test_unrouted_events_keep_the_newest_window(
-    drop_head_limit: int | None, kept: int
+    queue_limits: Mapping[str, int], kept: int
 ) -> None:
     """Events nobody consumes yet never make publishing fail: the oldest are dropped. In a
     process the window is capped (nobody can read it there); uncapped it is the topology's."""
-    bus = InProcessBus(BASE_TOPOLOGY, drop_head_limit=drop_head_limit)
+    bus = InProcessBus(BASE_TOPOLOGY, queue_limits=queue_limits)
     await bus.start()
     try:
         for n in range(10_050):
@@ -61,5 +62,24 @@ async def test_reject_publish_queue_refuses_when_full() -> None:
         with pytest.raises(PublishRejected):
             await bus.publish(EVENTS_EXCHANGE, "a", _message(3))
         assert bus.queue_depth("q") == 2
+    finally:
+        await bus.close()
+
+
+async def test_the_in_process_cap_is_the_unrouted_queues_only() -> None:
+    """An application's own drop-head queue keeps the bound it declared."""
+    queue = QueueSpec(
+        "app.latest",
+        bindings=(Binding(EVENTS_EXCHANGE, "#"),),
+        max_length=5000,
+        overflow="drop-head",
+        dead_letter=False,
+    )
+    bus = InProcessBus(BASE_TOPOLOGY.merged(Topology(queues=(queue,))))
+    await bus.start()
+    try:
+        for n in range(3000):
+            await bus.publish(EVENTS_EXCHANGE, "data.event.x", _message(n))
+        assert bus.queue_depth("app.latest") == 3000
     finally:
         await bus.close()

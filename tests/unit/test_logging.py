@@ -9,6 +9,7 @@ import pytest
 import structlog
 
 from shared.logging import REDACTED, SecretRedactor, configure_logging, is_sensitive_key
+from shared.wecom.crypto import DecryptedMessage
 
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 
@@ -82,6 +83,9 @@ def test_configured_json_logs_never_contain_secrets(capsys: pytest.CaptureFixtur
         log.info("token_refreshed", access_token="tok-abcdef-123", corp_id="wx1")
         log.info("callback", content="你好 private words", suite_ticket="ticket-123456")
         logging.getLogger("aiohttp.access").warning("stdlib line with s3cr3t-value-xyz")
+        # A stray log of a decrypted callback: its repr hides the body (a tuple would not,
+        # the redactor renders tuples item by item).
+        log.info("opened", decrypted=DecryptedMessage(b"hush-hush-body", b"ww1"))
         try:
             decrypted_plaintext = "member wrote: hush-hush-words"
             raise ValueError("boom s3cr3t-value-xyz and " + AES_KEY + decrypted_plaintext[:0])
@@ -92,10 +96,10 @@ def test_configured_json_logs_never_contain_secrets(capsys: pytest.CaptureFixtur
         logging.getLogger().handlers.clear()
     out = capsys.readouterr().out
     lines = [json.loads(line) for line in out.strip().splitlines()]
-    assert len(lines) == 4
+    assert len(lines) == 5
     # The last one lives only in a local variable of the failing frame: no locals are logged.
     secrets = ("tok-abcdef-123", "private words", "ticket-123456", "s3cr3t-value-xyz", AES_KEY)
-    for secret in (*secrets, "hush-hush-words"):
+    for secret in (*secrets, "hush-hush-words", "hush-hush-body"):
         assert secret not in out
     assert lines[0]["corp_id"] == "wx1"
     assert lines[0]["service"] == "test"
