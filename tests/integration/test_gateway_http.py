@@ -176,6 +176,25 @@ async def test_concurrent_retries_publish_once(gw: GatewayHarness) -> None:
     assert gw.published() == 1
 
 
+async def test_a_burst_mixing_good_and_forged_callbacks_gets_each_its_own_answer(
+    gw: GatewayHarness,
+) -> None:
+    """Callbacks arriving together are processed as one batch: each still gets its own
+    answer, the forged ones publish nothing, and every good one publishes its own event."""
+    good = [gw.seal(text_message(str(100 + n), sender=f"m{n}")) for n in range(20)]
+    forged = []
+    for n in range(20):
+        sealed = gw.seal(text_message(str(500 + n)))
+        query = dict(sealed.query, msg_signature="0" * 40)
+        forged.append(SealedCallback(query=query, body=sealed.body))
+    burst = [item for pair in zip(good, forged, strict=True) for item in pair]
+    answers = await asyncio.gather(*(gw.post("data", sealed) for sealed in burst))
+    assert [status for status, _ in answers] == [200, 403] * 20
+    got = await gw.events(20)
+    assert sorted(e["raw"]["MsgId"] for e in got) == [str(100 + n) for n in range(20)]
+    assert gw.published() == 0  # all twenty taken off the capture queue, nothing else stored
+
+
 async def test_distinct_events_sharing_sender_and_second_both_pass(gw: GatewayHarness) -> None:
     """Field-based de-dup (FromUserName + CreateTime) would drop one of these; we do not."""
     await gw.post("data", gw.seal(event("enter_agent"), "wwcorp1"))
