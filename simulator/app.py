@@ -69,6 +69,7 @@ def build_simulator_app(
             timeout_s=settings.sim_callback_timeout_s,
             retries=settings.sim_callback_retries,
             retry_delay_s=settings.sim_callback_retry_delay_s,
+            install_timeout_s=settings.sim_install_callback_timeout_s,
         ),
         clock=clock,
     )

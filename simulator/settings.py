@@ -74,6 +74,8 @@ class SimulatorSettings(WeComAppSettings, LogSettings):
     # Protocol doc §11.6 gives 2 MB and 10 MB for images; the stricter one by default.
     sim_media_image_max_bytes: int = Field(DEFAULT_IMAGE_MAX_BYTES, gt=5, le=10 * 1024 * 1024)
     sim_callback_timeout_s: float = Field(5.0, gt=0, le=60)
+    # Protocol doc §5.2: create_auth, change_auth and cancel_auth must be answered in 1000 ms.
+    sim_install_callback_timeout_s: float = Field(1.0, gt=0, le=60)
     # Protocol doc §4: "总共重试三次" is ambiguous (3 attempts or 3 retries); we read it as
     # three retries after the first attempt. Open question, hence configurable.
     sim_callback_retries: int = Field(3, ge=0, le=10)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -308,3 +309,43 @@ async def test_oauth_auto_install_of_a_later_member_is_subscribe() -> None:
     assert status == 302, body
     assert events[1]["type"] == "data.event.subscribe"
     assert events[1]["payload"]["user_id"] == "bob"
+
+
+async def test_install_callbacks_must_be_answered_within_their_shorter_deadline() -> None:
+    """§5.2: create_auth gets 1000 ms (shrunk here to 0.2 s), not the 5 s of other
+    callbacks: a slower answer is a failed attempt and the callback comes again; a
+    suite_ticket answered just as slowly is delivered at the first attempt."""
+    requests = 0
+
+    async def slow(request: web.Request) -> web.Response:
+        nonlocal requests
+        await request.read()
+        requests += 1
+        if requests in (1, 2):  # the first suite_ticket, then the first create_auth
+            await asyncio.sleep(0.5)
+        return web.Response(text="success")
+
+    app = web.Application()
+    app.router.add_post("/wecom/command", slow)
+    server = TestServer(app)
+    await server.start_server()
+    try:
+        settings = quiet_settings(
+            sim_command_url=str(server.make_url("/wecom/command")),
+            sim_install_callback_timeout_s=0.2,
+            sim_callback_retry_delay_s=0,
+        )
+        async with serve_simulator(settings, clock=SimClock(time.time())) as sim:
+            _, ticket = await sim.call("POST", "/_sim/suite_ticket")
+            installed = await sim.install()
+            _, deliveries = await sim.call("GET", "/_sim/deliveries")
+    finally:
+        await server.close()
+    assert ticket["delivered"] is True
+    assert installed["delivered"] is True
+    outcomes = [(d["kind"], d["attempt"], d["error"]) for d in deliveries["deliveries"]]
+    assert outcomes == [
+        ("suite_ticket", 1, None),
+        ("create_auth", 1, "timeout"),
+        ("create_auth", 2, None),
+    ]
