@@ -16,7 +16,7 @@ from yarl import URL
 from shared.errors import NotFound
 from simulator.control import read_model
 from simulator.installs import Corp
-from simulator.joins import LaterMembers, install_and_announce
+from simulator.joins import LaterMembers, announce_leave, install_and_announce
 from simulator.pusher import CallbackPusher
 from simulator.state import SimulatorState
 
@@ -114,13 +114,20 @@ class InstallControl:
         """A member (or, without user_id, every member) removes the app.
 
         When nobody is left the grant is cancelled (cancel_auth, permanent code void);
-        otherwise the visible range shrank, which WeCom reports as change_auth (§5.3).
+        otherwise the visible range shrank, which WeCom reports as change_auth (§5.3), or with
+        ``SIM_LATER_MEMBERS=subscribe`` as the leaving member's ``unsubscribe`` event.
         """
         spec = await read_model(request, CorpSpec, "uninstall")
         self._installed(spec.corp_id)
         cancelled = self._installs.uninstall(spec.corp_id, spec.user_id)
-        pushed = "cancel_auth" if cancelled else "change_auth"
-        delivered = await self._pusher.push_instruction(pushed, ("AuthCorpId", spec.corp_id))
+        pushed, delivered = await announce_leave(
+            self._state,
+            self._pusher,
+            self._later_members,
+            spec.corp_id,
+            spec.user_id,
+            cancelled=cancelled,
+        )
         return web.json_response({"cancelled": cancelled, "pushed": pushed, "delivered": delivered})
 
     async def change_auth(self, request: web.Request) -> web.Response:

@@ -1,5 +1,7 @@
 """How WeCom tells the app a member installed: ``create_auth`` or, for a later member of a
-corp that already has the app, the data-callback ``subscribe`` event (protocol doc §15 q4).
+corp that already has the app, the data-callback ``subscribe`` event (protocol doc §15 q4);
+and, the other way round, that a member left while others keep the app: ``change_auth``, or
+the ``unsubscribe`` event.
 
 §5.2 documents ``create_auth`` for an authorisation; §6.2 (path/94496) says that in member
 authorisation mode a further member of an installed corp is reported as ``subscribe`` (the
@@ -18,6 +20,7 @@ from simulator.state import SimulatorState
 
 LaterMembers = Literal["create_auth", "subscribe"]
 Pushed = Literal["create_auth", "subscribe"]
+LeavePushed = Literal["cancel_auth", "change_auth", "unsubscribe"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +64,38 @@ async def install_and_announce(
         "create_auth", ("AuthCode", code), ("State", install_state)
     )
     return Joined(code, "create_auth", delivered)
+
+
+async def announce_leave(
+    state: SimulatorState,
+    pusher: CallbackPusher,
+    later_members: LaterMembers,
+    corp_id: str,
+    user_id: str | None,
+    *,
+    cancelled: bool,
+) -> tuple[LeavePushed, bool]:
+    """Push what WeCom would after members removed the app: ``cancel_auth`` when nobody is
+    left; when others keep it, ``change_auth`` (§5.3), or under ``subscribe`` the data event
+    ``unsubscribe`` of the member who left (the visible range shrank)."""
+    if cancelled:
+        return "cancel_auth", await pusher.push_instruction("cancel_auth", ("AuthCorpId", corp_id))
+    if later_members == "subscribe" and user_id is not None:
+        corp = state.installs.installed_corp(corp_id)
+        plaintext = data_xml(
+            corp_id,
+            user_id,
+            int(state.clock()),
+            "event",
+            ("Event", "unsubscribe"),
+            ("AgentID", corp.agent_id),
+        )
+        delivered = await pusher.deliver(
+            "event.unsubscribe",
+            "data",
+            plaintext,
+            to_user_name=corp_id,
+            agent_id=str(corp.agent_id),
+        )
+        return "unsubscribe", delivered
+    return "change_auth", await pusher.push_instruction("change_auth", ("AuthCorpId", corp_id))

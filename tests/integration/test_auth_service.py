@@ -292,3 +292,25 @@ async def test_a_later_member_reported_only_by_subscribe_is_counted(
         assert answer["pushed"] == "subscribe"
         await eventually(lambda: _members(stack, "wwlater", ["amy", "ben"]))
         await eventually(lambda: _used(stack, "users", 2, limit_value=100))
+
+
+async def test_a_member_leaving_reported_only_by_unsubscribe_frees_their_seat_when_active(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """§15 q4 the whole way round, end to end from the simulator: under
+    SIM_LATER_MEMBERS=subscribe a member leaving is only an unsubscribe event; with the
+    `active` counting policy their seat is free again, and the corp stays installed."""
+    sim = {"sim_later_members": "subscribe"}
+    async with install_stack(
+        module_amqp_url, tmp_path, sim=sim, install_counting_policy="active"
+    ) as stack:
+        await stack.install("wwleave", "amy", via="callback")
+        await stack.installation("wwleave", status="active")
+        await stack.install("wwleave", "ben", via="callback")
+        await eventually(lambda: _used(stack, "users", 2, limit_value=100))
+        _, left = await stack.sim.call(
+            "POST", "/_sim/uninstall", body={"corp_id": "wwleave", "user_id": "ben"}
+        )
+        assert (left["pushed"], left["delivered"]) == ("unsubscribe", True)
+        await eventually(lambda: _used(stack, "users", 1, limit_value=100))
+        await stack.installation("wwleave", status="active")

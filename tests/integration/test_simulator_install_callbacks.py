@@ -278,6 +278,30 @@ async def test_later_members_get_subscribe_when_configured() -> None:
     assert kinds.count("event.subscribe") == 1
 
 
+async def test_subscribe_mode_reports_a_member_leaving_as_unsubscribe() -> None:
+    """The other half of §15 q4: under SIM_LATER_MEMBERS=subscribe, a member who leaves
+    while others keep the app is that member's unsubscribe event, not change_auth; the
+    last member leaving is still cancel_auth."""
+    async with paired(sim_later_members="subscribe") as (gateway, sim):
+        await sim.install(user_id="alice")
+        await sim.install(user_id="bob")
+        _, left = await sim.call(
+            "POST", "/_sim/uninstall", body={"corp_id": "wwcorp1", "user_id": "bob"}
+        )
+        _, last = await sim.call("POST", "/_sim/uninstall", body={"corp_id": "wwcorp1"})
+        events = await gateway.events(4)
+    assert (left["pushed"], left["cancelled"], left["delivered"]) == ("unsubscribe", False, True)
+    assert (last["pushed"], last["cancelled"]) == ("cancel_auth", True)
+    assert [e["type"] for e in events] == [
+        "command.create_auth",
+        "data.event.subscribe",
+        "data.event.unsubscribe",
+        "command.cancel_auth",
+    ]
+    assert events[2]["corp_id"] == "wwcorp1"
+    assert events[2]["payload"]["user_id"] == "bob"
+
+
 async def test_subscribe_mode_after_the_corp_left_is_create_auth_again() -> None:
     """Once every member left (cancel_auth), the next install authorises the corp anew."""
     async with paired(sim_later_members="subscribe") as (gateway, sim):
