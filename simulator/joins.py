@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from simulator.callback_xml import data_xml
+from simulator.installs import Corp
 from simulator.pusher import CallbackPusher
 from simulator.state import SimulatorState
 
@@ -47,17 +48,7 @@ async def install_and_announce(
     if later_members == "subscribe" and installs.has_app(corp_id):
         # The member joins the visible range; the corp's grant and state stay as they are.
         corp = installs.add_member(corp_id, user_id, test=test)
-        plaintext = data_xml(
-            corp.corp_id,
-            user_id,
-            int(state.clock()),
-            "event",
-            ("Event", "subscribe"),
-            ("AgentID", corp.agent_id),
-        )
-        delivered = await pusher.deliver(
-            "event.subscribe", "data", plaintext, to_user_name=corp_id, agent_id=str(corp.agent_id)
-        )
+        delivered = await _push_member_event(state, pusher, corp, user_id, "subscribe")
         return Joined(None, "subscribe", delivered)
     code = installs.install(corp_id, user_id, test=test, state=install_state)
     delivered = await pusher.push_instruction(
@@ -82,20 +73,32 @@ async def announce_leave(
         return "cancel_auth", await pusher.push_instruction("cancel_auth", ("AuthCorpId", corp_id))
     if later_members == "subscribe" and user_id is not None:
         corp = state.installs.installed_corp(corp_id)
-        plaintext = data_xml(
-            corp_id,
-            user_id,
-            int(state.clock()),
-            "event",
-            ("Event", "unsubscribe"),
-            ("AgentID", corp.agent_id),
-        )
-        delivered = await pusher.deliver(
-            "event.unsubscribe",
-            "data",
-            plaintext,
-            to_user_name=corp_id,
-            agent_id=str(corp.agent_id),
-        )
+        delivered = await _push_member_event(state, pusher, corp, user_id, "unsubscribe")
         return "unsubscribe", delivered
     return "change_auth", await pusher.push_instruction("change_auth", ("AuthCorpId", corp_id))
+
+
+async def _push_member_event(
+    state: SimulatorState,
+    pusher: CallbackPusher,
+    corp: Corp,
+    user_id: str,
+    event: Literal["subscribe", "unsubscribe"],
+) -> bool:
+    """Deliver the data-callback ``event`` of ``user_id`` in ``corp`` (``Event`` and
+    ``AgentID`` only, as WeCom sends it)."""
+    plaintext = data_xml(
+        corp.corp_id,
+        user_id,
+        int(state.clock()),
+        "event",
+        ("Event", event),
+        ("AgentID", corp.agent_id),
+    )
+    return await pusher.deliver(
+        f"event.{event}",
+        "data",
+        plaintext,
+        to_user_name=corp.corp_id,
+        agent_id=str(corp.agent_id),
+    )
