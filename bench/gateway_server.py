@@ -11,6 +11,10 @@ Modes, from nothing to everything:
   credentials, in-process bus, base topology: with no consumer bound yet, events land in the
   bounded ``wecom.events.unrouted`` queue, so the numbers are the gateway's own cost, not a
   consumer's);
+- ``skip-process``: ``full`` with ``CallbackProcessor.process`` replaced by a stand-in that
+  costs almost nothing (one prebuilt event per distinct signature): everything the gateway
+  does except verify, decrypt, parse and normalise. Its throughput is the ceiling that no
+  speed-up of ``process()`` can pass;
 - ``rabbitmq``: the same gateway on the RabbitMQ bus at ``AMQP_URL`` (from the environment),
   as a standalone gateway runs it: every callback waits for a broker confirm.
 """
@@ -21,12 +25,16 @@ import argparse
 import asyncio
 import os
 import time
+from typing import Any
+from unittest import mock
 
 from aiohttp import web
 
+import gateway.app
+from bench.gateway import benchmark_message
 from gateway.app import build_gateway_app
 from gateway.batching import CallbackBatcher
-from gateway.domain import CallbackParams, CallbackProcessor, ReceiveIdPolicy
+from gateway.domain import AcceptedCallback, CallbackParams, CallbackProcessor, ReceiveIdPolicy
 from gateway.settings import GatewaySettings
 from shared.bus.factory import BusComponent
 from shared.bus.inprocess import InProcessBus
@@ -36,8 +44,10 @@ from shared.http import HttpServer
 from shared.lifecycle import run_components
 from shared.logging import configure_logging
 from shared.wecom.crypto import CallbackCipher
+from shared.wecom.events import Route
+from shared.wecom.sealing import seal_callback
 
-MODES = ("trivial", "read", "process", "full", "rabbitmq")
+MODES = ("trivial", "read", "process", "full", "skip-process", "rabbitmq")
 
 
 def _baseline_app(mode: str, settings: GatewaySettings) -> web.Application:
@@ -78,13 +88,40 @@ async def serve(mode: str, port: int) -> None:
     if mode == "rabbitmq":
         await _serve_rabbitmq(settings, port)
         return
-    if mode != "full":
+    if mode not in ("full", "skip-process"):
         app = _baseline_app(mode, settings)
         await run_components([HttpServer(app, "127.0.0.1", port, name=mode)])
         return
     bus = InProcessBus(BASE_TOPOLOGY)
-    app = build_gateway_app(settings, bus)
+    if mode == "skip-process":
+        with mock.patch.object(gateway.app, "CallbackProcessor", _SkippedProcessing):
+            app = build_gateway_app(settings, bus)
+    else:
+        app = build_gateway_app(settings, bus)
     await run_components([BusComponent(bus), HttpServer(app, "127.0.0.1", port)])
+
+
+class _SkippedProcessing(CallbackProcessor):
+    """A processor whose ``process()`` costs next to nothing: the event of one real callback,
+    processed once, under the request's signature (distinct per callback) as its id and
+    replay key, so the publisher and the bus see distinct events of the usual size, as in
+    ``full``. Nothing is verified: a benchmark instrument only."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        now = int(time.time())
+        sealed = seal_callback(
+            self._cipher, self._token, benchmark_message(0, now), "", timestamp=now, nonce="0"
+        )
+        params = CallbackParams.from_query(sealed.query)
+        self._template = super().process("data", params, sealed.body, now=now)
+
+    def process(
+        self, route: Route, params: CallbackParams, body: bytes, *, now: float
+    ) -> AcceptedCallback:
+        return self._template._replace(
+            event_id=params.signature, dedup_key=params.signature.encode()
+        )
 
 
 async def _serve_rabbitmq(settings: GatewaySettings, port: int) -> None:
