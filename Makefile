@@ -36,7 +36,7 @@ schemas: $(STAMP)
 	$(BIN)/python -m shared.schemas docs/schemas --events-doc docs/events.md
 
 bench: $(STAMP)
-	@command -v wrk >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	@command -v wrk >/dev/null 2>&1 && command -v valgrind >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk valgrind; }
 	$(BIN)/python -m bench.run_all
 
 clean:

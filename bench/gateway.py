@@ -122,6 +122,15 @@ def _metric(port: int, name: str, labels: str) -> float:
     return 0.0
 
 
+def stop_server(server: subprocess.Popen[Any], timeout: float = 15.0) -> None:
+    """SIGTERM a benchmark server; kill it if it has not exited within ``timeout``."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The round with the median throughput, plus every round's throughput and peak RSS."""
     ordered = sorted(runs, key=lambda run: float(run["rps"]))
@@ -150,11 +159,7 @@ def _serve_and_load(mode: str, warmup: Path, main: Path) -> dict[str, Any]:
             result["duplicates"] = _metric(port, "wecom_callbacks_total", 'outcome="duplicate"')
         return result
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
 
 def _per_callback_cost() -> dict[str, float]:
@@ -304,11 +309,7 @@ def _rabbitmq_server(amqp_url: str) -> Iterator[tuple[int, int]]:
         _wait_readyz(port, 200)
         yield port, server.pid
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
 
 
 def run_rabbitmq(amqp_url: str) -> dict[str, Any]:

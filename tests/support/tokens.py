@@ -92,7 +92,10 @@ def _wait_ready(process: subprocess.Popen[bytes], port: int, log_path: Path) -> 
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise AssertionError(f"token_service not ready in {READY_TIMEOUT_S} s")
+            # The log says where start-up stopped (the broker, the store, the simulator).
+            raise AssertionError(
+                f"token_service not ready in {READY_TIMEOUT_S} s:\n{log_path.read_text()}"
+            )
         time.sleep(0.1)
 
 
