@@ -126,7 +126,8 @@ def _instructions_section(result: dict[str, Any]) -> list[str]:
         return [*lines, f"Not run: {result['skipped']}."]
     trivial = result["trivial"]["instructions_per_request"]
     lines += [
-        "Each server under valgrind's callgrind, counted over one 20 s wrk run (64 "
+        f"Each server under valgrind's callgrind, counted over one "
+        f"{gateway_instructions.DURATION_S} s wrk run ({gateway.CONNECTIONS} "
         "connections) after a warm-up: what the server executes, whatever else the machine "
         "does, so these compare between runs where the throughput above cannot. Repeated "
         "runs agree within a few per cent (batch sizes vary with timing). Instructions are "
