@@ -1,64 +1,15 @@
-"""The public message contracts: the event envelope and the typed payload of every event.
-
-These models are what internal services and the developer's own app read off the bus; their
-JSON Schemas are exported to ``docs/schemas/`` (``make schemas``). Field names are snake_case;
-``raw`` in the envelope keeps every XML field exactly as WeCom sent it.
-"""
+"""The typed payload of every known WeCom callback (``command.*``, ``data.message.*``,
+``data.event.*``), registered in :data:`PAYLOAD_MODELS` under its event type."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import (
-    AliasChoices,
-    AliasPath,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationError,
-    model_validator,
-)
+from pydantic import AliasChoices, AliasPath, BaseModel, BeforeValidator, ConfigDict, Field
 
-from shared.errors import InvalidRequest, describe_validation
+from shared.contracts import event_types
+from shared.contracts.envelope import Payload, RequiredText
 
-SCHEMA_VERSION = 1
-
-RawFields = dict[str, Any]
-"""XML fields as received: text leaves are ``str``; repeated elements become lists; nested
-elements become dicts."""
-
-
-class EventEnvelope(BaseModel):
-    """Every event on ``wecom.events``; its routing key is ``type``."""
-
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", populate_by_name=True, serialize_by_alias=True
-    )
-
-    id: str = Field(
-        description="sha256 hex of receive id + decrypted plaintext (callbacks), else a uuid"
-    )
-    type: str = Field(description="event type, e.g. command.create_auth, data.message.text")
-    schema_version: int = Field(SCHEMA_VERSION, alias="schema")
-    suite_id: str
-    corp_id: str | None = None
-    occurred_at: datetime = Field(description="from CreateTime/TimeStamp, UTC")
-    received_at: datetime
-    payload: dict[str, Any] = Field(description="typed fields of this event type, snake_case")
-    raw: RawFields = Field(default_factory=dict, description="every XML field as received")
-
-
-class Payload(BaseModel):
-    """Base of every typed payload: immutable, and tolerant of fields added later."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-
-# --- Callback payloads -------------------------------------------------------------------------
-#
 # One model per known callback event, registered in PAYLOAD_MODELS under its event type. Each
 # validates both shapes of its data: the XML fields of a decrypted callback (PascalCase, as in
 # ``raw``) and its own snake_case dump, so a consumer can re-validate ``payload`` off the bus.
@@ -106,8 +57,6 @@ def _pic_md5_sums(value: Any) -> Any:
     return [item.get("PicMd5Sum", "") if isinstance(item, dict) else item for item in items]
 
 
-_Text = Annotated[str, StringConstraints(min_length=1)]
-"""A required text field: an empty element would make the event meaningless."""
 _OptionalInt = Annotated[int | None, BeforeValidator(_blank_to_none)]
 _OptionalFloat = Annotated[float | None, BeforeValidator(_blank_to_none)]
 _CommaList = Annotated[list[str], BeforeValidator(_split_commas)]
@@ -136,7 +85,7 @@ class _CallbackPayload(Payload):
 class SuiteTicketPayload(_CallbackPayload):
     """``command.suite_ticket``: the ticket that mints suite access tokens, pushed every 10 min."""
 
-    suite_ticket: _Text = Field(
+    suite_ticket: RequiredText = Field(
         validation_alias="SuiteTicket", description="valid 30 minutes; always use the latest"
     )
 
@@ -144,7 +93,7 @@ class SuiteTicketPayload(_CallbackPayload):
 class CreateAuthPayload(_CallbackPayload):
     """``command.create_auth``: an enterprise or member installed the app."""
 
-    auth_code: _Text = Field(
+    auth_code: RequiredText = Field(
         validation_alias="AuthCode",
         description="temporary auth code for get_permanent_code; single use, valid 10 minutes",
     )
@@ -156,20 +105,20 @@ class CreateAuthPayload(_CallbackPayload):
 class ChangeAuthPayload(_CallbackPayload):
     """``command.change_auth``: the grant changed (visible range, authorisation mode)."""
 
-    auth_corp_id: _Text = Field(validation_alias="AuthCorpId")
+    auth_corp_id: RequiredText = Field(validation_alias="AuthCorpId")
     state: str | None = Field(None, validation_alias="State")
 
 
 class CancelAuthPayload(_CallbackPayload):
     """``command.cancel_auth``: the enterprise uninstalled the app; its permanent code is void."""
 
-    auth_corp_id: _Text = Field(validation_alias="AuthCorpId")
+    auth_corp_id: RequiredText = Field(validation_alias="AuthCorpId")
 
 
 class ResetPermanentCodePayload(_CallbackPayload):
     """``command.reset_permanent_code``: exchange the new auth code for a new permanent code."""
 
-    auth_code: _Text = Field(
+    auth_code: RequiredText = Field(
         validation_alias="AuthCode", description="temporary auth code, valid 10 minutes"
     )
 
@@ -191,7 +140,7 @@ class ContactExtAttr(BaseModel):
 class _ContactChangeFields(_CallbackPayload):
     """The fields of every ChangeType of a contact change; each type fills its own subset."""
 
-    change_type: _Text = Field(
+    change_type: RequiredText = Field(
         validation_alias="ChangeType",
         description="create_user, update_user, delete_user, create_party, update_party, "
         "delete_party or update_tag",
@@ -325,7 +274,7 @@ class _DataPayload(_CallbackPayload):
 
 
 class _MessagePayload(_DataPayload):
-    msg_id: _Text = Field(
+    msg_id: RequiredText = Field(
         validation_alias="MsgId", description="64-bit message id, as a string; the de-dup key"
     )
 
@@ -521,232 +470,45 @@ class TaskcardClickEventPayload(_KeyedEventPayload):
 
 
 PAYLOAD_MODELS: dict[str, type[Payload]] = {
-    "command.suite_ticket": SuiteTicketPayload,
-    "command.create_auth": CreateAuthPayload,
-    "command.change_auth": ChangeAuthPayload,
-    "command.cancel_auth": CancelAuthPayload,
-    "command.reset_permanent_code": ResetPermanentCodePayload,
-    "command.change_contact": ContactChangePayload,
-    "command.share_agent_change": ShareAgentChangePayload,
-    "command.share_chain_change": ShareChainChangePayload,
-    "command.corp_arch_auth": CorpArchAuthPayload,
-    "command.approve_special_auth": ApproveSpecialAuthPayload,
-    "command.cancel_special_auth": CancelSpecialAuthPayload,
-    "command.change_editon": ChangeEditionPayload,
-    "command.register_corp": RegisterCorpPayload,
-    "command.del_auth": DelAuthPayload,
-    "command.change_app_admin": ChangeAppAdminPayload,
-    "data.message.text": TextMessagePayload,
-    "data.message.image": ImageMessagePayload,
-    "data.message.voice": VoiceMessagePayload,
-    "data.message.video": VideoMessagePayload,
-    "data.message.location": LocationMessagePayload,
-    "data.message.link": LinkMessagePayload,
-    "data.event.subscribe": SubscribeEventPayload,
-    "data.event.unsubscribe": UnsubscribeEventPayload,
-    "data.event.enter_agent": EnterAgentEventPayload,
-    "data.event.location": LocationEventPayload,
-    "data.event.click": ClickEventPayload,
-    "data.event.view": ViewEventPayload,
-    "data.event.scancode_push": ScancodePushEventPayload,
-    "data.event.scancode_waitmsg": ScancodeWaitmsgEventPayload,
-    "data.event.pic_sysphoto": PicSysphotoEventPayload,
-    "data.event.pic_photo_or_album": PicPhotoOrAlbumEventPayload,
-    "data.event.pic_weixin": PicWeixinEventPayload,
-    "data.event.location_select": LocationSelectEventPayload,
-    "data.event.template_card_event": TemplateCardEventPayload,
-    "data.event.template_card_menu_event": TemplateCardMenuEventPayload,
-    "data.event.change_app_admin": ChangeAppAdminEventPayload,
-    "data.event.close_inactive_agent": CloseInactiveAgentEventPayload,
-    "data.event.reopen_inactive_agent": ReopenInactiveAgentEventPayload,
-    "data.event.change_contact": ContactChangeEventPayload,
-    "data.event.taskcard_click": TaskcardClickEventPayload,
+    event_types.COMMAND_SUITE_TICKET: SuiteTicketPayload,
+    event_types.COMMAND_CREATE_AUTH: CreateAuthPayload,
+    event_types.COMMAND_CHANGE_AUTH: ChangeAuthPayload,
+    event_types.COMMAND_CANCEL_AUTH: CancelAuthPayload,
+    event_types.COMMAND_RESET_PERMANENT_CODE: ResetPermanentCodePayload,
+    event_types.COMMAND_CHANGE_CONTACT: ContactChangePayload,
+    event_types.COMMAND_SHARE_AGENT_CHANGE: ShareAgentChangePayload,
+    event_types.COMMAND_SHARE_CHAIN_CHANGE: ShareChainChangePayload,
+    event_types.COMMAND_CORP_ARCH_AUTH: CorpArchAuthPayload,
+    event_types.COMMAND_APPROVE_SPECIAL_AUTH: ApproveSpecialAuthPayload,
+    event_types.COMMAND_CANCEL_SPECIAL_AUTH: CancelSpecialAuthPayload,
+    event_types.COMMAND_CHANGE_EDITION: ChangeEditionPayload,
+    event_types.COMMAND_REGISTER_CORP: RegisterCorpPayload,
+    event_types.COMMAND_DEL_AUTH: DelAuthPayload,
+    event_types.COMMAND_CHANGE_APP_ADMIN: ChangeAppAdminPayload,
+    event_types.DATA_MESSAGE_TEXT: TextMessagePayload,
+    event_types.DATA_MESSAGE_IMAGE: ImageMessagePayload,
+    event_types.DATA_MESSAGE_VOICE: VoiceMessagePayload,
+    event_types.DATA_MESSAGE_VIDEO: VideoMessagePayload,
+    event_types.DATA_MESSAGE_LOCATION: LocationMessagePayload,
+    event_types.DATA_MESSAGE_LINK: LinkMessagePayload,
+    event_types.DATA_EVENT_SUBSCRIBE: SubscribeEventPayload,
+    event_types.DATA_EVENT_UNSUBSCRIBE: UnsubscribeEventPayload,
+    event_types.DATA_EVENT_ENTER_AGENT: EnterAgentEventPayload,
+    event_types.DATA_EVENT_LOCATION: LocationEventPayload,
+    event_types.DATA_EVENT_CLICK: ClickEventPayload,
+    event_types.DATA_EVENT_VIEW: ViewEventPayload,
+    event_types.DATA_EVENT_SCANCODE_PUSH: ScancodePushEventPayload,
+    event_types.DATA_EVENT_SCANCODE_WAITMSG: ScancodeWaitmsgEventPayload,
+    event_types.DATA_EVENT_PIC_SYSPHOTO: PicSysphotoEventPayload,
+    event_types.DATA_EVENT_PIC_PHOTO_OR_ALBUM: PicPhotoOrAlbumEventPayload,
+    event_types.DATA_EVENT_PIC_WEIXIN: PicWeixinEventPayload,
+    event_types.DATA_EVENT_LOCATION_SELECT: LocationSelectEventPayload,
+    event_types.DATA_EVENT_TEMPLATE_CARD_EVENT: TemplateCardEventPayload,
+    event_types.DATA_EVENT_TEMPLATE_CARD_MENU_EVENT: TemplateCardMenuEventPayload,
+    event_types.DATA_EVENT_CHANGE_APP_ADMIN: ChangeAppAdminEventPayload,
+    event_types.DATA_EVENT_CLOSE_INACTIVE_AGENT: CloseInactiveAgentEventPayload,
+    event_types.DATA_EVENT_REOPEN_INACTIVE_AGENT: ReopenInactiveAgentEventPayload,
+    event_types.DATA_EVENT_CHANGE_CONTACT: ContactChangeEventPayload,
+    event_types.DATA_EVENT_TASKCARD_CLICK: TaskcardClickEventPayload,
 }
 """The typed payload model of every known callback event type."""
-
-
-# --- Events our own services publish ------------------------------------------------------------
-#
-# auth.* events come from auth_service. A permanent code never travels in clear: the bus stores
-# messages on disk, so it is sealed with DATA_KEY (AES-GCM, shared.storage.crypto.SecretBox)
-# under the context :func:`permanent_code_context` -- only services holding DATA_KEY can open
-# it, and a sealed code copied to another corp's event fails to open.
-
-
-def permanent_code_context(corp_id: str) -> str:
-    """The associated data a permanent code is sealed under on the bus."""
-    return f"bus/permanent_code/{corp_id}"
-
-
-class _ServicePayload(Payload):
-    model_config = ConfigDict(
-        frozen=True, extra="ignore", json_schema_serialization_defaults_required=True
-    )
-
-
-class AuthGrantedPayload(_ServicePayload):
-    """``auth.granted``: a corp installed the app (or re-installed it: a new permanent code)."""
-
-    corp_id: _Text
-    corp_name: str | None = None
-    agent_id: int | None = None
-    permanent_code_sealed: _Text = Field(
-        description="the permanent code, AES-GCM sealed with DATA_KEY (never in clear)"
-    )
-    test: bool = Field(False, description="a test install (via /install?test=1 or TEST_CORP_IDS)")
-    installer_user_id: str | None = None
-    installer_open_userid: str | None = None
-    auth_mode: int | None = Field(None, description="WeCom's auth_mode; 1 = member authorisation")
-    app_state: str | None = Field(None, description="?state= of the GET /install it came from")
-
-
-class AuthChangedPayload(_ServicePayload):
-    """``auth.changed``: the grant changed (change_auth, members, or a reset permanent code)."""
-
-    corp_id: _Text
-    corp_name: str | None = None
-    agent_id: int | None = None
-    members: list[str] = Field(default_factory=list, description="members who have the app")
-    permanent_code_sealed: str | None = Field(
-        None, description="set only when the permanent code itself changed"
-    )
-
-
-class AuthRevokedPayload(_ServicePayload):
-    """``auth.revoked``: the corp uninstalled the app; its permanent code is void."""
-
-    corp_id: _Text
-    reason: str | None = None
-
-
-InstallLimit = Literal["corps", "users", "test_accounts", "test_and_released"]
-
-
-class AuthRejectedPayload(_ServicePayload):
-    """``auth.rejected``: an install (or one member of it) was refused by an install limit."""
-
-    corp_id: _Text
-    corp_name: str | None = None
-    user_id: str | None = Field(None, description="the member refused, when only one was")
-    test: bool = False
-    limit: InstallLimit = Field(description="which limit refused it")
-    reason: str = Field(description="a sentence saying which limit and its value")
-    app_state: str | None = Field(None, description="?state= of the GET /install it came from")
-
-
-class QuotaWarningPayload(_ServicePayload):
-    """``auth.quota_warning``: an install limit reached 80 % or 100 % of its value."""
-
-    limit: Literal["corps", "users", "test_accounts"]
-    used: int
-    max: int
-    level: Literal[80, 100] = Field(description="percent of the limit now used")
-
-
-class InstallRedirectPayload(_ServicePayload):
-    """``install.redirect``: the browser came back from WeCom's install page with an auth code
-    (published by the gateway's ``/install/complete``; protocol doc §8.4)."""
-
-    auth_code: _Text
-    state: str | None = None
-    state_valid: bool = Field(
-        False, description="the state was ours: signed by this deployment and not expired"
-    )
-    test: bool = Field(False, description="the signed state asked for a test install")
-    app_state: str | None = Field(
-        None, description="the caller's own ?state= of GET /install, carried through WeCom"
-    )
-
-
-SERVICE_EVENT_MODELS: dict[str, type[Payload]] = {
-    "auth.granted": AuthGrantedPayload,
-    "auth.changed": AuthChangedPayload,
-    "auth.revoked": AuthRevokedPayload,
-    "auth.rejected": AuthRejectedPayload,
-    "auth.quota_warning": QuotaWarningPayload,
-    "install.redirect": InstallRedirectPayload,
-}
-"""The payload model of every event type our services publish (not from a callback)."""
-
-
-# --- RPC ------------------------------------------------------------------------------------------
-
-TokenKind = Literal["suite", "provider", "corp", "jsapi", "agent_jsapi", "pre_auth_code"]
-CORP_TOKEN_KINDS: frozenset[str] = frozenset({"corp", "jsapi", "agent_jsapi"})
-
-
-class TokenRequest(BaseModel):
-    """An ``rpc.tokens`` request. ``stale`` is a token the caller saw WeCom reject: the
-    service refreshes only if that token is still the current one."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    kind: TokenKind
-    corp_id: str | None = Field(None, min_length=1, max_length=128)
-    agent_id: int | None = None
-    stale: str | None = Field(None, min_length=1, max_length=1024)
-
-    @model_validator(mode="after")
-    def _corp_needed(self) -> TokenRequest:
-        if self.kind in CORP_TOKEN_KINDS and self.corp_id is None:
-            raise ValueError(f"corp_id is required for kind {self.kind!r}")
-        if self.kind not in CORP_TOKEN_KINDS and self.corp_id is not None:
-            raise ValueError(f"corp_id is not used by kind {self.kind!r}")
-        return self
-
-
-class TokenReply(BaseModel):
-    """An ``rpc.tokens`` answer: the token (or ticket, or pre_auth_code) and when it expires."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    token: str
-    expires_at: datetime
-
-
-class Installation(BaseModel):
-    """One installation as ``rpc.auth`` and ``GET /api/v1/installations`` show it (design.md)."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    corp_id: str
-    corp_name: str | None = None
-    agent_id: int | None = None
-    members: list[str] = Field(default_factory=list, description="user ids that installed")
-    test: bool = False
-    status: Literal["active", "revoked", "refused"]
-    reason: str | None = Field(None, description="why refused or revoked")
-    installed_at: datetime | None = None
-    updated_at: datetime | None = None
-
-
-class AuthRequest(BaseModel):
-    """An ``rpc.auth`` request: ``{"op": "installation", "corp_id"}``, ``{"op":
-    "installations"}``, ``{"op": "quota"}`` or ``{"op": "install_outcome", "auth_code"}``."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    op: Literal["installation", "installations", "quota", "install_outcome"]
-    corp_id: str | None = Field(None, min_length=1, max_length=128)
-    auth_code: str | None = Field(None, min_length=1, max_length=1024)
-    wait_s: float = Field(0.0, ge=0, le=10)
-
-    @model_validator(mode="after")
-    def _fields_of_op(self) -> AuthRequest:
-        if self.op == "installation" and self.corp_id is None:
-            raise ValueError("corp_id is required for op 'installation'")
-        if self.op == "install_outcome" and self.auth_code is None:
-            raise ValueError("auth_code is required for op 'install_outcome'")
-        return self
-
-
-def read_envelope(body: bytes) -> EventEnvelope:
-    """The event envelope of a message off the bus.
-
-    Raises:
-        InvalidRequest: not an envelope; the message names the fields, never their values.
-    """
-    try:
-        return EventEnvelope.model_validate_json(body)
-    except ValidationError as exc:
-        raise InvalidRequest(f"not an event envelope: {describe_validation(exc)}") from None

@@ -1,0 +1,76 @@
+"""The request and reply models of the internal RPC queues: ``rpc.tokens`` and ``rpc.auth``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+TokenKind = Literal["suite", "provider", "corp", "jsapi", "agent_jsapi", "pre_auth_code"]
+CORP_TOKEN_KINDS: frozenset[str] = frozenset({"corp", "jsapi", "agent_jsapi"})
+
+
+class TokenRequest(BaseModel):
+    """An ``rpc.tokens`` request. ``stale`` is a token the caller saw WeCom reject: the
+    service refreshes only if that token is still the current one."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: TokenKind
+    corp_id: str | None = Field(None, min_length=1, max_length=128)
+    agent_id: int | None = None
+    stale: str | None = Field(None, min_length=1, max_length=1024)
+
+    @model_validator(mode="after")
+    def _corp_needed(self) -> TokenRequest:
+        if self.kind in CORP_TOKEN_KINDS and self.corp_id is None:
+            raise ValueError(f"corp_id is required for kind {self.kind!r}")
+        if self.kind not in CORP_TOKEN_KINDS and self.corp_id is not None:
+            raise ValueError(f"corp_id is not used by kind {self.kind!r}")
+        return self
+
+
+class TokenReply(BaseModel):
+    """An ``rpc.tokens`` answer: the token (or ticket, or pre_auth_code) and when it expires."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    token: str
+    expires_at: datetime
+
+
+class Installation(BaseModel):
+    """One installation as ``rpc.auth`` and ``GET /api/v1/installations`` show it (design.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    corp_id: str
+    corp_name: str | None = None
+    agent_id: int | None = None
+    members: list[str] = Field(default_factory=list, description="user ids that installed")
+    test: bool = False
+    status: Literal["active", "revoked", "refused"]
+    reason: str | None = Field(None, description="why refused or revoked")
+    installed_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class AuthRequest(BaseModel):
+    """An ``rpc.auth`` request: ``{"op": "installation", "corp_id"}``, ``{"op":
+    "installations"}``, ``{"op": "quota"}`` or ``{"op": "install_outcome", "auth_code"}``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Literal["installation", "installations", "quota", "install_outcome"]
+    corp_id: str | None = Field(None, min_length=1, max_length=128)
+    auth_code: str | None = Field(None, min_length=1, max_length=1024)
+    wait_s: float = Field(0.0, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _fields_of_op(self) -> AuthRequest:
+        if self.op == "installation" and self.corp_id is None:
+            raise ValueError("corp_id is required for op 'installation'")
+        if self.op == "install_outcome" and self.auth_code is None:
+            raise ValueError("auth_code is required for op 'install_outcome'")
+        return self
