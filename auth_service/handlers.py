@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from auth_service.installs import Installs, event_id, view
 from auth_service.store import AuthRepository
 from shared.bus.abc import Bus, Delivery, Message, RetryLater
-from shared.bus.topology import EVENTS_EXCHANGE
+from shared.bus.events import publish_event
 from shared.contracts import (
     AuthRequest,
     CancelAuthPayload,
@@ -25,7 +25,9 @@ from shared.contracts import (
     Payload,
     ResetPermanentCodePayload,
     SubscribeEventPayload,
+    event_types,
     read_envelope,
+    service_event,
 )
 from shared.errors import InvalidRequest, describe_validation
 from shared.tokens import TokenUnavailable
@@ -33,13 +35,13 @@ from shared.tokens import TokenUnavailable
 log = structlog.get_logger(__name__)
 
 CONSUMED_EVENTS = (
-    "command.create_auth",
-    "command.change_auth",
-    "command.cancel_auth",
-    "command.reset_permanent_code",
-    "install.redirect",
-    "data.event.subscribe",
-    "data.event.unsubscribe",
+    event_types.COMMAND_CREATE_AUTH,
+    event_types.COMMAND_CHANGE_AUTH,
+    event_types.COMMAND_CANCEL_AUTH,
+    event_types.COMMAND_RESET_PERMANENT_CODE,
+    event_types.INSTALL_REDIRECT,
+    event_types.DATA_EVENT_SUBSCRIBE,
+    event_types.DATA_EVENT_UNSUBSCRIBE,
 )
 
 
@@ -59,22 +61,16 @@ class EventPublisher:
         occurred_at: float,
         source_id: str,
     ) -> None:
-        envelope = EventEnvelope(
-            id=event_id(event_type, source_id, corp_id),
-            type=event_type,
+        envelope = service_event(
+            event_type,
+            payload,
+            event_id=event_id(event_type, source_id, corp_id),
             suite_id=self._suite_id,
             corp_id=corp_id,
             occurred_at=datetime.fromtimestamp(occurred_at, UTC),
             received_at=self._clock(),
-            payload=payload.model_dump(mode="json"),
         )
-        message = Message(
-            body=envelope.model_dump_json().encode(),
-            message_id=envelope.id,
-            type=event_type,
-            headers={"schema": envelope.schema_version},
-        )
-        await self._bus.publish(EVENTS_EXCHANGE, event_type, message)
+        await publish_event(self._bus, envelope)
 
 
 class AuthHandlers:
@@ -100,13 +96,13 @@ class AuthHandlers:
         occurred_at = envelope.occurred_at.timestamp()
         source = envelope.id
         kind = envelope.type
-        if kind == "command.create_auth":
+        if kind == event_types.COMMAND_CREATE_AUTH:
             created = CreateAuthPayload.model_validate(envelope.payload)
             # A QR/market install's State is not ours: it never marks a test install.
             await self._installs.on_auth_code(
                 created.auth_code, source_id=source, occurred_at=occurred_at
             )
-        elif kind == "install.redirect":
+        elif kind == event_types.INSTALL_REDIRECT:
             redirect = InstallRedirectPayload.model_validate(envelope.payload)
             await self._installs.on_auth_code(
                 redirect.auth_code,
@@ -115,29 +111,29 @@ class AuthHandlers:
                 state_test=redirect.state_valid and redirect.test,
                 app_state=redirect.app_state if redirect.state_valid else None,
             )
-        elif kind == "command.reset_permanent_code":
+        elif kind == event_types.COMMAND_RESET_PERMANENT_CODE:
             reset = ResetPermanentCodePayload.model_validate(envelope.payload)
             await self._installs.on_auth_code(
                 reset.auth_code, source_id=source, occurred_at=occurred_at, reset=True
             )
-        elif kind == "command.change_auth":
+        elif kind == event_types.COMMAND_CHANGE_AUTH:
             changed = ChangeAuthPayload.model_validate(envelope.payload)
             await self._installs.on_change_auth(
                 changed.auth_corp_id, source_id=source, occurred_at=occurred_at
             )
-        elif kind == "command.cancel_auth":
+        elif kind == event_types.COMMAND_CANCEL_AUTH:
             cancelled = CancelAuthPayload.model_validate(envelope.payload)
             await self._installs.on_cancel_auth(
                 cancelled.auth_corp_id, source_id=source, occurred_at=occurred_at
             )
-        elif kind in ("data.event.subscribe", "data.event.unsubscribe"):
+        elif kind in (event_types.DATA_EVENT_SUBSCRIBE, event_types.DATA_EVENT_UNSUBSCRIBE):
             member = SubscribeEventPayload.model_validate(envelope.payload)
             if envelope.corp_id is None or not member.user_id:
                 raise InvalidRequest(f"{kind} without corp id or member")
             await self._installs.on_member(
                 envelope.corp_id,
                 member.user_id,
-                present=kind.endswith(".subscribe"),
+                present=kind == event_types.DATA_EVENT_SUBSCRIBE,
                 source_id=source,
                 occurred_at=occurred_at,
             )

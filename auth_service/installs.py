@@ -9,7 +9,6 @@ a crash afterwards resumes from the record instead of calling WeCom with a used 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -44,7 +43,9 @@ from shared.contracts import (
     Installation,
     Payload,
     QuotaWarningPayload,
+    event_types,
     permanent_code_context,
+    stable_event_id,
 )
 from shared.errors import ServiceError
 from shared.storage.crypto import SecretBox
@@ -82,7 +83,7 @@ def _maybe_used(exc: Exception) -> bool:
 def event_id(event_type: str, source_id: str, corp_id: str | None) -> str:
     """A stable id per (type, source event, corp): republishing after a crash makes the same
     event, which consumers de-duplicate."""
-    return hashlib.sha256(f"{event_type}\n{source_id}\n{corp_id}".encode()).hexdigest()
+    return stable_event_id(event_type, source_id, corp_id)
 
 
 class Installs:
@@ -320,7 +321,7 @@ class Installs:
             auth_mode=info.auth_mode,
             app_state=app_state,
         )
-        await self._publish("auth.granted", granted, corp_id, occurred_at, source_id)
+        await self._publish(event_types.AUTH_GRANTED, granted, corp_id, occurred_at, source_id)
         await self._warn(before.usage(self.limits.policy), ledger, source_id, occurred_at)
         log.info("installed", corp_id=corp_id, test=test, members=len(stored.members))
         return Outcome("installed", corp_id, stored.corp_name, test=test)
@@ -436,7 +437,7 @@ class Installs:
                 return
         await self._repository.update_ledger(lambda ledger: _released_corp(ledger, corp_id))
         payload = AuthRevokedPayload(corp_id=corp_id, reason="uninstalled")
-        await self._publish("auth.revoked", payload, corp_id, occurred_at, source_id)
+        await self._publish(event_types.AUTH_REVOKED, payload, corp_id, occurred_at, source_id)
         log.info("uninstalled", corp_id=corp_id)
 
     async def on_member(
@@ -506,7 +507,9 @@ class Installs:
             if new_code is None
             else self._box.seal(new_code, context=permanent_code_context(record.corp_id)),
         )
-        await self._publish("auth.changed", payload, record.corp_id, occurred_at, source_id)
+        await self._publish(
+            event_types.AUTH_CHANGED, payload, record.corp_id, occurred_at, source_id
+        )
 
     async def _reject(
         self,
@@ -527,7 +530,7 @@ class Installs:
             reason=refusal.reason,
             app_state=app_state,
         )
-        await self._publish("auth.rejected", payload, corp_id, occurred_at, source_id)
+        await self._publish(event_types.AUTH_REJECTED, payload, corp_id, occurred_at, source_id)
 
     async def _warn(
         self, before: Usage, ledger: Ledger, source_id: str, occurred_at: float
@@ -545,7 +548,11 @@ class Installs:
                 level=warning.level,
             )
             await self._publish(
-                "auth.quota_warning", payload, None, occurred_at, f"{source_id}/{warning.limit}"
+                event_types.AUTH_QUOTA_WARNING,
+                payload,
+                None,
+                occurred_at,
+                f"{source_id}/{warning.limit}",
             )
 
     # --- queries (rpc.auth) ---------------------------------------------------------------

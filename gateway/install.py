@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import html
 import time
 from collections.abc import Callable
@@ -23,9 +22,15 @@ from gateway.install_domain import (
     RateLimiter,
 )
 from shared.auth_client import AuthClient
-from shared.bus.abc import Bus, BusError, Message
-from shared.bus.topology import EVENTS_EXCHANGE
-from shared.contracts import AuthRequest, EventEnvelope, InstallRedirectPayload
+from shared.bus.abc import Bus, BusError
+from shared.bus.events import publish_event
+from shared.contracts import (
+    AuthRequest,
+    InstallRedirectPayload,
+    event_types,
+    service_event,
+    stable_event_id,
+)
 from shared.errors import ServiceError
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComClient, with_token
@@ -225,24 +230,16 @@ class InstallHandlers:
         return outcome_page(outcome)
 
     async def _publish(self, payload: InstallRedirectPayload) -> None:
-        now = datetime.fromtimestamp(self._clock(), UTC)
-        # One id per auth code: a reload publishes the same event, which consumers drop.
-        event_id = hashlib.sha256(b"install.redirect\n" + payload.auth_code.encode()).hexdigest()
-        envelope = EventEnvelope(
-            id=event_id,
-            type="install.redirect",
+        envelope = service_event(
+            event_types.INSTALL_REDIRECT,
+            payload,
+            # One id per auth code: a reload publishes the same event, which consumers drop.
+            event_id=stable_event_id(event_types.INSTALL_REDIRECT, payload.auth_code),
             suite_id=self._suite_id,
-            occurred_at=now,
-            received_at=now,
-            payload=payload.model_dump(mode="json"),
+            corp_id=None,
+            occurred_at=datetime.fromtimestamp(self._clock(), UTC),
         )
-        await self._bus.publish(
-            EVENTS_EXCHANGE,
-            "install.redirect",
-            Message(
-                body=envelope.model_dump_json().encode(), message_id=event_id, type=envelope.type
-            ),
-        )
+        await publish_event(self._bus, envelope)
 
 
 def outcome_page(outcome: dict[str, object]) -> web.Response:

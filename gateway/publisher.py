@@ -9,20 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
-from types import MappingProxyType
+from collections.abc import Callable
 from typing import Literal
 
 from gateway.domain import AcceptedCallback, ReplayCache
 from gateway.metrics import GatewayMetrics
-from shared.bus.abc import Bus, HeaderValue, Message
+from shared.bus.abc import Bus, Message
+from shared.bus.events import EVENT_HEADERS
 from shared.bus.topology import EVENTS_EXCHANGE
-from shared.contracts import SCHEMA_VERSION
 
 PublishOutcome = Literal["published", "duplicate"]
-
-# Shared by every message: read-only (a Mapping) for the buses, which copy what they send.
-_HEADERS: Mapping[str, HeaderValue] = MappingProxyType({"schema": SCHEMA_VERSION})
 
 
 class EventPublisher:
@@ -70,11 +66,13 @@ class EventPublisher:
         inflight[key] = None
         published = False
         try:
+            # Built here rather than by event_message(): the body is already JSON (no
+            # envelope model on the hot path), but the properties are the same.
             message = Message(
                 body=event.body,
                 message_id=event.event_id,
                 type=event.event_type,
-                headers=_HEADERS,
+                headers=EVENT_HEADERS,
                 # Set here so that no bus has to copy the frozen message to stamp it.
                 timestamp=event.received_at,
             )

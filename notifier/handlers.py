@@ -38,8 +38,9 @@ from notifier.sender import SEND_PATH, WeComSender, path_of
 from notifier.store import Claim, NotifierRepository, Reservation
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.bus.abc import Bus, BusError, Delivery, Message, RetryLater, attempt_of
-from shared.bus.topology import EVENTS_EXCHANGE, NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY, QueueSpec
-from shared.contracts import EventEnvelope
+from shared.bus.events import publish_event
+from shared.bus.topology import NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY, QueueSpec
+from shared.contracts import event_types, service_event
 from shared.notify import (
     NotifyRequest,
     NotifyRequestInvalid,
@@ -60,8 +61,6 @@ from shared.wecom.api import (
 )
 
 log = structlog.get_logger(__name__)
-
-RESULT_TYPE: Final = "notify.result"
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +152,9 @@ class InstalledAgents:
 def result_event_id(request_id: str) -> str:
     """The envelope id of a request's result: the same for every republication, so consumers
     that de-duplicate on ``id`` see one result per request."""
-    return hashlib.sha256(f"notify.result\0{request_id}".encode()).hexdigest()
+    # A NUL separator, unlike stable_event_id's newline: kept so that a result republished
+    # across an upgrade keeps its id.
+    return hashlib.sha256(f"{event_types.NOTIFY_RESULT}\0{request_id}".encode()).hexdigest()
 
 
 def request_id_of(message: Message) -> str:
@@ -438,25 +439,15 @@ class NotifierHandlers:
         self, result: NotifyResult, *, corp_id: str | None, count: bool = True
     ) -> None:
         """Publish ``result`` as a ``notify.result`` event on wecom.events."""
-        now = datetime.now(UTC)
-        envelope = EventEnvelope(
-            id=result_event_id(result.request_id),
-            type=RESULT_TYPE,
+        envelope = service_event(
+            event_types.NOTIFY_RESULT,
+            result,
+            event_id=result_event_id(result.request_id),
             suite_id=self._suite_id,
             corp_id=corp_id,
-            occurred_at=now,
-            received_at=now,
-            payload=result.model_dump(mode="json"),
+            occurred_at=datetime.now(UTC),
         )
-        await self._bus.publish(
-            EVENTS_EXCHANGE,
-            RESULT_TYPE,
-            Message(
-                body=envelope.model_dump_json(by_alias=True).encode(),
-                message_id=envelope.id,
-                type=RESULT_TYPE,
-            ),
-        )
+        await publish_event(self._bus, envelope)
         if count:
             self._metrics.results.labels(result.status).inc()
 
