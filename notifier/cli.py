@@ -28,11 +28,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.bus.abc import BusError, Message
 from shared.bus.rabbitmq import RabbitMQBus
 from shared.bus.topology import BASE_TOPOLOGY, EVENTS_EXCHANGE, NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY
+from shared.contracts import event_types
 from shared.errors import ConfigurationError
 from shared.notify import NotifyRequestInvalid, NotifyResult, parse_notify_request
 from shared.storage.crypto import load_internal_api_key
-
-_RESULT_KEY = "notify.result"
 
 
 def notify_command(corp: str, user: str, text: str, *, wait_s: float = 0.0) -> int:
@@ -123,7 +122,7 @@ async def _notify(amqp_url: str, body: dict[str, Any], wait_s: float) -> int:
             # Listen before publishing, so that even a very quick result is not missed.
             results = await stack.enter_async_context(_listen(amqp_url))
         message = Message(
-            body=json.dumps(body).encode(), message_id=request_id, type="notify.request"
+            body=json.dumps(body).encode(), message_id=request_id, type=event_types.NOTIFY_REQUEST
         )
         await bus.publish(NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY, message)
         print(json.dumps({"id": request_id}))
@@ -154,7 +153,7 @@ async def _listen(amqp_url: str) -> AsyncIterator[asyncio.Queue[NotifyResult]]:
             EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True, passive=True
         )
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(exchange, _RESULT_KEY)
+        await queue.bind(exchange, event_types.NOTIFY_RESULT)
 
         async def on_message(incoming: AbstractIncomingMessage) -> None:
             async with incoming.process():

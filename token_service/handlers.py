@@ -22,6 +22,7 @@ from shared.contracts import (
     SuiteTicketPayload,
     TokenReply,
     TokenRequest,
+    event_types,
     permanent_code_context,
     read_envelope,
 )
@@ -34,7 +35,12 @@ from token_service.store import TokenRepository
 
 log = structlog.get_logger(__name__)
 
-CONSUMED_EVENTS = ("command.suite_ticket", "auth.granted", "auth.changed", "auth.revoked")
+CONSUMED_EVENTS = (
+    event_types.COMMAND_SUITE_TICKET,
+    event_types.AUTH_GRANTED,
+    event_types.AUTH_CHANGED,
+    event_types.AUTH_REVOKED,
+)
 
 
 class TokenHandlers:
@@ -76,13 +82,13 @@ class TokenHandlers:
         """Apply one event; a malformed one raises a non-retryable error (→ ``.dead``)."""
         envelope = read_envelope(delivery.message.body)
         try:
-            if envelope.type == "command.suite_ticket":
+            if envelope.type == event_types.COMMAND_SUITE_TICKET:
                 await self._suite_ticket(envelope)
-            elif envelope.type == "auth.granted":
+            elif envelope.type == event_types.AUTH_GRANTED:
                 await self._granted(envelope, AuthGrantedPayload.model_validate(envelope.payload))
-            elif envelope.type == "auth.changed":
+            elif envelope.type == event_types.AUTH_CHANGED:
                 await self._changed(envelope, AuthChangedPayload.model_validate(envelope.payload))
-            elif envelope.type == "auth.revoked":
+            elif envelope.type == event_types.AUTH_REVOKED:
                 await self._revoked(envelope, AuthRevokedPayload.model_validate(envelope.payload))
             else:
                 log.warning("event_ignored", type=envelope.type, event_id=envelope.id)
