@@ -85,7 +85,8 @@ async def compare_and_update(
         ttl: the expiry of a written document in seconds from now (None: never expires).
         backoff: the retry policy; its ``max_attempts`` bounds the number of tries.
         known: a record the caller believes current (one it wrote itself), decided on in
-            the first try instead of reading; a wrong belief only costs a lost race.
+            the first try instead of reading: a stale one only costs a lost race when
+            ``decide`` writes, but a :class:`Keep` decided on it is final.
 
     Returns:
         The ``result`` of the decision that was kept or written.
