@@ -1,12 +1,13 @@
 """The notifier's repository on the shared document store: one record per request id (the
 idempotency memory), the media cache, and the send-limit counters shared by every replica.
 
-Each method is one or a few single-document steps (compare-and-set loops, no transactions),
+Each method is one or a few single-document steps (compare-and-set, no transactions),
 so it behaves the same on SQLite and MongoDB and across any number of replicas.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
@@ -22,7 +23,8 @@ from notifier.domain import (
     take_over,
 )
 from shared.notify import NotifyResult
-from shared.storage.abc import DocumentStore, StoreError
+from shared.storage.abc import DocumentStore, StoredRecord
+from shared.storage.cas import ContentionError, Decision, Keep, Write, compare_and_update
 
 REQUESTS: Final = "notify_requests"
 MEDIA: Final = "notify_media"
@@ -31,15 +33,6 @@ COLLECTIONS: Final = (REQUESTS, MEDIA, LIMITS)
 
 # WeCom keeps a temporary media_id for 3 days (protocol doc §11.6).
 MEDIA_TTL_S: Final = 3 * 86_400.0
-# A compare-and-set loop gives up after this many lost races (each loser re-reads).
-_CAS_ATTEMPTS: Final = 50
-
-
-class ContentionError(StoreError):
-    """A compare-and-set loop lost too many races; retrying the message later helps."""
-
-    code = "store_contention"
-    reason = "too many concurrent writers on one document"
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,29 +96,25 @@ class StoredNotifications:
         Returns the :class:`Claim`; the finished record when the request is done already; or
         None while another delivery holds a live claim.
         """
-        for _ in range(_CAS_ATTEMPTS):
+
+        def decide(found: StoredRecord | None) -> Decision[Claim | RequestRecord | None]:
             now = self._clock()
-            found = await self._store.get_record(REQUESTS, request_id)
             if found is None:
                 record = RequestRecord(
                     request_id, "claimed", owner=owner, claimed_until=now + claim_s
                 )
-                if await self._store.insert_if_absent(
-                    REQUESTS, request_id, record.to_doc(), ttl=self._record_ttl_s
-                ):
-                    return Claim(record, 1)
-                continue
+                return Write(record.to_doc(), Claim(record, 1))
             current = RequestRecord.from_doc(request_id, found.doc)
             if current.is_done:
-                return current
+                return Keep(current)
             if not is_claimable(current, now):
-                return None
+                return Keep(None)
             record = take_over(current, owner, now, claim_s)
-            if await self._store.compare_and_set(
-                REQUESTS, request_id, found.version, record.to_doc(), ttl=self._record_ttl_s
-            ):
-                return Claim(record, found.version + 1)
-        raise ContentionError(f"request {request_id} is claimed by too many deliveries at once")
+            return Write(record.to_doc(), Claim(record, found.version + 1))
+
+        return await compare_and_update(
+            self._store, REQUESTS, request_id, decide, ttl=self._record_ttl_s
+        )
 
     async def update(self, claim: Claim, record: RequestRecord) -> Claim | None:
         """Write ``record`` if the claim still holds (None: another delivery took it over)."""
@@ -140,21 +129,19 @@ class StoredNotifications:
         done = replace(
             claim.record, state="done", in_flight=False, claimed_until=0.0, result=result
         )
-        version = claim.version
-        for _ in range(_CAS_ATTEMPTS):
-            if await self._store.compare_and_set(
-                REQUESTS, done.request_id, version, done.to_doc(), ttl=self._record_ttl_s
-            ):
-                return done
-            found = await self._store.get_record(REQUESTS, done.request_id)
-            if found is None:
-                await self._store.put(REQUESTS, done.request_id, done.to_doc())
-                return done
-            current = RequestRecord.from_doc(done.request_id, found.doc)
-            if current.is_done:
-                return current
-            version = found.version
-        raise ContentionError(f"request {done.request_id} result lost too many races")
+
+        def decide(found: StoredRecord | None) -> Decision[RequestRecord]:
+            if found is not None:
+                current = RequestRecord.from_doc(done.request_id, found.doc)
+                if current.is_done:
+                    return Keep(current)
+            return Write(done.to_doc(), done)
+
+        # The claim's own version is most likely still current: try it before reading.
+        mine = StoredRecord(done.request_id, claim.record.to_doc(), claim.version, None)
+        return await compare_and_update(
+            self._store, REQUESTS, done.request_id, decide, ttl=self._record_ttl_s, known=mine
+        )
 
     # --- media cache ----------------------------------------------------------------------
 
@@ -179,32 +166,28 @@ class StoredNotifications:
         ``weight`` exceeds a limit outright.
         """
         ttl = counter_ttl(windows, margin_s)
-        for _ in range(_CAS_ATTEMPTS):
+
+        def decide(found: StoredRecord | None) -> Decision[Reservation | float | None]:
             now = self._clock()
-            found = await self._store.get_record(LIMITS, key)
             counts: Mapping[str, Mapping[str, int]] = {} if found is None else found.doc
             admission = admit(counts, windows, weight, now, margin_s=margin_s)
             if not admission.admitted:
-                return admission.wait_s
-            if found is None:
-                stored = await self._store.insert_if_absent(LIMITS, key, admission.counts, ttl=ttl)
-            else:
-                stored = await self._store.compare_and_set(
-                    LIMITS, key, found.version, admission.counts, ttl=ttl
-                )
-            if stored:
-                return Reservation(key, windows, weight, now)
-        raise ContentionError(f"send-limit counter {key} lost too many races")
+                return Keep(admission.wait_s)
+            return Write(admission.counts, Reservation(key, windows, weight, now))
+
+        return await compare_and_update(self._store, LIMITS, key, decide, ttl=ttl)
 
     async def release(self, reservation: Reservation) -> None:
         """Give back a reservation whose message was never sent (best effort)."""
         ttl = counter_ttl(reservation.windows, 0.0)
-        for _ in range(_CAS_ATTEMPTS):
-            found = await self._store.get_record(LIMITS, reservation.key)
+
+        def decide(found: StoredRecord | None) -> Decision[None]:
             if found is None:
-                return
+                return Keep(None)
             counts = give_back(found.doc, reservation.windows, reservation.weight, reservation.at)
-            if await self._store.compare_and_set(
-                LIMITS, reservation.key, found.version, counts, ttl=ttl
-            ):
-                return
+            return Write(counts, None)
+
+        # Best effort, as before: a counter too contended to give back to keeps these
+        # person-times until its windows pass, which only delays later sends.
+        with contextlib.suppress(ContentionError):
+            await compare_and_update(self._store, LIMITS, reservation.key, decide, ttl=ttl)

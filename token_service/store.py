@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from shared.storage.abc import DocumentStore
+from shared.storage.abc import DocumentStore, StoredRecord
+from shared.storage.cas import Decision, Keep, Write, compare_and_update
 from shared.storage.crypto import SecretBox
 from token_service.domain import (
     CachedToken,
@@ -30,8 +31,6 @@ GRANTS: Final = "tokens_grants"
 COLLECTIONS: Final = (TICKETS, TOKENS, LEASES, GRANTS)
 
 _TICKET_KEY: Final = "current"
-# A compare-and-set loop gives up after this many lost races (each loser re-reads).
-_CAS_ATTEMPTS: Final = 20
 # Cached tokens stay in the store a little past expiry so a restarted replica can still read
 # when one was fetched; an expired one is never served (domain.servable checks).
 _TOKEN_GRACE_S: Final = 60.0
@@ -89,17 +88,13 @@ class StoredTokens:
             "timestamp": ticket.timestamp,
             "received_at": ticket.received_at,
         }
-        for _ in range(_CAS_ATTEMPTS):
-            record = await self._store.get_record(TICKETS, _TICKET_KEY)
-            if record is None:
-                if await self._store.insert_if_absent(TICKETS, _TICKET_KEY, doc):
-                    return True
-                continue
-            if not is_newer_ticket(ticket, self._ticket_of(record.doc)):
-                return False
-            if await self._store.compare_and_set(TICKETS, _TICKET_KEY, record.version, doc):
-                return True
-        raise RuntimeError("suite_ticket update lost too many races")
+
+        def decide(record: StoredRecord | None) -> Decision[bool]:
+            if record is None or is_newer_ticket(ticket, self._ticket_of(record.doc)):
+                return Write(doc, True)
+            return Keep(False)
+
+        return await compare_and_update(self._store, TICKETS, _TICKET_KEY, decide)
 
     def _ticket_of(self, doc: dict[str, Any]) -> SuiteTicket:
         return SuiteTicket(
@@ -175,8 +170,8 @@ class StoredTokens:
     ) -> CorpGrant | None:
         """Apply an ``auth.*`` event (see :func:`apply_grant_event`); the new grant, or None
         when the event changed nothing (older than the stored state, or a repeat)."""
-        for _ in range(_CAS_ATTEMPTS):
-            record = await self._store.get_record(GRANTS, corp_id)
+
+        def decide(record: StoredRecord | None) -> Decision[CorpGrant | None]:
             current = None if record is None else self._grant_of(corp_id, record.doc)
             updated = apply_grant_event(
                 current,
@@ -187,15 +182,10 @@ class StoredTokens:
                 agent_id=agent_id,
             )
             if updated is None or updated == current:
-                return None
-            doc = self._grant_doc(updated)
-            if record is None:
-                stored = await self._store.insert_if_absent(GRANTS, corp_id, doc)
-            else:
-                stored = await self._store.compare_and_set(GRANTS, corp_id, record.version, doc)
-            if stored:
-                return updated
-        raise RuntimeError("grant update lost too many races")
+                return Keep(None)
+            return Write(self._grant_doc(updated), updated)
+
+        return await compare_and_update(self._store, GRANTS, corp_id, decide)
 
     def _grant_doc(self, grant: CorpGrant) -> dict[str, Any]:
         code = grant.permanent_code

@@ -2,20 +2,35 @@
 
 A service declares its own repository ``Protocol`` and builds it on :class:`DocumentStore`
 (SQLite embedded, MongoDB in production, chosen by :func:`create_store`); secrets inside
-documents are sealed with :class:`SecretBox` before they reach either backend.
+documents are sealed with :class:`SecretBox` before they reach either backend; a change
+to one document is a pure decision run by :func:`compare_and_update`.
 """
 
 from shared.storage.abc import DocumentStore, StoredRecord, StoreError, UnknownCollection
+from shared.storage.cas import (
+    CAS_BACKOFF,
+    ContentionError,
+    Decision,
+    Keep,
+    Write,
+    compare_and_update,
+)
 from shared.storage.crypto import SealedValueError, SecretBox, load_data_key
 from shared.storage.factory import create_store
 
 __all__ = [
+    "CAS_BACKOFF",
+    "ContentionError",
+    "Decision",
     "DocumentStore",
+    "Keep",
     "SealedValueError",
     "SecretBox",
     "StoreError",
     "StoredRecord",
     "UnknownCollection",
+    "Write",
+    "compare_and_update",
     "create_store",
     "load_data_key",
 ]
