@@ -22,7 +22,7 @@ from gateway.publisher import EventPublisher
 from gateway.settings import GatewaySettings
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus
-from shared.http import add_health_routes, error_middleware
+from shared.http import add_health_routes, add_security_headers, error_middleware
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry
 from shared.tokens import TokensClient
@@ -86,6 +86,7 @@ def build_gateway_app(
     # The callback routes enforce their own, much smaller, body limit while reading.
     client_max_size = max(settings.callback_max_body_bytes, MAX_NOTIFICATION_BYTES)
     app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size)
+    add_security_headers(app)
     app.add_routes(handlers.routes())
     tokens = tokens or TokensClient(bus)
     auth = auth or AuthClient(bus)

@@ -37,7 +37,9 @@ class InternalApi:
         ]
 
     def _authorize(self, request: web.Request) -> None:
-        given = request.headers.get("Authorization", "").encode()
+        # aiohttp decodes header bytes that are not UTF-8 as lone surrogates; encode them back
+        # the same way so such a header is simply a wrong key (401), not a crash.
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, self._expected):
             raise Unauthorized("a valid `Authorization: Bearer <INTERNAL_API_KEY>` is required")
 
@@ -68,7 +70,8 @@ class InternalApi:
             )
         try:
             json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: nesting deeper than the interpreter's stack (``[[[[…]]]]``).
             raise InvalidRequest("the body must be a JSON object") from None
         notification = parse_notify_request(raw)
         message = Message(body=raw, message_id=notification.id, type=NOTIFY_REQUEST_KEY)
