@@ -142,6 +142,7 @@ def _add_sign_in(
         sessions,
         tokens,
         wecom,
+        callback_rate_per_minute=settings.oauth_callback_rate_per_minute,
         wall_clock=wall_clock,
     )
     jssdk = JsSdkHandlers(
