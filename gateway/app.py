@@ -81,6 +81,7 @@ def build_gateway_app(
         publisher,
         metrics,
         max_body_bytes=settings.callback_max_body_bytes,
+        body_timeout_s=settings.http_body_timeout_s,
         wall_clock=wall_clock,
     )
     # The callback routes enforce their own, much smaller, body limit while reading.
@@ -109,7 +110,13 @@ def build_gateway_app(
         if serve_demo:
             app.add_routes(demo_routes())
     if internal_api_key is not None:
-        app.add_routes(InternalApi(bus=bus, auth=auth, api_key=internal_api_key).routes())
+        internal_api = InternalApi(
+            bus=bus,
+            auth=auth,
+            api_key=internal_api_key,
+            body_timeout_s=settings.http_body_timeout_s,
+        )
+        app.add_routes(internal_api.routes())
     readiness.add("bus", lambda: bus.is_ready)
     add_health_routes(app, readiness, registry)
     return app

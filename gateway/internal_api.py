@@ -15,6 +15,7 @@ from shared.bus.abc import Bus, Message
 from shared.bus.topology import NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY
 from shared.contracts import AuthRequest
 from shared.errors import InvalidRequest, PayloadTooLarge, Unauthorized
+from shared.http import read_body_within
 from shared.notify import parse_notify_request
 
 log = structlog.get_logger(__name__)
@@ -24,8 +25,11 @@ MAX_NOTIFICATION_BYTES: Final = 28 * 1024 * 1024
 
 
 class InternalApi:
-    def __init__(self, *, bus: Bus, auth: AuthClient, api_key: str) -> None:
+    def __init__(
+        self, *, bus: Bus, auth: AuthClient, api_key: str, body_timeout_s: float = 30.0
+    ) -> None:
         self._bus = bus
+        self._body_timeout_s = body_timeout_s
         self._auth = auth
         self._expected = f"Bearer {api_key}".encode()
 
@@ -63,7 +67,7 @@ class InternalApi:
             raise PayloadTooLarge(
                 f"a notification request is at most {MAX_NOTIFICATION_BYTES} bytes"
             )
-        raw = await request.read()
+        raw = await read_body_within(request.read(), self._body_timeout_s)
         if len(raw) > MAX_NOTIFICATION_BYTES:
             raise PayloadTooLarge(
                 f"a notification request is at most {MAX_NOTIFICATION_BYTES} bytes"

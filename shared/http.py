@@ -4,6 +4,7 @@ health/readiness/metrics routes, and a server component."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -18,7 +19,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry
 
-from shared.errors import ServiceError
+from shared.errors import RequestTimeout, ServiceError
 from shared.lifecycle import Readiness
 from shared.metrics import render_metrics
 
@@ -99,6 +100,72 @@ class ScrubbedServerLog(logging.Filter):
 
 
 _SERVER_LOG_FILTER: Final = ScrubbedServerLog()
+
+# Answered to a connection over the cap, without reading a byte of its request.
+_BUSY_ANSWER: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+    b"Retry-After: 1\r\n\r\n"
+)
+
+
+async def read_body_within(read: Awaitable[bytes], timeout_s: float) -> bytes:
+    """Await a request body read, giving a client that trickles it ``timeout_s`` in all.
+
+    Raises:
+        RequestTimeout: (408) the body did not arrive in time.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await read
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout_s:g} s") from None
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over the cap: told 503 and closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.write(_BUSY_ANSWER)
+        transport.close()
+
+
+class _CappedTCPSite(web.BaseSite):
+    """A TCP site that serves at most ``max_connections`` connections at once.
+
+    aiohttp has no such cap; each open connection costs memory and a task, and a client that
+    opens thousands (idle or trickling) would starve everyone else.
+    """
+
+    def __init__(
+        self, runner: web.AppRunner, host: str, port: int, *, max_connections: int
+    ) -> None:
+        super().__init__(runner)
+        self._host = host
+        self._port = port
+        self._max_connections = max_connections
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        if server is None:  # pragma: no cover - AppRunner.setup() made it
+            raise RuntimeError("the runner is not set up")
+        cap = self._max_connections
+
+        def protocol() -> asyncio.BaseProtocol:
+            if len(server.connections) >= cap:
+                log.warning("http_connection_refused", reason="too_many_connections", cap=cap)
+                return _Busy()
+            return server()
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            protocol, self._host, self._port, reuse_address=True
+        )
 
 
 def error_body(status: int, code: str, message: str) -> web.Response:
@@ -188,12 +255,16 @@ class HttpServer:
         *,
         name: str = "http",
         shutdown_timeout: float = 10.0,
+        header_timeout_s: float = 10.0,
+        max_connections: int = 1024,
     ) -> None:
         self.name = name
         self._app = app
         self._host = host
         self._port = port
         self._shutdown_timeout = shutdown_timeout
+        self._header_timeout_s = header_timeout_s
+        self._max_connections = max_connections
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -206,10 +277,15 @@ class HttpServer:
             access_log_class=AccessLogger,
             shutdown_timeout=self._shutdown_timeout,
             handle_signals=False,
+            # aiohttp closes a connection that has not delivered a complete request line and
+            # headers this long after it opened (or after the previous answer): a client
+            # trickling its headers (slowloris) is cut off here. Bodies have their own
+            # timeout where they are read (read_body_within).
+            keepalive_timeout=self._header_timeout_s,
         )
         await runner.setup()
         self._runner = runner
-        site = web.TCPSite(runner, self._host, self._port)
+        site = _CappedTCPSite(runner, self._host, self._port, max_connections=self._max_connections)
         await site.start()
         self.port = _bound_port(runner) or self._port
         log.info("http_listening", host=self._host, port=self.port, server=self.name)
