@@ -37,6 +37,8 @@ schemas: $(STAMP)
 
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 && command -v valgrind >/dev/null 2>&1 || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk valgrind; }
+	@# The gateway benchmark's peer (bench/peer_wechatpy.py): never a dependency of the product.
+	$(BIN)/python -m pip install --quiet wechatpy
 	$(BIN)/python -m bench.run_all
 
 clean:

@@ -167,6 +167,7 @@ def run() -> dict[str, Any]:
         }
         if os.environ.get("BENCH_BUS_ONLY") != "1":
             result["gateway"] = gateway.run_rabbitmq(url)
+            result["peer"] = gateway.run_peer(url)
             result["broker_stopped"] = gateway.run_broker_stopped(url)
     gateway.RESULTS.mkdir(exist_ok=True)
     (gateway.RESULTS / "bus.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -102,9 +102,11 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _wrk(port: int, requests_file: Path, duration_s: int) -> dict[str, Any]:
+def _wrk(
+    port: int, requests_file: Path, duration_s: int, connections: int = CONNECTIONS
+) -> dict[str, Any]:
     command = [
-        "wrk", "-t1", f"-c{CONNECTIONS}", f"-d{duration_s}s", "--timeout", "5s",
+        "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--timeout", "5s",
         "-s", str(ROOT / "wrk_callbacks.lua"), f"http://127.0.0.1:{port}", "--", str(requests_file),
     ]  # fmt: skip
     output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
@@ -294,22 +296,69 @@ def _post_callback(port: int, sealed: SealedCallback) -> tuple[int, float]:
 
 
 @contextmanager
-def _rabbitmq_server(amqp_url: str) -> Iterator[tuple[int, int]]:
-    """A gateway server in ``rabbitmq`` mode, ready (bus connected): (port, pid)."""
+def _rabbitmq_server(amqp_url: str, mode: str = "rabbitmq") -> Iterator[tuple[int, int]]:
+    """A server in ``rabbitmq`` (ours) or ``peer`` mode on the broker, ready: (port, pid)."""
     port = _free_port()
     env = {**os.environ, "LOG_LEVEL": "warning", "LOG_FORMAT": "json", "AMQP_URL": amqp_url}
     server = subprocess.Popen(
-        [sys.executable, "-m", "bench.gateway_server", "--mode", "rabbitmq", "--port", str(port)],
+        [sys.executable, "-m", "bench.gateway_server", "--mode", mode, "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
         _wait_listening(port)
-        _wait_readyz(port, 200)
+        if mode == "rabbitmq":  # the peer has no /readyz; it connects before it listens
+            _wait_readyz(port, 200)
         yield port, server.pid
     finally:
         stop_server(server)
+
+
+PEER_MIN_RATIO = 1.5
+LOW_CONNECTIONS = 4
+
+
+def _load_on_broker(
+    amqp_url: str, mode: str, warmup: Path, main: Path, connections: int
+) -> dict[str, Any]:
+    with _rabbitmq_server(amqp_url, mode) as (port, pid):
+        _wrk(port, warmup, WARMUP_S, connections)
+        result = _wrk(port, main, DURATION_S, connections)
+        result["peak_rss_mb"] = _peak_rss_mb(pid)
+    return result
+
+
+def run_peer(amqp_url: str) -> dict[str, Any]:
+    """Our gateway against the peer (``bench/peer_wechatpy.py``) on the same broker: the same
+    distinct valid callbacks, the same wrk, alternating rounds; the medians' ratio at
+    ``CONNECTIONS`` connections, and each one's latency at ``LOW_CONNECTIONS``.
+
+    Not written to ``results/``: ``bench/bus.py`` reports it with the bus numbers.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        warmup, main = Path(tmp) / "warmup.txt", Path(tmp) / "main.txt"
+        _write_requests(warmup, _sealed(WARMUP_CALLBACKS, 0))
+        _write_requests(main, _sealed(CALLBACKS, WARMUP_CALLBACKS))
+        ours_runs, peer_runs = [], []
+        for _ in range(ROUNDS):
+            # Ours first: it declares the topology the peer publishes into.
+            ours_runs.append(_load_on_broker(amqp_url, "rabbitmq", warmup, main, CONNECTIONS))
+            peer_runs.append(_load_on_broker(amqp_url, "peer", warmup, main, CONNECTIONS))
+        ours_low = _load_on_broker(amqp_url, "rabbitmq", warmup, main, LOW_CONNECTIONS)
+        peer_low = _load_on_broker(amqp_url, "peer", warmup, main, LOW_CONNECTIONS)
+    ours, peer = _median_run(ours_runs), _median_run(peer_runs)
+    return {
+        "connections": CONNECTIONS,
+        "low_connections": LOW_CONNECTIONS,
+        "duration_s": DURATION_S,
+        "rounds": ROUNDS,
+        "ours": ours,
+        "peer": peer,
+        "ratio": ours["rps"] / peer["rps"],
+        "ours_low": ours_low,
+        "peer_low": peer_low,
+    }
 
 
 def run_rabbitmq(amqp_url: str) -> dict[str, Any]:

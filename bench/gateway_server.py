@@ -16,7 +16,9 @@ Modes, from nothing to everything:
   does except verify, decrypt, parse and normalise. Its throughput is the ceiling that no
   speed-up of ``process()`` can pass;
 - ``rabbitmq``: the same gateway on the RabbitMQ bus at ``AMQP_URL`` (from the environment),
-  as a standalone gateway runs it: every callback waits for a broker confirm.
+  as a standalone gateway runs it: every callback waits for a broker confirm;
+- ``peer``: not ours: the handler a Python developer would write with aiohttp, wechatpy and
+  aio-pika (``bench/peer_wechatpy.py``), on the same broker, also confirming every publish.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from shared.wecom.crypto import CallbackCipher
 from shared.wecom.events import Route
 from shared.wecom.sealing import seal_callback
 
-MODES = ("trivial", "read", "process", "full", "skip-process", "rabbitmq")
+MODES = ("trivial", "read", "process", "full", "skip-process", "rabbitmq", "peer")
 
 
 def _baseline_app(mode: str, settings: GatewaySettings) -> web.Application:
@@ -87,6 +89,12 @@ async def serve(mode: str, port: int) -> None:
     settings = GatewaySettings(log_level="warning")
     if mode == "rabbitmq":
         await _serve_rabbitmq(settings, port)
+        return
+    if mode == "peer":
+        from bench.peer_wechatpy import build_peer_app  # noqa: PLC0415 -- bench-only deps
+
+        app = build_peer_app(settings, os.environ["AMQP_URL"])
+        await run_components([HttpServer(app, "127.0.0.1", port, name="peer")])
         return
     if mode not in ("full", "skip-process"):
         app = _baseline_app(mode, settings)

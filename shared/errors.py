@@ -60,6 +60,12 @@ class Conflict(ServiceError):
     reason = "conflicts with the current state"
 
 
+class RequestTimeout(ServiceError):
+    code = "request_timeout"
+    status = 408
+    reason = "the request body did not arrive in time"
+
+
 class PayloadTooLarge(ServiceError):
     code = "payload_too_large"
     status = 413

@@ -1,24 +1,171 @@
 """aiohttp pieces every HTTP service shares: the error middleware, an access logger that
-never logs query strings, the health/readiness/metrics routes, and a server component."""
+never logs query strings, security headers, a scrubbed aiohttp error log, the
+health/readiness/metrics routes, and a server component."""
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 import structlog
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry
 
-from shared.errors import ServiceError
+from shared.errors import RequestTimeout, ServiceError
 from shared.lifecycle import Readiness
 from shared.metrics import render_metrics
 
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+SERVER_HEADER: Final = "wecom-suite"
+# aiohttp writes "Python/3.x aiohttp/3.y" into every response's Server header, including the
+# 400 its protocol layer answers to a malformed request before any application code runs;
+# the module constant it reads is the only hook that reaches that path too. A version helps
+# an attacker pick exploits and helps nobody else.
+web_response.SERVER_SOFTWARE = SERVER_HEADER  # type: ignore[attr-defined]
+
+# Pages may load only what they carry inline (by hash) or from this origin; no framing.
+_CSP_BASE: Final = (
+    "default-src 'none'; img-src 'self' data:; connect-src 'self'; form-action 'self'; "
+    "base-uri 'none'; frame-ancestors 'none'"
+)
+# Our own rendered pages (every value html-escaped), not input: the inline blocks to hash.
+_INLINE_BLOCK = re.compile(rb"<(script|style)>(.*?)</\1>", re.DOTALL)
+_SCRIPT_SRC = re.compile(rb'<script src="(https://[^"/]+)/')
+
+
+def content_security_policy(html: bytes) -> str:
+    """A restrictive CSP for one of our HTML pages: its inline ``<style>``/``<script>`` blocks
+    allowed by their SHA-256, external scripts only from the origins the page names."""
+    sources: dict[bytes, list[str]] = {b"script": [], b"style": []}
+    for kind, block in _INLINE_BLOCK.findall(html):
+        digest = base64.b64encode(hashlib.sha256(block).digest()).decode("ascii")
+        sources[kind].append(f"'sha256-{digest}'")
+    sources[b"script"].extend(origin.decode("ascii") for origin in _SCRIPT_SRC.findall(html))
+    policy = _CSP_BASE
+    for kind, allowed in sources.items():
+        if allowed:
+            policy += f"; {kind.decode()}-src {' '.join(dict.fromkeys(allowed))}"
+    return policy
+
+
+async def _security_headers(_: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    if response.content_type != "text/html":
+        return
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "no-referrer")
+    if "Content-Security-Policy" not in headers and isinstance(response, web.Response):
+        body = response.body
+        html = body if isinstance(body, bytes) else b""
+        headers["Content-Security-Policy"] = content_security_policy(html)
+
+
+def add_security_headers(app: web.Application) -> None:
+    """Every response says ``nosniff``; every HTML page gets a restrictive CSP (inline blocks
+    by hash, ``frame-ancestors 'none'``), ``X-Frame-Options: DENY`` and no referrer."""
+    app.on_response_prepare.append(_security_headers)
+
+
+class ScrubbedServerLog(logging.Filter):
+    """Keeps aiohttp's protocol-layer error log free of what a malformed request carried.
+
+    aiohttp logs a request it cannot parse with the exception, whose message quotes the
+    offending bytes: an over-long request line with its ``?auth_code=…``, a header with its
+    cookie. The record keeps who and what kind of error, never the bytes; a malformed request
+    from the internet is the client's fault, so it is a warning, not an error.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError):
+            record.msg = f"{record.getMessage()}: {type(exc).__name__} (HTTP {exc.code})"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            if record.levelno > logging.WARNING:
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
+_SERVER_LOG_FILTER: Final = ScrubbedServerLog()
+
+# Answered to a connection over the cap, without reading a byte of its request.
+_BUSY_ANSWER: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n"
+    b"Retry-After: 1\r\n\r\n"
+)
+
+
+async def read_body_within(read: Awaitable[bytes], timeout_s: float) -> bytes:
+    """Await a request body read, giving a client that trickles it ``timeout_s`` in all.
+
+    Raises:
+        RequestTimeout: (408) the body did not arrive in time.
+    """
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await read
+    except TimeoutError:
+        raise RequestTimeout(f"the request body did not arrive within {timeout_s:g} s") from None
+
+
+class _Busy(asyncio.Protocol):
+    """A connection over the cap: told 503 and closed at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.write(_BUSY_ANSWER)
+        transport.close()
+
+
+class _CappedTCPSite(web.BaseSite):
+    """A TCP site that serves at most ``max_connections`` connections at once.
+
+    aiohttp has no such cap; each open connection costs memory and a task, and a client that
+    opens thousands (idle or trickling) would starve everyone else.
+    """
+
+    def __init__(
+        self, runner: web.AppRunner, host: str, port: int, *, max_connections: int
+    ) -> None:
+        super().__init__(runner)
+        self._host = host
+        self._port = port
+        self._max_connections = max_connections
+
+    @property
+    def name(self) -> str:
+        return f"http://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        if server is None:  # pragma: no cover - AppRunner.setup() made it
+            raise RuntimeError("the runner is not set up")
+        cap = self._max_connections
+
+        def protocol() -> asyncio.BaseProtocol:
+            if len(server.connections) >= cap:
+                log.warning("http_connection_refused", reason="too_many_connections", cap=cap)
+                return _Busy()
+            return server()
+
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            protocol, self._host, self._port, reuse_address=True
+        )
 
 
 def error_body(status: int, code: str, message: str) -> web.Response:
@@ -108,25 +255,37 @@ class HttpServer:
         *,
         name: str = "http",
         shutdown_timeout: float = 10.0,
+        header_timeout_s: float = 10.0,
+        max_connections: int = 1024,
     ) -> None:
         self.name = name
         self._app = app
         self._host = host
         self._port = port
         self._shutdown_timeout = shutdown_timeout
+        self._header_timeout_s = header_timeout_s
+        self._max_connections = max_connections
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
     async def start(self) -> None:
+        server_log = logging.getLogger("aiohttp.server")
+        if _SERVER_LOG_FILTER not in server_log.filters:
+            server_log.addFilter(_SERVER_LOG_FILTER)
         runner = web.AppRunner(
             self._app,
             access_log_class=AccessLogger,
             shutdown_timeout=self._shutdown_timeout,
             handle_signals=False,
+            # aiohttp closes a connection that has not delivered a complete request line and
+            # headers this long after it opened (or after the previous answer): a client
+            # trickling its headers (slowloris) is cut off here. Bodies have their own
+            # timeout where they are read (read_body_within).
+            keepalive_timeout=self._header_timeout_s,
         )
         await runner.setup()
         self._runner = runner
-        site = web.TCPSite(runner, self._host, self._port)
+        site = _CappedTCPSite(runner, self._host, self._port, max_connections=self._max_connections)
         await site.start()
         self.port = _bound_port(runner) or self._port
         log.info("http_listening", host=self._host, port=self.port, server=self.name)

@@ -108,7 +108,14 @@ async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = No
         serve_demo=settings.sandbox,
         internal_api_key=api_key,
     )
-    server = HttpServer(app, settings.http_host, settings.http_port, name="gateway")
+    server = HttpServer(
+        app,
+        settings.http_host,
+        settings.http_port,
+        name="gateway",
+        header_timeout_s=settings.http_header_timeout_s,
+        max_connections=settings.http_max_connections,
+    )
     # The services share one store (one SQLite file, or one MongoDB database).
     services: list[Component] = [
         TokenService(settings, bus, bus_component, registry=registry, readiness=readiness),

@@ -20,7 +20,7 @@ def demo_routes() -> list[web.RouteDef]:
             body=body,
             content_type="text/html",
             charset="utf-8",
-            headers={"Cache-Control": "no-store", "X-Frame-Options": "DENY"},
+            headers={"Cache-Control": "no-store"},
         )
 
     async def to_page(_: web.Request) -> web.Response:

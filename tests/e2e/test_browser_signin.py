@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 
@@ -59,6 +59,18 @@ def demo(tmp_path: Path) -> Iterator[Sandbox]:
         yield Sandbox(base)
 
 
+def _csp_refusals(page: Any) -> list[str]:
+    """Console errors in which the browser refused something under the page's CSP."""
+    refused: list[str] = []
+
+    def on_console(message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            refused.append(message.text)
+
+    page.on("console", on_console)
+    return refused
+
+
 @pytest.mark.timeout(120)
 async def test_the_demo_page_signs_in_and_shows_the_member(chromium: Path, demo: Sandbox) -> None:
     """Demo page → sign in → simulator's authorize page → callback → the page shows who."""
@@ -70,6 +82,7 @@ async def test_the_demo_page_signs_in_and_shows_the_member(chromium: Path, demo:
         )
         try:
             page = await browser.new_page()
+            refused = _csp_refusals(page)
             await page.goto(demo.url("/demo/"))
             await page.locator("#sign-in").click()
             # Browsers carry the authorize link's #wechat_redirect across the redirects.
@@ -93,6 +106,7 @@ async def test_the_demo_page_signs_in_and_shows_the_member(chromium: Path, demo:
             assert cookies["wecom_session"]["sameSite"] == "Lax"
             await page.locator("#sign-out").click()
             await page.locator("#signed-out").wait_for(state="visible", timeout=15_000)
+            assert refused == []
         finally:
             await browser.close()
 
@@ -109,6 +123,7 @@ async def test_the_install_pages_in_a_browser(chromium: Path, demo: Sandbox) -> 
         )
         try:
             page = await browser.new_page()
+            refused = _csp_refusals(page)
             response = await page.goto(demo.url("/install"))
             assert response is not None
             assert response.status == 200
@@ -123,5 +138,6 @@ async def test_the_install_pages_in_a_browser(chromium: Path, demo: Sandbox) -> 
             text = await page.locator("main").text_content() or ""
             assert "同一账号不能同时安装测试版和正式版" in text
             assert "cannot have both the test and the released app" in text
+            assert refused == []
         finally:
             await browser.close()

@@ -3,7 +3,11 @@ auth_service on the in-process bus: what they publish, call and answer, includin
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import hashlib
 import json
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -231,3 +235,65 @@ async def test_notifications_are_validated_then_published(rig: Rig) -> None:
         assert response.status == 400
     [message] = [m for m in rig.published if m.type == NOTIFY_REQUEST_KEY]
     assert message.message_id == "req-1"
+
+
+async def _raw_request(rig: Rig, head: bytes, body: bytes = b"") -> bytes:
+    """Send bytes no well-behaved client would, and read the whole answer."""
+    reader, writer = await asyncio.open_connection(rig.server.host, rig.server.port)
+    try:
+        writer.write(head + b"\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+
+
+async def test_a_non_utf8_authorization_header_is_401_not_500(rig: Rig) -> None:
+    """Header bytes that are not UTF-8 are a wrong key like any other."""
+    answer = await _raw_request(
+        rig, b"GET /api/v1/quota HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\xc3"
+    )
+    assert answer.startswith(b"HTTP/1.1 401"), answer[:80]
+    assert b'"unauthorized"' in answer
+
+
+async def test_deeply_nested_json_on_the_internal_api_is_400(rig: Rig) -> None:
+    """JSON nested past the interpreter's recursion limit is a bad request, not a crash."""
+    bearer = {"Authorization": f"Bearer {API_KEY}"}
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 50_000 + b"1" + b"}" * 50_000):
+        async with rig.session.post(
+            rig.url("/api/v1/notifications"), data=body, headers=bearer
+        ) as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["code"] == "invalid_request"
+    assert not [m for m in rig.published if m.type == NOTIFY_REQUEST_KEY]
+
+
+async def test_pages_send_security_headers_and_no_server_version(rig: Rig) -> None:
+    """HTML pages forbid framing and sniffing and allow only their own inline blocks."""
+    async with rig.session.get(rig.url("/install/complete"), allow_redirects=False) as response:
+        assert response.content_type == "text/html"
+        headers = response.headers
+        body = await response.read()
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "DENY"
+    csp = headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "unsafe-inline" not in csp
+    [style] = re.findall(rb"<style>(.*?)</style>", body, re.DOTALL)
+    digest = base64.b64encode(hashlib.sha256(style).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in csp
+    assert headers["Server"] == "wecom-suite"
+    async with rig.session.get(rig.url("/api/v1/quota")) as response:
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+        assert "Content-Security-Policy" not in response.headers
+        assert response.headers["Server"] == "wecom-suite"
+
+
+async def test_a_malformed_request_gets_no_server_version_either(rig: Rig) -> None:
+    """aiohttp's own 400 for an unparsable request names no software version."""
+    answer = await _raw_request(rig, b"GET /x HTTP/1.1\r\nHost: x\r\nBad Header")
+    assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400")
+    assert b"aiohttp/" not in answer
+    assert b"Python/" not in answer

@@ -290,3 +290,20 @@ async def test_codes_cookies_and_tokens_are_never_logged(rig: SignInRig) -> None
     for secret in (code, state, session, suite):
         assert secret
         assert secret not in text
+
+
+async def test_callbacks_are_rate_limited_per_client(tmp_path: Path) -> None:
+    """Past the per-minute limit a client's callbacks get a 429 page and cost no WeCom call."""
+    async with sign_in_rig(tmp_path, oauth_callback_rate_per_minute=2) as rig:
+        await rig.install()
+        for _ in range(2):
+            assert (await rig.sign_in()) == "/demo/"
+        calls_before = (await rig.calls()).get(USERINFO, 0)
+        callback = await callback_of(rig, await authorize_link(rig))
+        status, headers, text = await rig.get(callback.removeprefix(rig.base))
+        assert_error_page(status, headers, text, 429)
+        assert "rate_limited" in text
+        assert (await rig.calls()).get(USERINFO, 0) == calls_before
+        rig.clock.wall += 61
+        status, _, _ = await rig.get(callback.removeprefix(rig.base))
+        assert status == 302

@@ -27,6 +27,41 @@ async def test_sqlite_store_uses_wal_and_a_private_file(tmp_path: Path) -> None:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
+async def test_sqlite_wal_and_shm_files_are_private_too(tmp_path: Path) -> None:
+    """The -wal and -shm files hold the same data as the database, so they are 0600 as well."""
+    path = tmp_path / DB_FILE_NAME
+    store = SQLiteStore(path, ["tokens"])
+    await store.start()
+    try:
+        await store.put("tokens", "k", {"v": 1})
+        for suffix in ("-wal", "-shm"):
+            companion = path.with_name(path.name + suffix)
+            assert companion.exists()
+            assert companion.stat().st_mode & 0o777 == 0o600, suffix
+    finally:
+        await store.stop()
+
+
+async def test_sqlite_tightens_companion_files_left_world_readable(tmp_path: Path) -> None:
+    """A -wal file an older version left at 0644 is made 0600 when the store opens."""
+    path = tmp_path / DB_FILE_NAME
+    with sqlite3.connect(path) as connection:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("CREATE TABLE t (x)")
+        path.chmod(0o644)
+        wal = path.with_name(path.name + "-wal")
+        connection.execute("INSERT INTO t VALUES (1)")
+        connection.commit()  # the WAL file stays while this connection is open
+        wal.chmod(0o644)
+        store = SQLiteStore(path, ["tokens"])
+        await store.start()
+        try:
+            assert wal.stat().st_mode & 0o777 == 0o600
+            assert path.stat().st_mode & 0o777 == 0o600
+        finally:
+            await store.stop()
+
+
 async def test_mongo_store_creates_ttl_indexes_at_start() -> None:
     """The server purges expired documents on its own once the TTL index exists."""
     server = FakeMongoServer()
