@@ -85,6 +85,10 @@ class SQLiteStore:
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # SQLite gives its -wal and -shm files the database file's mode, so the file is made
+        # 0600 before SQLite first opens it (they hold the same encrypted secrets and ids).
+        self.path.touch(mode=0o600, exist_ok=True)
+        self.path.chmod(0o600)
         # Autocommit (isolation_level=None): each statement is its own atomic transaction.
         connection = sqlite3.connect(
             self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None
@@ -94,7 +98,11 @@ class SQLiteStore:
         # FULL: a permanent code that WeCom will not send again must survive a power cut.
         connection.execute("PRAGMA synchronous = FULL")
         connection.executescript(_SCHEMA)
-        self.path.chmod(0o600)
+        # Files left by an older version that created them world-readable.
+        for suffix in ("-wal", "-shm"):
+            companion = self.path.with_name(self.path.name + suffix)
+            if companion.exists():
+                companion.chmod(0o600)
         self._connection = connection
 
     def _close(self) -> None:
