@@ -1,5 +1,5 @@
 """Wiring of auth_service: the component (store, WeCom client, installs, handlers) and the
-standalone process (bus + component + health/metrics HTTP server)."""
+parts of its standalone process (see ``shared.component.ServiceProcess``)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from shared.bus.topology import (
     QueueSpec,
     Topology,
 )
-from shared.component import BusService, Subscription, run_service_process, service_main
+from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
 from shared.storage.abc import DocumentStore
 from shared.storage.crypto import SecretBox, load_data_key
@@ -43,11 +43,6 @@ AUTH_TOPOLOGY: Final = RPC_TOPOLOGY.merged(
 )
 
 
-def secrets_of(settings: AuthSettings) -> list[str]:
-    """Values the log redactor must mask."""
-    return [settings.suite_secret.get_secret_value()]
-
-
 class AuthService(BusService):
     """The component: consumes install events and answers ``rpc.auth`` once the bus is up."""
 
@@ -60,8 +55,10 @@ class AuthService(BusService):
         bus_component: BusComponent,
         *,
         store: DocumentStore | None = None,
+        registry: CollectorRegistry | None = None,
         readiness: Readiness | None = None,
     ) -> None:
+        del registry  # no metrics of its own beyond the bus's; taken as every service's is
         super().__init__(
             bus,
             bus_component,
@@ -105,24 +102,11 @@ class AuthService(BusService):
         await self._client.close()
 
 
-async def run_auth_service(settings: AuthServiceSettings) -> None:
-    """auth_service as its own process, until SIGTERM."""
-
-    def make(
-        bus: Bus, component: BusComponent, registry: CollectorRegistry, readiness: Readiness
-    ) -> BusService:
-        del registry  # no metrics of its own beyond the bus's
-        return AuthService(settings, bus, component, readiness=readiness)
-
-    await run_service_process(
-        settings,
-        name="auth_service",
-        topology=AUTH_TOPOLOGY,
-        secrets=secrets_of(settings),
-        make=make,
-    )
+PROCESS: Final = ServiceProcess(
+    AuthServiceSettings, name=AuthService.name, topology=AUTH_TOPOLOGY, make=AuthService
+)
 
 
 def main() -> None:
     """Entry point of ``python -m auth_service`` and ``wecom-suite auth-service``."""
-    service_main(AuthServiceSettings, run_auth_service)
+    PROCESS.main()

@@ -156,15 +156,3 @@ def _add_sign_in(
         sessions, tokens, auth, trusted_domain=settings.trusted_domain, wall_clock=wall_clock
     )
     app.add_routes(sign_in.routes() + jssdk.routes())
-
-
-def secrets_of(settings: GatewaySettings) -> list[str]:
-    """Every configured secret, so the log redactor can mask it anywhere."""
-    values = [settings.callback_token, settings.encoding_aes_key, settings.suite_secret]
-    if settings.wecom_provider_secret is not None:
-        values.append(settings.wecom_provider_secret)
-    if settings.amqp_url is not None:
-        values.append(settings.amqp_url)
-    if settings.mongo_url is not None:
-        values.append(settings.mongo_url)
-    return [value.get_secret_value() for value in values]

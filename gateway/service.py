@@ -1,57 +1,57 @@
-"""Runs the gateway as its own process: bus (RabbitMQ) and HTTP server under one lifecycle."""
+"""The gateway as its own process: its aiohttp app, with the keys it signs and checks with,
+on RabbitMQ (see ``shared.component.ServiceProcess``)."""
 
 from __future__ import annotations
 
-import asyncio
+from typing import Final
 
-import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
 
-from gateway.app import build_gateway_app, secrets_of
+from gateway.app import build_gateway_app
 from gateway.settings import GatewaySettings
-from shared.bus.factory import BusComponent, create_bus
-from shared.bus.topology import BASE_TOPOLOGY, RPC_TOPOLOGY
-from shared.errors import ConfigurationError
-from shared.http import HttpServer
-from shared.lifecycle import run_components
-from shared.logging import configure_service_logging
-from shared.settings import exit_on_configuration_error, load_settings
+from shared.bus.abc import Bus
+from shared.bus.topology import RPC_TOPOLOGY
+from shared.component import ServiceProcess
+from shared.lifecycle import Readiness
 from shared.storage.crypto import load_data_key, load_internal_api_key
 
-log = structlog.get_logger(__name__)
 
+def gateway_app(
+    settings: GatewaySettings,
+    bus: Bus,
+    *,
+    registry: CollectorRegistry | None = None,
+    readiness: Readiness | None = None,
+) -> web.Application:
+    """The gateway's app as a deployment runs it, alone or in ``wecom-suite run``.
 
-async def run_gateway(settings: GatewaySettings) -> None:
-    """Serve the callback URLs, member sign-in and JS-SDK signatures until SIGTERM."""
-    configure_service_logging(settings, "gateway", secrets_of(settings))
-    # Signs the sign-in state and session cookies; required with real credentials.
+    ``DATA_KEY`` signs the sign-in state and session cookies, ``INTERNAL_API_KEY`` guards the
+    internal API: both are required with real credentials (generated in sandbox mode, which
+    also serves the demo page).
+    """
     data_key = load_data_key(settings.data_key, settings.data_dir, sandbox=settings.sandbox)
-    # The gateway calls rpc.tokens and rpc.auth (sign-in, JS-SDK, installs, internal API).
-    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(RPC_TOPOLOGY), all_in_one=False)
     api_key = load_internal_api_key(
         settings.internal_api_key, settings.data_dir, sandbox=settings.sandbox
     )
-    app = build_gateway_app(
+    return build_gateway_app(
         settings,
         bus,
+        registry=registry,
+        readiness=readiness,
         data_key=data_key,
         serve_demo=settings.sandbox,
         internal_api_key=api_key,
     )
-    server = HttpServer(
-        app,
-        settings.http_host,
-        settings.http_port,
-        name="gateway",
-        header_timeout_s=settings.http_header_timeout_s,
-        max_connections=settings.http_max_connections,
-    )
-    await run_components([BusComponent(bus), server])
+
+
+# The gateway calls rpc.tokens and rpc.auth (sign-in, JS-SDK, installs, internal API). It is
+# an HTTP service: its own app is the process's server (health and metrics included).
+PROCESS: Final = ServiceProcess(
+    GatewaySettings, name="gateway", topology=RPC_TOPOLOGY, app=gateway_app
+)
 
 
 def main() -> None:
     """Entry point of ``python -m gateway`` and ``wecom-suite gateway``."""
-    settings = load_settings(GatewaySettings)
-    try:
-        asyncio.run(run_gateway(settings))
-    except ConfigurationError as exc:
-        exit_on_configuration_error(exc.message)
+    PROCESS.main()

@@ -45,12 +45,6 @@ class GatewaySettings(WeComApiSettings, StoreSettings, HttpSettings, BusSettings
     internal_api_key: SecretStr | None = None
     # Requests per minute per client address to /install and /install/complete (0: no limit).
     install_rate_per_minute: int = Field(30, ge=0, le=100_000)
-    # Slow clients (docs/gateway.md): complete request line + headers within this long of
-    # the connection opening (or of the previous answer), a body within its own timeout,
-    # and at most this many connections at once per process.
-    http_header_timeout_s: float = Field(10.0, gt=0, le=300)
-    http_body_timeout_s: float = Field(30.0, gt=0, le=600)
-    http_max_connections: int = Field(1024, ge=1, le=100_000)
     # Requests per minute per client address to /oauth/callback (0: no limit).
     oauth_callback_rate_per_minute: int = Field(30, ge=0, le=100_000)
 

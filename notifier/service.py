@@ -1,5 +1,5 @@
 """Wiring of the notifier: store, WeCom client, token and auth clients and handlers as one
-lifecycle component, and the standalone process (bus + component + health/metrics server)."""
+lifecycle component, and the parts of its standalone process (``shared.component``)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from shared.bus.topology import (
     QueueSpec,
     Topology,
 )
-from shared.component import BusService, Subscription, run_service_process, service_main
+from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry
 from shared.storage.abc import DocumentStore
@@ -134,31 +134,14 @@ class NotifierService(BusService):
         await self._client.close()
 
 
-def secrets_of(settings: NotifierSettings) -> list[str]:
-    """Values the log redactor must mask."""
-    values = [settings.suite_secret.get_secret_value()]
-    if settings.provider_secret is not None:
-        values.append(settings.provider_secret.get_secret_value())
-    return values
-
-
-async def run_notifier(settings: NotifierServiceSettings) -> None:
-    """The notifier as its own process, until SIGTERM."""
-
-    def make(
-        bus: Bus, component: BusComponent, registry: CollectorRegistry, readiness: Readiness
-    ) -> BusService:
-        return NotifierService(settings, bus, component, registry=registry, readiness=readiness)
-
-    await run_service_process(
-        settings,
-        name="notifier",
-        topology=NOTIFIER_TOPOLOGY,
-        secrets=secrets_of(settings),
-        make=make,
-    )
+PROCESS: Final = ServiceProcess(
+    NotifierServiceSettings,
+    name=NotifierService.name,
+    topology=NOTIFIER_TOPOLOGY,
+    make=NotifierService,
+)
 
 
 def main() -> None:
     """Entry point of ``python -m notifier`` and ``wecom-suite notifier``."""
-    service_main(NotifierServiceSettings, run_notifier)
+    PROCESS.main()

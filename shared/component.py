@@ -12,26 +12,25 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
-from pydantic_settings import BaseSettings
 
 from shared.bus.abc import Bus, BusError, Consumer, Handler, RpcHandler
 from shared.bus.factory import BusComponent, create_bus
 from shared.bus.topology import BASE_TOPOLOGY, Topology
 from shared.errors import ConfigurationError
-from shared.http import HttpServer, add_health_routes, error_middleware
-from shared.lifecycle import Readiness, run_components
+from shared.http import HttpBinding, add_health_routes, error_middleware, server_for
+from shared.lifecycle import Component, Readiness, run_components
 from shared.logging import configure_service_logging
 from shared.metrics import new_registry
 from shared.settings import exit_on_configuration_error, load_settings
 from shared.storage.abc import DocumentStore
 
-S = TypeVar("S", bound=BaseSettings)
+S = TypeVar("S")
 
 log = structlog.get_logger(__name__)
 
@@ -142,17 +141,11 @@ class BusService:
             await self.store.stop()
 
 
-class ProcessSettings(Protocol):
+class ProcessSettings(HttpBinding, Protocol):
     """What a standalone service process reads besides its own settings."""
 
     @property
     def amqp_url(self) -> SecretStr | None: ...
-
-    @property
-    def http_host(self) -> str: ...
-
-    @property
-    def http_port(self) -> int: ...
 
     @property
     def log_level(self) -> str: ...
@@ -161,30 +154,74 @@ class ProcessSettings(Protocol):
     def log_format(self) -> str | None: ...
 
 
-ServiceFactory = Callable[[Bus, BusComponent, CollectorRegistry, Readiness], BusService]
+P = TypeVar("P", bound=ProcessSettings)
+P_contra = TypeVar("P_contra", contravariant=True)
 
 
-async def run_service_process(
-    settings: ProcessSettings,
-    *,
-    name: str,
-    topology: Topology,
-    secrets: list[str],
-    make: ServiceFactory,
-) -> None:
-    """One service as its own process until SIGTERM: RabbitMQ (``AMQP_URL`` required), the
-    service, and an HTTP server with only ``/healthz``, ``/readyz`` and ``/metrics``."""
-    configure_service_logging(settings, name, secrets)
-    bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(topology), all_in_one=False)
-    bus_component = BusComponent(bus)
-    registry = new_registry()
-    readiness = Readiness()
-    readiness.add("bus", lambda: bus.is_ready)
-    service = make(bus, bus_component, registry, readiness)
-    app = web.Application(middlewares=[error_middleware])
-    add_health_routes(app, readiness, registry)
-    server = HttpServer(app, settings.http_host, settings.http_port, name=f"{name}_http")
-    await run_components([bus_component, service, server])
+class ServiceFactory(Protocol[P_contra]):
+    """How a process builds its bus service: the service's class, as every one takes these."""
+
+    def __call__(
+        self,
+        settings: P_contra,
+        bus: Bus,
+        bus_component: BusComponent,
+        *,
+        registry: CollectorRegistry,
+        readiness: Readiness,
+    ) -> Component: ...
+
+
+class AppFactory(Protocol[P_contra]):
+    """How a process that is an HTTP service (the gateway) builds its aiohttp app; the app
+    serves ``/healthz``, ``/readyz`` and ``/metrics`` itself."""
+
+    def __call__(
+        self, settings: P_contra, bus: Bus, *, registry: CollectorRegistry, readiness: Readiness
+    ) -> web.Application: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceProcess(Generic[P]):
+    """One service as its own process, declared by its parts; :meth:`main` runs it.
+
+    The process is RabbitMQ (``AMQP_URL`` required), the ``make`` component if any, and one
+    HTTP server: the ``app`` if given, else one with only ``/healthz``, ``/readyz`` and
+    ``/metrics``. Logging masks every secret the settings hold.
+    """
+
+    settings: type[P]
+    name: str
+    topology: Topology
+    make: ServiceFactory[P] | None = None
+    app: AppFactory[P] | None = None
+
+    def main(self) -> None:
+        """The entry point of ``python -m <service>`` (see :func:`service_main`)."""
+        service_main(self.settings, self.run)
+
+    async def run(self, settings: P) -> None:
+        """Run the service until SIGTERM."""
+        configure_service_logging(settings, self.name)
+        bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(self.topology), all_in_one=False)
+        bus_component = BusComponent(bus)
+        registry = new_registry()
+        readiness = Readiness()
+        readiness.add("bus", lambda: bus.is_ready)
+        components: list[Component] = [bus_component]
+        if self.make is not None:
+            components.append(
+                self.make(settings, bus, bus_component, registry=registry, readiness=readiness)
+            )
+        if self.app is not None:
+            app = self.app(settings, bus, registry=registry, readiness=readiness)
+            server_name = self.name
+        else:
+            app = web.Application(middlewares=[error_middleware])
+            add_health_routes(app, readiness, registry)
+            server_name = f"{self.name}_http"
+        components.append(server_for(app, settings, name=server_name))
+        await run_components(components)
 
 
 def service_main(settings_class: type[S], run: Callable[[S], Coroutine[Any, Any, None]]) -> None:

@@ -11,7 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Final
+from typing import Final, Protocol
 
 import structlog
 from aiohttp import web, web_response
@@ -238,6 +238,34 @@ def add_health_routes(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+
+
+class HttpBinding(Protocol):
+    """The ``HTTP_*`` settings a server is bound and bounded by (``HttpSettings``)."""
+
+    @property
+    def http_host(self) -> str: ...
+
+    @property
+    def http_port(self) -> int: ...
+
+    @property
+    def http_header_timeout_s(self) -> float: ...
+
+    @property
+    def http_max_connections(self) -> int: ...
+
+
+def server_for(app: web.Application, settings: HttpBinding, *, name: str) -> HttpServer:
+    """The server for ``app`` bound and bounded as ``settings`` (``HTTP_*``) say."""
+    return HttpServer(
+        app,
+        settings.http_host,
+        settings.http_port,
+        name=name,
+        header_timeout_s=settings.http_header_timeout_s,
+        max_connections=settings.http_max_connections,
+    )
 
 
 class HttpServer:

@@ -201,15 +201,23 @@ class LogConfig(Protocol):
     def log_format(self) -> str | None: ...
 
 
-def configure_service_logging(settings: LogConfig, service: str, secrets: Iterable[str]) -> None:
+def configure_service_logging(
+    settings: LogConfig, service: str, *, also: Iterable[object] = ()
+) -> None:
     """:func:`configure_logging` from a service's ``LOG_LEVEL``/``LOG_FORMAT`` settings, with
-    the package version stamped on every line."""
-    from shared.version import package_version  # noqa: PLC0415 -- keeps this module import-light
+    the package version stamped on every line.
+
+    Every secret ``settings`` (and each model in ``also``) holds is masked, as
+    :func:`shared.settings.secret_values` finds them: no service lists its own.
+    """
+    # Both imported here: this module stays import-light (no pydantic) for its other users.
+    from shared.settings import secret_values  # noqa: PLC0415
+    from shared.version import package_version  # noqa: PLC0415
 
     configure_logging(
         settings.log_level,
         settings.log_format,
         service=service,
         version=package_version(),
-        secrets=secrets,
+        secrets=secret_values(settings, *also),
     )

@@ -8,10 +8,25 @@ turns a validation failure into one line naming each bad variable -- never its v
 from __future__ import annotations
 
 import sys
+import typing
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Literal, NoReturn, TypeVar
+from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    AnyUrl,
+    BaseModel,
+    Field,
+    MongoDsn,
+    NatsDsn,
+    PostgresDsn,
+    SecretBytes,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.sandbox import (
@@ -47,10 +62,16 @@ class LogSettings(_Base):
 
 
 class HttpSettings(_Base):
-    """Where an HTTP service binds (``HTTP_HOST``, ``HTTP_PORT``)."""
+    """Where an HTTP service binds (``HTTP_HOST``, ``HTTP_PORT``) and how it bounds slow and
+    greedy clients (docs/gateway.md, "Slow and greedy clients")."""
 
     http_host: str = "127.0.0.1"
     http_port: int = Field(8080, ge=0, le=65535)
+    # Complete request line + headers within this long of the connection opening (or of the
+    # previous answer), a body within its own timeout, at most this many connections at once.
+    http_header_timeout_s: float = Field(10.0, gt=0, le=300)
+    http_body_timeout_s: float = Field(30.0, gt=0, le=600)
+    http_max_connections: int = Field(1024, ge=1, le=100_000)
 
 
 class BusSettings(_Base):
@@ -180,7 +201,98 @@ class WeComApiSettings(WeComAppSettings):
         return SANDBOX_API_BASE if self.sandbox else "https://qyapi.weixin.qq.com"
 
 
-S = TypeVar("S", bound=BaseSettings)
+# A settings class: any class whose constructor reads the environment (a BaseSettings, or a
+# protocol a service process needs of one).
+S = TypeVar("S")
+
+# pydantic's URL types: AnyUrl and its kin, and the multi-host DSNs that are not AnyUrls.
+_URL_TYPES = (AnyUrl, MongoDsn, PostgresDsn, NatsDsn)
+
+
+def secret_values(*settings: object) -> list[str]:
+    """Every secret the given settings hold: what the log redactor must mask.
+
+    Found by type, so no service lists its secrets by hand: each ``SecretStr`` (and
+    ``SecretBytes``) field, and each property annotated as returning one (a default filled
+    in, such as the sandbox's suite secret, is a value the service uses too), through nested
+    models, optional fields and containers. A URL that carries a password (``AMQP_URL``,
+    ``MONGO_URL``, any ``str`` or ``AnyUrl`` field) gives the whole URL and its password, as
+    written and percent-decoded, since a library may log either.
+
+    Args:
+        *settings: pydantic models (``None`` and other values are walked or skipped).
+
+    Returns:
+        The values, each once, in field order.
+    """
+    found: dict[str, None] = {}
+    for item in settings:
+        for value in _secrets_in(item):
+            found.setdefault(value)
+    return list(found)
+
+
+def _secrets_in(value: object) -> Iterator[str]:
+    if isinstance(value, BaseModel):
+        cls = type(value)
+        for name in (*cls.model_fields, *cls.model_computed_fields, *_secret_properties(cls)):
+            yield from _secrets_in(getattr(value, name))
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _secrets_in(item)
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            yield from _secrets_in(item)
+    else:
+        yield from _leaf_secrets(value)
+
+
+def _leaf_secrets(value: object) -> Iterator[str]:
+    if isinstance(value, SecretBytes):
+        try:
+            value = SecretStr(value.get_secret_value().decode())
+        except UnicodeDecodeError:
+            return  # not text, so it cannot appear in a log line as it is
+    if isinstance(value, SecretStr):
+        secret = value.get_secret_value()
+        yield secret
+        yield from _url_password(secret)
+        return
+    text = str(value) if isinstance(value, _URL_TYPES) else value
+    if isinstance(text, str):
+        passwords = list(_url_password(text))
+        if passwords:
+            yield text
+            yield from passwords
+
+
+def _url_password(text: str) -> Iterator[str]:
+    if "://" not in text or "@" not in text:
+        return
+    try:
+        password = urlsplit(text).password
+    except ValueError:
+        return  # not a URL after all
+    if password:
+        yield password
+        yield unquote(password)
+
+
+def _secret_properties(cls: type[BaseModel]) -> list[str]:
+    """The names of ``cls``'s properties annotated as returning a secret."""
+    names: list[str] = []
+    for klass in cls.__mro__:
+        for name, attribute in vars(klass).items():
+            if not isinstance(attribute, property) or attribute.fget is None or name in names:
+                continue
+            try:
+                returned = typing.get_type_hints(attribute.fget).get("return")
+            except (NameError, TypeError):
+                continue  # an annotation that does not resolve names no secret type
+            kinds = typing.get_args(returned) or (returned,)
+            if SecretStr in kinds or SecretBytes in kinds:
+                names.append(name)
+    return names
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -123,11 +123,3 @@ def build_simulator_app(
     app.cleanup_ctx.append(callbacks)
     add_health_routes(app, readiness or Readiness(), registry or new_registry())
     return app
-
-
-def secrets_of(settings: SimulatorSettings) -> list[str]:
-    """Every configured secret, so the log redactor can mask it anywhere."""
-    values = [settings.callback_token, settings.encoding_aes_key, settings.suite_secret]
-    if settings.provider_secret is not None:
-        values.append(settings.provider_secret)
-    return [value.get_secret_value() for value in values]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 
+from shared.component import service_main
 from shared.http import HttpServer
 from shared.lifecycle import run_components
 from shared.logging import configure_service_logging
-from shared.settings import load_settings
-from simulator.app import build_simulator_app, secrets_of
+from simulator.app import build_simulator_app
 from simulator.settings import SimulatorSettings
 
 log = structlog.get_logger(__name__)
@@ -18,7 +16,7 @@ log = structlog.get_logger(__name__)
 
 async def run_simulator(settings: SimulatorSettings) -> None:
     """Serve WeCom's API and the control API until SIGTERM."""
-    configure_service_logging(settings, "simulator", secrets_of(settings))
+    configure_service_logging(settings, "simulator")
     app = build_simulator_app(settings)
     server = HttpServer(app, settings.sim_http_host, settings.sim_http_port, name="simulator")
     log.info(
@@ -34,5 +32,4 @@ async def run_simulator(settings: SimulatorSettings) -> None:
 
 def main() -> None:
     """Entry point of ``python -m simulator`` and ``wecom-suite simulator``."""
-    settings = load_settings(SimulatorSettings)
-    asyncio.run(run_simulator(settings))
+    service_main(SimulatorSettings, run_simulator)

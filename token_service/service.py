@@ -1,5 +1,5 @@
 """Wiring of token_service: store, WeCom client, manager and handlers as one lifecycle
-component, and the standalone process (bus + component + health/metrics HTTP server)."""
+component, and the parts of its standalone process (see ``shared.component.ServiceProcess``)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from shared.bus.topology import (
     QueueSpec,
     Topology,
 )
-from shared.component import BusService, Subscription, run_service_process, service_main
+from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry
 from shared.storage.abc import DocumentStore
@@ -51,14 +51,6 @@ TOKEN_TOPOLOGY: Final = RPC_TOPOLOGY.merged(
 # A cached token is answered in microseconds; most in-flight requests wait on one refresh.
 RPC_PREFETCH: Final = 256
 _TICKET_CHECK_INTERVAL_S: Final = 60.0
-
-
-def secrets_of(settings: TokenSettings) -> list[str]:
-    """Values the log redactor must mask."""
-    values = [settings.suite_secret.get_secret_value()]
-    if settings.provider_secret is not None:
-        values.append(settings.provider_secret.get_secret_value())
-    return values
 
 
 class TokenService(BusService):
@@ -152,23 +144,11 @@ class TokenService(BusService):
             await asyncio.sleep(_TICKET_CHECK_INTERVAL_S)
 
 
-async def run_token_service(settings: TokenServiceSettings) -> None:
-    """token_service as its own process, until SIGTERM."""
-
-    def make(
-        bus: Bus, component: BusComponent, registry: CollectorRegistry, readiness: Readiness
-    ) -> BusService:
-        return TokenService(settings, bus, component, registry=registry, readiness=readiness)
-
-    await run_service_process(
-        settings,
-        name="token_service",
-        topology=TOKEN_TOPOLOGY,
-        secrets=secrets_of(settings),
-        make=make,
-    )
+PROCESS: Final = ServiceProcess(
+    TokenServiceSettings, name=TokenService.name, topology=TOKEN_TOPOLOGY, make=TokenService
+)
 
 
 def main() -> None:
     """Entry point of ``python -m token_service`` and ``wecom-suite token-service``."""
-    service_main(TokenServiceSettings, run_token_service)
+    PROCESS.main()

@@ -16,23 +16,20 @@ import structlog
 
 from auth_service.service import AUTH_TOPOLOGY, AuthService
 from auth_service.settings import AuthSettings
-from gateway.app import build_gateway_app, secrets_of
+from gateway.service import gateway_app
 from gateway.settings import GatewaySettings
 from notifier.service import NOTIFIER_TOPOLOGY, NotifierService
 from notifier.settings import NotifierSettings
 from shared.bus.factory import BusComponent, create_bus
 from shared.bus.topology import BASE_TOPOLOGY
-from shared.http import HttpServer
+from shared.http import HttpServer, server_for
 from shared.lifecycle import Component, Readiness, run_components
 from shared.logging import configure_service_logging
 from shared.metrics import new_registry
 from shared.settings import load_settings
-from shared.storage.crypto import load_data_key, load_internal_api_key
 from simulator.app import build_simulator_app
-from simulator.app import secrets_of as simulator_secrets_of
 from simulator.settings import SimulatorSettings
 from token_service.service import TOKEN_TOPOLOGY, TokenService
-from token_service.service import secrets_of as token_secrets_of
 from token_service.settings import TokenSettings
 
 log = structlog.get_logger(__name__)
@@ -69,9 +66,7 @@ def sandbox_simulator_settings(settings: AllInOneSettings) -> SimulatorSettings:
 async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = None) -> None:
     """Run every bundled service until SIGTERM or Ctrl-C (or until ``stop`` is set)."""
     sim_settings = sandbox_simulator_settings(settings) if settings.sandbox else None
-    secrets = secrets_of(settings) + token_secrets_of(settings)
     if sim_settings is not None:
-        secrets += simulator_secrets_of(sim_settings)
         if settings.wecom_api_base is None:
             # The sandbox's WeCom is the bundled simulator, wherever SIM_HTTP_PORT put it.
             sim_host = sim_settings.sim_http_host
@@ -89,38 +84,18 @@ async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = No
         if "public_base_url" not in settings.model_fields_set:
             # OAuth redirects come back to this process, wherever HTTP_PORT put it.
             settings = settings.model_copy(update={"public_base_url": _local_base(settings)})
-    configure_service_logging(settings, "wecom-suite", secrets)
+    configure_service_logging(settings, "wecom-suite", also=[sim_settings])
     topology = BASE_TOPOLOGY.merged(TOKEN_TOPOLOGY, AUTH_TOPOLOGY, NOTIFIER_TOPOLOGY)
     bus = create_bus(settings.amqp_url, topology, all_in_one=True)
     bus_component = BusComponent(bus)
     readiness = Readiness()
     registry = new_registry()
-    data_key = load_data_key(settings.data_key, settings.data_dir, sandbox=settings.sandbox)
-    api_key = load_internal_api_key(
-        settings.internal_api_key, settings.data_dir, sandbox=settings.sandbox
-    )
-    app = build_gateway_app(
-        settings,
-        bus,
-        registry=registry,
-        readiness=readiness,
-        data_key=data_key,
-        serve_demo=settings.sandbox,
-        internal_api_key=api_key,
-    )
-    server = HttpServer(
-        app,
-        settings.http_host,
-        settings.http_port,
-        name="gateway",
-        header_timeout_s=settings.http_header_timeout_s,
-        max_connections=settings.http_max_connections,
-    )
+    app = gateway_app(settings, bus, registry=registry, readiness=readiness)
+    server = server_for(app, settings, name="gateway")
     # The services share one store (one SQLite file, or one MongoDB database).
     services: list[Component] = [
-        TokenService(settings, bus, bus_component, registry=registry, readiness=readiness),
-        AuthService(settings, bus, bus_component, readiness=readiness),
-        NotifierService(settings, bus, bus_component, registry=registry, readiness=readiness),
+        make(settings, bus, bus_component, registry=registry, readiness=readiness)
+        for make in (TokenService, AuthService, NotifierService)
     ]
     components: list[Component] = [bus_component, *services, server]
     if sim_settings is not None:
