@@ -19,6 +19,7 @@ from simulator.installs import Corp
 from simulator.joins import LaterMembers, announce_leave, install_and_announce
 from simulator.pusher import CallbackPusher
 from simulator.state import SimulatorState
+from simulator.state_types import expires_in
 
 # Ids are opaque to the app (protocol doc §1.3); these bounds keep them printable and short.
 ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
@@ -94,7 +95,10 @@ class InstallControl:
             code = self._installs.install(
                 spec.corp_id, spec.user_id, test=spec.test, state=spec.state
             )
-            query = {"auth_code": code, "expires_in": str(int(self._state.lifetimes.auth_code))}
+            query = {
+                "auth_code": code,
+                "expires_in": str(expires_in(self._state.lifetimes.auth_code)),
+            }
             query["state"] = spec.state or ""
             answer.update(auth_code=code, redirect_url=str(self._redirect_url.update_query(query)))
             return web.json_response(answer)

@@ -20,6 +20,8 @@ NewValue = Callable[[int], str]
 # Agent ids WeCom gives a newly authorised app look like 1000002, 1000003, …; one per corp.
 FIRST_AGENT_ID = 1_000_002
 AuthCodeKind = Literal["install", "reset"]
+AVATAR_URL = "https://wework.qpic.cn/wwhead/sim/0"
+"""Every member's avatar: WeCom gives a default one unless the member consented (path/91122)."""
 
 
 @dataclass(slots=True)
