@@ -186,14 +186,14 @@ class InstallApi:
         return {"access_token": token.value, "expires_in": expires_in(self._state.lifetimes.token)}
 
     async def get_admin_list(self, call: ApiCall) -> JsonObject:
-        """§8.9: app admins; under member authorisation none are configured, so empty."""
+        """§8.9: the app's admins: those set by ``POST /_sim/admins``, else the first installer."""
         self._suite(call)
         corp = self._installs.corps.get(str(call.body.get("auth_corpid")))
         if corp is None or not corp.installed_members:
             raise WeComError(48004, "authorization relation invalid")
         if call.body.get("agentid") != corp.agent_id:
             raise WeComError(40056, "invalid agentid")
-        return {"admin": []}
+        return {"admin": admin_list(corp)}
 
     async def get_jsapi_ticket(self, call: ApiCall) -> JsonObject:
         """§10.1: the corp jsapi_ticket for ``wx.config``."""
@@ -216,3 +216,11 @@ def _with_user(answer: JsonObject, corp: Corp, auth: AuthCode) -> JsonObject:
     if user is not None:
         answer["auth_user_info"] = user
     return answer
+
+
+def admin_list(corp: Corp) -> list[JsonObject]:
+    """``admin`` of get_admin_list (path/90606): userid, open_userid and auth_type each."""
+    return [
+        {"userid": member.user_id, "open_userid": member.open_userid, "auth_type": auth_type}
+        for member, auth_type in corp.admin_members()
+    ]
