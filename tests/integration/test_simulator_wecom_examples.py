@@ -2,7 +2,7 @@
 
 Each fixture of ``tests/fixtures/wecom_examples/`` is the example on the call's WeCom doc
 page (page id recorded). The simulated answer must have the same key names at every level and
-the same JSON types (an integer where WeCom shows ``7200``, not ``7200.0``). ``SIM_OMITS`` lists
+the same JSON types (an integer where WeCom shows ``7200``, not ``7200.0``). ``MAY_OMIT`` lists
 the only keys an answer may lack, and why.
 """
 
@@ -41,7 +41,7 @@ _AUTH_INFO_OMITS = {
     "auth_info.agent[].appid": _APPID,
     "auth_info.agent[].shared_from": _SHARED,
 }
-SIM_OMITS: dict[str, dict[str, str]] = {
+MAY_OMIT: dict[str, dict[str, str]] = {
     "get_permanent_code": {**_AUTH_INFO_OMITS, "register_code_info": _PROMO},
     "v2_get_permanent_code": {"register_code_info": _PROMO},
     "get_auth_info": _AUTH_INFO_OMITS,
@@ -269,7 +269,7 @@ async def test_answer_has_the_documented_shape(case: tuple[str, str]) -> None:
     async with serve_simulator() as sim:
         answer = await answer_of(sim, name, path)
     assert answer.get("errcode", 0) == 0, answer
-    problems = shape_mismatches(answer, example.expected, may_omit=SIM_OMITS.get(name, {}))
+    problems = shape_mismatches(answer, example.expected, may_omit=MAY_OMIT.get(name, {}))
     assert problems == [], f"{path} vs page {example.page_id or example.source}: {problems}"
 
 
@@ -284,7 +284,7 @@ async def test_every_served_api_path_has_a_documented_example() -> None:
 async def test_omissions_name_keys_the_examples_have() -> None:
     """Every allowed omission is a key its example really shows (no stale allowances)."""
     async with serve_simulator() as sim:
-        for name, omits in SIM_OMITS.items():
+        for name, omits in MAY_OMIT.items():
             answer = await answer_of(sim, name, EXAMPLES[name].endpoint)
             complete = shape_mismatches(answer, EXAMPLES[name].expected)
             assert {problem.split(": ")[0] for problem in complete} == set(omits), name
