@@ -62,10 +62,6 @@ CARD = {
 }
 
 
-async def suite(sim: SimulatorHarness) -> str:
-    return await sim.suite_token()
-
-
 async def v1_exchange(sim: SimulatorHarness) -> tuple[str, Any]:
     """Install alice (with a state) and exchange the code with v1: suite token, answer."""
     token = await sim.suite_token()
@@ -78,13 +74,14 @@ async def grant(sim: SimulatorHarness) -> tuple[str, dict[str, str]]:
     return token, {"auth_corpid": CORP, "permanent_code": answer["permanent_code"]}
 
 
-async def oauth_code(sim: SimulatorHarness, scope: str = "snsapi_privateinfo") -> str:
-    """A sign-in code for alice from the OAuth page (§9.1)."""
+async def oauth_code(sim: SimulatorHarness) -> str:
+    """A snsapi_privateinfo sign-in code for alice from the OAuth page (§9.1): the scope
+    whose getuserinfo3rd answer has every key of the example (user_ticket, expires_in)."""
     query = {
         "appid": SANDBOX_SUITE_ID,
         "redirect_uri": "https://app.example/oauth/callback",
         "response_type": "code",
-        "scope": scope,
+        "scope": "snsapi_privateinfo",
         "state": "x1",
         "sim_corp": CORP,
         "sim_user": USER,
@@ -141,11 +138,11 @@ async def _suite_token(sim: SimulatorHarness, path: str) -> Any:
 
 
 async def _pre_auth_code(sim: SimulatorHarness, path: str) -> Any:
-    return (await sim.call("GET", path, query={"suite_access_token": await suite(sim)}))[1]
+    return (await sim.call("GET", path, query={"suite_access_token": await sim.suite_token()}))[1]
 
 
 async def _set_session_info(sim: SimulatorHarness, path: str) -> Any:
-    token = await suite(sim)
+    token = await sim.suite_token()
     _, pre = await sim.call(
         "GET", "/cgi-bin/service/get_pre_auth_code", query={"suite_access_token": token}
     )
@@ -154,7 +151,7 @@ async def _set_session_info(sim: SimulatorHarness, path: str) -> Any:
 
 
 async def _permanent_code(sim: SimulatorHarness, path: str) -> Any:
-    token = await suite(sim)
+    token = await sim.suite_token()
     code = (await sim.install(CORP, USER, state="s1"))["auth_code"]
     body = {"auth_code": code}
     return (await sim.call("POST", path, query={"suite_access_token": token}, body=body))[1]
@@ -190,7 +187,7 @@ async def _ticket(sim: SimulatorHarness, path: str) -> Any:
 
 async def _user_info(sim: SimulatorHarness, path: str) -> Any:
     await v1_exchange(sim)
-    token = await suite(sim)
+    token = await sim.suite_token()
     query = {**suite_query(path, token), "code": await oauth_code(sim)}
     return (await sim.call("GET", path, query=query))[1]
 
