@@ -1,6 +1,7 @@
 """WeCom's server API at its real paths, with its JSON shapes and error codes.
 
-Every answer is HTTP 200 with ``errcode``/``errmsg`` (protocol doc §1.2), unless a fault
+Every answer is HTTP 200 with ``errcode``/``errmsg`` (protocol doc §1.2) — except a success
+of the calls whose doc pages say they answer ``errcode`` only on failure — unless a fault
 injected through ``/_sim/faults`` asks for another status. The checks run in WeCom's order as
 far as the protocol doc tells it: injected fault, caller IP (60020, when an allow-list is
 set), token in the query string (41001), HTTP method (40058), JSON body, then the call's own
@@ -21,10 +22,13 @@ from simulator.api_messages import MessageApi
 from simulator.api_oauth import OAuthApi
 from simulator.calls import ApiCall, Endpoint, JsonObject, UploadedFile
 from simulator.state import Fault, SimulatorState, WeComError
+from simulator.state_types import expires_in
 
 
-def _ok(fields: JsonObject) -> JsonObject:
-    return {"errcode": 0, "errmsg": "ok", **fields}
+def _ok(endpoint: Endpoint, fields: JsonObject) -> JsonObject:
+    if endpoint.ok_errmsg is None:
+        return fields
+    return {"errcode": 0, "errmsg": endpoint.ok_errmsg, **fields}
 
 
 def _error(errcode: int, errmsg: str) -> web.Response:
@@ -46,7 +50,13 @@ class WeComApi:
         # Operations still running for a client that went away (see _processed).
         self._running: set[asyncio.Future[JsonObject]] = set()
         self._endpoints = [
-            Endpoint("/cgi-bin/service/get_suite_token", "POST", None, self.get_suite_token),
+            Endpoint(
+                "/cgi-bin/service/get_suite_token",
+                "POST",
+                None,
+                self.get_suite_token,
+                ok_errmsg=None,
+            ),
             Endpoint(
                 "/cgi-bin/service/get_pre_auth_code",
                 "GET",
@@ -108,7 +118,7 @@ class WeComApi:
             result = await self._processed(endpoint.operation(call))
         except WeComError as exc:
             return web.json_response({"errcode": exc.errcode, "errmsg": exc.errmsg, **exc.fields})
-        return web.json_response(_ok(result))
+        return web.json_response(_ok(endpoint, result))
 
     async def _processed(self, operation: Awaitable[JsonObject]) -> JsonObject:
         """Run a call's operation to the end even if the client goes away meanwhile.
@@ -138,19 +148,26 @@ class WeComApi:
         issued = self._state.get_suite_token(
             body.get("suite_id"), body.get("suite_secret"), body.get("suite_ticket")
         )
-        return {"suite_access_token": issued.value, "expires_in": self._state.lifetimes.token}
+        return {
+            "suite_access_token": issued.value,
+            "expires_in": expires_in(self._state.lifetimes.token),
+        }
 
     async def get_pre_auth_code(self, call: ApiCall) -> JsonObject:
         """§8.2: a pre_auth_code for one install attempt."""
         self._state.check_suite_token(call.query["suite_access_token"])
         issued = self._state.issue_pre_auth_code()
-        return {"pre_auth_code": issued.value, "expires_in": self._state.lifetimes.pre_auth_code}
+        lifetime = self._state.lifetimes.pre_auth_code
+        return {"pre_auth_code": issued.value, "expires_in": expires_in(lifetime)}
 
     async def get_provider_token(self, call: ApiCall) -> JsonObject:
         """§8.10: provider corpid + provider_secret → provider_access_token."""
         body = call.body
         issued = self._state.get_provider_token(body.get("corpid"), body.get("provider_secret"))
-        return {"provider_access_token": issued.value, "expires_in": self._state.lifetimes.token}
+        return {
+            "provider_access_token": issued.value,
+            "expires_in": expires_in(self._state.lifetimes.token),
+        }
 
 
 def _forget(

@@ -1,40 +1,61 @@
 """WeCom's install API: session info, permanent codes, auth info, corp tokens, admins.
 
-Protocol doc §8.3 and §8.5–§8.9 for the shapes; the corp-token calls of §10.1 are here too
-because they are what a corp token is for. Values WeCom would fill from the real corp (logos,
-industry, scale) are plausible constants.
+Protocol doc §8.3 and §8.5–§8.9 for the calls; the shapes follow the examples on WeCom's doc
+pages, recorded in ``tests/fixtures/wecom_examples/``. The corp-token calls of §10.1 are here
+too because they are what a corp token is for. Values WeCom would fill from the real corp
+(logos, industry, scale) are plausible constants.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 from simulator.calls import ApiCall, Endpoint, JsonObject, TokenParam
-from simulator.installs import AuthCode, Corp
+from simulator.installs import AVATAR_URL, AuthCode, Corp
 from simulator.state import SimulatorState, WeComError
+from simulator.state_types import expires_in
 
 SERVICE = "/cgi-bin/service"
 LOGO_URL = "https://p.qlogo.cn/bizmail/sim/0"
+CorpInfoKind = Literal["v1", "v2", "slim"]
 
 
-def corp_info(corp: Corp, *, full: bool) -> JsonObject:
-    """``auth_corp_info``: v2 of get_permanent_code carries only corpid and corp_name."""
+def corp_info(corp: Corp, kind: CorpInfoKind) -> JsonObject:
+    """``auth_corp_info`` as each call's doc page shows it.
+
+    ``slim``: v2 of get_permanent_code, corpid and corp_name only (path/100776). ``v1``: v1 of
+    get_permanent_code and get_auth_info (path/90603). ``v2``: v2 of get_auth_info, which has no
+    ``corp_wxqrcode`` and adds ``corp_ex_name`` (path/100795). ``verified_end_time`` is left out:
+    a simulated corp is ``unverified``, and the field is the end of a verification.
+    """
     info: JsonObject = {"corpid": corp.corp_id, "corp_name": corp.corp_name}
-    if full:
-        info.update(
-            corp_type="unverified",
-            corp_square_logo_url=LOGO_URL,
-            corp_user_max=200,
-            corp_full_name=corp.corp_name,
-            subject_type=1,
-            corp_wxqrcode=LOGO_URL,
-            corp_scale="1-50人",
-            corp_industry="IT服务",
-            corp_sub_industry="计算机软件/硬件/信息服务",
-        )
+    if kind == "slim":
+        return info
+    info.update(
+        corp_type="unverified",
+        corp_square_logo_url=LOGO_URL,
+        corp_user_max=200,
+        corp_full_name=corp.corp_name,
+        subject_type=1,
+    )
+    if kind == "v1":
+        info["corp_wxqrcode"] = LOGO_URL
+    info.update(
+        corp_scale="1-50人",
+        corp_industry="IT服务",
+        corp_sub_industry="计算机软件/硬件/信息服务",
+    )
+    if kind == "v2":
+        info["corp_ex_name"] = {"name_list": corp.corp_name}
     return info
 
 
 def auth_info(corp: Corp) -> JsonObject:
-    """``auth_info``: one agent, member authorisation, single-basic-info privilege (§8.5)."""
+    """``auth_info``: one agent, member authorisation, single-basic-info privilege (§8.5).
+
+    No ``appid`` (legacy multi-app suites only) and no ``shared_from`` (apps shared through
+    企业互联/上下游), which the doc pages show for those cases.
+    """
     members = [m.user_id for m in corp.installed_members]
     privilege = {
         "level": 4,
@@ -58,13 +79,23 @@ def auth_info(corp: Corp) -> JsonObject:
     return {"agent": [agent]}
 
 
-def user_info(corp: Corp, auth: AuthCode) -> JsonObject:
-    """``auth_user_info``: the member whose install produced the code (a reset has none)."""
+def user_info(corp: Corp, auth: AuthCode) -> JsonObject | None:
+    """``auth_user_info``: the member whose install produced the code, None when nobody did.
+
+    ``name`` is the userid: WeCom stopped returning real names to third-party apps (path/91122)
+    and its pages say every field here may be empty. A reset code names nobody, so its
+    exchange names the corp's first installer, if any.
+    """
     user_id = auth.user_id or corp.installer
     member = corp.members.get(user_id) if user_id is not None else None
     if member is None:
-        return {}
-    return {"userid": member.user_id, "open_userid": member.open_userid, "name": member.user_id}
+        return None
+    return {
+        "userid": member.user_id,
+        "open_userid": member.open_userid,
+        "name": member.user_id,
+        "avatar": AVATAR_URL,
+    }
 
 
 class InstallApi:
@@ -80,9 +111,11 @@ class InstallApi:
             Endpoint(f"{SERVICE}/set_session_info", "POST", suite, self.set_session_info),
             Endpoint(f"{SERVICE}/get_permanent_code", "POST", suite, self.permanent_code_v1),
             Endpoint(f"{SERVICE}/v2/get_permanent_code", "POST", suite, self.permanent_code_v2),
-            Endpoint(f"{SERVICE}/get_auth_info", "POST", suite, self.get_auth_info),
-            Endpoint(f"{SERVICE}/v2/get_auth_info", "POST", suite, self.get_auth_info),
-            Endpoint(f"{SERVICE}/get_corp_token", "POST", suite, self.get_corp_token),
+            Endpoint(f"{SERVICE}/get_auth_info", "POST", suite, self.auth_info_v1),
+            Endpoint(f"{SERVICE}/v2/get_auth_info", "POST", suite, self.auth_info_v2),
+            Endpoint(
+                f"{SERVICE}/get_corp_token", "POST", suite, self.get_corp_token, ok_errmsg=None
+            ),
             Endpoint(f"{SERVICE}/get_admin_list", "POST", suite, self.get_admin_list),
             Endpoint("/cgi-bin/get_jsapi_ticket", "GET", "access_token", self.get_jsapi_ticket),
             Endpoint("/cgi-bin/ticket/get", "GET", "access_token", self.get_agent_ticket),
@@ -110,57 +143,63 @@ class InstallApi:
         self._suite(call)
         corp, auth = self._installs.exchange_auth_code(call.body.get("auth_code"))
         token = self._installs.issue_corp_token(corp)
-        return {
+        answer: JsonObject = {
             "access_token": token.value,
-            "expires_in": self._state.lifetimes.token,
+            "expires_in": expires_in(self._state.lifetimes.token),
             "permanent_code": corp.permanent_code,
             "state": auth.state or "",
-            "auth_corp_info": corp_info(corp, full=True),
+            "auth_corp_info": corp_info(corp, "v1"),
             "auth_info": auth_info(corp),
-            "auth_user_info": user_info(corp, auth),
         }
+        return _with_user(answer, corp, auth)
 
     async def permanent_code_v2(self, call: ApiCall) -> JsonObject:
         """§8.6: the slim answer, with no access_token and no auth_info."""
         self._suite(call)
         corp, auth = self._installs.exchange_auth_code(call.body.get("auth_code"))
-        return {
+        answer: JsonObject = {
             "permanent_code": corp.permanent_code,
             "state": auth.state or "",
-            "auth_corp_info": corp_info(corp, full=False),
-            "auth_user_info": user_info(corp, auth),
+            "auth_corp_info": corp_info(corp, "slim"),
         }
+        return _with_user(answer, corp, auth)
 
-    async def get_auth_info(self, call: ApiCall) -> JsonObject:
-        """§8.6/§8.7: the grant as it stands (v1 and v2 answer the same here)."""
+    def _authorised(self, call: ApiCall) -> Corp:
         self._suite(call)
         body = call.body
-        corp = self._installs.authorised_corp(body.get("auth_corpid"), body.get("permanent_code"))
-        return {"auth_corp_info": corp_info(corp, full=True), "auth_info": auth_info(corp)}
+        return self._installs.authorised_corp(body.get("auth_corpid"), body.get("permanent_code"))
+
+    async def auth_info_v1(self, call: ApiCall) -> JsonObject:
+        """§8.7: the grant as it stands (path/90604's shape)."""
+        corp = self._authorised(call)
+        return {"auth_corp_info": corp_info(corp, "v1"), "auth_info": auth_info(corp)}
+
+    async def auth_info_v2(self, call: ApiCall) -> JsonObject:
+        """§8.6: the grant as v2 shows it: v2's ``auth_corp_info`` (path/100795)."""
+        corp = self._authorised(call)
+        return {"auth_corp_info": corp_info(corp, "v2"), "auth_info": auth_info(corp)}
 
     async def get_corp_token(self, call: ApiCall) -> JsonObject:
         """§8.8: a corp access_token; a wrong or void permanent code is 40084."""
-        self._suite(call)
-        body = call.body
-        corp = self._installs.authorised_corp(body.get("auth_corpid"), body.get("permanent_code"))
+        corp = self._authorised(call)
         token = self._installs.issue_corp_token(corp)
-        return {"access_token": token.value, "expires_in": self._state.lifetimes.token}
+        return {"access_token": token.value, "expires_in": expires_in(self._state.lifetimes.token)}
 
     async def get_admin_list(self, call: ApiCall) -> JsonObject:
-        """§8.9: app admins; under member authorisation none are configured, so empty."""
+        """§8.9: the app's admins: those set by ``POST /_sim/admins``, else the first installer."""
         self._suite(call)
         corp = self._installs.corps.get(str(call.body.get("auth_corpid")))
         if corp is None or not corp.installed_members:
             raise WeComError(48004, "authorization relation invalid")
         if call.body.get("agentid") != corp.agent_id:
             raise WeComError(40056, "invalid agentid")
-        return {"admin": []}
+        return {"admin": admin_list(corp)}
 
     async def get_jsapi_ticket(self, call: ApiCall) -> JsonObject:
         """§10.1: the corp jsapi_ticket for ``wx.config``."""
         self._installs.check_corp_token(call.query["access_token"])
         ticket = self._installs.issue_js_ticket()
-        return {"ticket": ticket.value, "expires_in": self._state.lifetimes.token}
+        return {"ticket": ticket.value, "expires_in": expires_in(self._state.lifetimes.token)}
 
     async def get_agent_ticket(self, call: ApiCall) -> JsonObject:
         """§10.1: ``ticket/get?type=agent_config``, the ticket for ``wx.agentConfig``."""
@@ -168,4 +207,20 @@ class InstallApi:
         if call.query.get("type") != "agent_config":
             raise WeComError(40058, "invalid parameter type")
         ticket = self._installs.issue_js_ticket()
-        return {"ticket": ticket.value, "expires_in": self._state.lifetimes.token}
+        return {"ticket": ticket.value, "expires_in": expires_in(self._state.lifetimes.token)}
+
+
+def _with_user(answer: JsonObject, corp: Corp, auth: AuthCode) -> JsonObject:
+    # The doc pages: auth_user_info "可能不返回" — absent, not empty, when nobody is known.
+    user = user_info(corp, auth)
+    if user is not None:
+        answer["auth_user_info"] = user
+    return answer
+
+
+def admin_list(corp: Corp) -> list[JsonObject]:
+    """``admin`` of get_admin_list (path/90606): userid, open_userid and auth_type each."""
+    return [
+        {"userid": member.user_id, "open_userid": member.open_userid, "auth_type": auth_type}
+        for member, auth_type in corp.admin_members()
+    ]

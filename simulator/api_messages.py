@@ -44,7 +44,15 @@ class MessageApi:
             Endpoint(f"{MESSAGE}/send", "POST", "access_token", self.send),
             Endpoint(f"{MESSAGE}/update_template_card", "POST", "access_token", self.update_card),
             Endpoint(f"{MESSAGE}/recall", "POST", "access_token", self.recall),
-            Endpoint("/cgi-bin/media/upload", "POST", "access_token", self.upload, "multipart"),
+            # path/96484 and protocol doc §11.6 show this success with an empty errmsg.
+            Endpoint(
+                "/cgi-bin/media/upload",
+                "POST",
+                "access_token",
+                self.upload,
+                "multipart",
+                ok_errmsg="",
+            ),
         ]
 
     def _corp(self, call: ApiCall) -> Corp:

@@ -10,11 +10,12 @@ SDKs read lower-case, so clients should parse case-insensitively.
 from __future__ import annotations
 
 from simulator.calls import ApiCall, Endpoint, JsonObject
-from simulator.installs import Member
+from simulator.installs import AVATAR_URL, Member
+from simulator.oauth import USER_TICKET_TTL_S
 from simulator.state import SimulatorState, WeComError
+from simulator.state_types import expires_in
 
 SERVICE = "/cgi-bin/service"
-AVATAR_URL = "https://wework.qpic.cn/wwhead/sim/0"
 
 
 class OAuthApi:
@@ -60,7 +61,7 @@ class OAuthApi:
         if ticket is not None:
             # Only snsapi_privateinfo yields a user_ticket, with its lifetime.
             answer["user_ticket"] = ticket.value
-            answer["expires_in"] = int(ticket.expires_at - self._state.clock())
+            answer["expires_in"] = expires_in(USER_TICKET_TTL_S)  # issued just now
         return answer
 
     async def get_user_detail(self, call: ApiCall) -> JsonObject:

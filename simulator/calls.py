@@ -34,10 +34,16 @@ Operation = Callable[[ApiCall], Awaitable[JsonObject]]
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """One WeCom API path; the token named by ``token`` must be in the query string."""
+    """One WeCom API path; the token named by ``token`` must be in the query string.
+
+    ``ok_errmsg`` is the ``errmsg`` WeCom puts beside ``errcode`` 0 on success; ``None`` means
+    a success carries neither (get_suite_token, get_corp_token: "因历史原因,该接口在调用失败时
+    才返回errcode", their doc pages say).
+    """
 
     path: str
     method: Literal["GET", "POST"]
     token: TokenParam | None
     operation: Operation
     body: BodyKind = "json"
+    ok_errmsg: str | None = "ok"

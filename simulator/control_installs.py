@@ -1,27 +1,31 @@
-"""``/_sim/install``, ``/_sim/uninstall``, ``/_sim/change_auth``, ``/_sim/reset_permanent_code``.
+"""``/_sim/install``, ``/_sim/uninstall``, ``/_sim/change_auth``, ``/_sim/reset_permanent_code``
+and ``/_sim/admins``.
 
 A member installs or removes the app and WeCom tells the app by an instruction callback
 (protocol doc §5.2–§5.5), or, for an install from the app's own website, by the redirect of
-§8.4 with no callback.
+§8.4 with no callback. ``/_sim/admins`` sets whom ``get_admin_list`` answers (§8.9).
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from yarl import URL
 
 from shared.errors import NotFound
+from simulator.api_installs import admin_list
 from simulator.control import read_model
-from simulator.installs import Corp
+from simulator.installs import AdminAuthType, Corp
 from simulator.joins import LaterMembers, announce_leave, install_and_announce
 from simulator.pusher import CallbackPusher
 from simulator.state import SimulatorState
+from simulator.state_types import expires_in
 
 # Ids are opaque to the app (protocol doc §1.3); these bounds keep them printable and short.
 ID_PATTERN = r"^[A-Za-z0-9_.@-]{1,64}$"
+UserId = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 class InstallSpec(BaseModel):
@@ -46,6 +50,42 @@ class CorpSpec(BaseModel):
     user_id: str | None = Field(None, pattern=ID_PATTERN)
 
 
+class AdminSpec(BaseModel):
+    """One admin of ``POST /_sim/admins`` given as an object; a bare userid means auth_type 1."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    user_id: UserId
+    # path/90606: 0 may send messages, 1 may manage the app.
+    auth_type: AdminAuthType = 1
+
+
+class AdminsSpec(BaseModel):
+    """Body of ``POST /_sim/admins``: the corp and its admins, in the order get_admin_list
+    answers them (an empty list: no admin, as WeCom under member authorisation)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    corp_id: str = Field(pattern=ID_PATTERN)
+    # At most the 100 users an individual developer's app may reach (protocol doc §13.3).
+    users: list[AdminSpec | UserId] = Field(max_length=100)
+
+    @field_validator("users")
+    @classmethod
+    def _distinct(cls, users: list[AdminSpec | str]) -> list[AdminSpec | str]:
+        ids = [_admin(user)[0] for user in users]
+        if len(set(ids)) != len(ids):
+            raise ValueError("a user is listed twice")
+        return users
+
+    def admins(self) -> list[tuple[str, AdminAuthType]]:
+        return [_admin(user) for user in self.users]
+
+
+def _admin(user: AdminSpec | str) -> tuple[str, AdminAuthType]:
+    return (user, 1) if isinstance(user, str) else (user.user_id, user.auth_type)
+
+
 class InstallControl:
     """Handlers of the install lifecycle in ``/_sim/``."""
 
@@ -68,6 +108,7 @@ class InstallControl:
             web.post("/_sim/uninstall", self.uninstall),
             web.post("/_sim/change_auth", self.change_auth),
             web.post("/_sim/reset_permanent_code", self.reset_permanent_code),
+            web.post("/_sim/admins", self.admins),
         ]
 
     def _installed(self, corp_id: str) -> Corp:
@@ -94,7 +135,10 @@ class InstallControl:
             code = self._installs.install(
                 spec.corp_id, spec.user_id, test=spec.test, state=spec.state
             )
-            query = {"auth_code": code, "expires_in": str(int(self._state.lifetimes.auth_code))}
+            query = {
+                "auth_code": code,
+                "expires_in": str(expires_in(self._state.lifetimes.auth_code)),
+            }
             query["state"] = spec.state or ""
             answer.update(auth_code=code, redirect_url=str(self._redirect_url.update_query(query)))
             return web.json_response(answer)
@@ -146,3 +190,19 @@ class InstallControl:
         code = self._installs.reset_code(spec.corp_id)
         delivered = await self._pusher.push_instruction("reset_permanent_code", ("AuthCode", code))
         return web.json_response({"auth_code": code, "delivered": delivered})
+
+    async def admins(self, request: web.Request) -> web.Response:
+        """Set the corp's app admins; get_admin_list answers them from now on (§8.9).
+
+        An admin need not have installed the app (under member authorisation an
+        administrator configures them); one never seen before becomes a member of the corp.
+        The setting lasts until the grant is cancelled, when the default (the first
+        installer) comes back with the next install.
+        """
+        spec = await read_model(request, AdminsSpec, "admins")
+        try:
+            self._installs.set_admins(spec.corp_id, spec.admins())
+        except LookupError as exc:
+            raise NotFound(str(exc)) from None
+        corp = self._installs.corps[spec.corp_id]
+        return web.json_response({"corp_id": corp.corp_id, "admin": admin_list(corp)})

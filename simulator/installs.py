@@ -20,6 +20,11 @@ NewValue = Callable[[int], str]
 # Agent ids WeCom gives a newly authorised app look like 1000002, 1000003, …; one per corp.
 FIRST_AGENT_ID = 1_000_002
 AuthCodeKind = Literal["install", "reset"]
+AVATAR_URL = "https://wework.qpic.cn/wwhead/sim/0"
+"""Every member's avatar: WeCom gives a default one unless the member consented (path/91122)."""
+AdminAuthType = Literal[0, 1]
+"""get_admin_list's ``auth_type``: 0 may send messages, 1 may manage the app (path/90606)."""
+MANAGE: AdminAuthType = 1
 
 
 @dataclass(slots=True)
@@ -42,6 +47,8 @@ class Corp:
     permanent_code: str | None = None
     state: str | None = None
     installer: str | None = None
+    # Set by POST /_sim/admins: (userid, auth_type) in order; None means the default.
+    admins: list[tuple[str, AdminAuthType]] | None = None
 
     @property
     def corp_name(self) -> str:
@@ -50,6 +57,18 @@ class Corp:
     @property
     def installed_members(self) -> list[Member]:
         return [m for m in self.members.values() if m.installed]
+
+    def admin_members(self) -> list[tuple[Member, AdminAuthType]]:
+        """The app's admins and their auth_type: as configured, else the first installer.
+
+        WeCom lists only admins an administrator configured (none, under member
+        authorisation, until one does); the first installer is the simulator's default so a
+        fresh install has an admin to sign in as.
+        """
+        if self.admins is None:
+            installer = self.members.get(self.installer) if self.installer else None
+            return [] if installer is None else [(installer, MANAGE)]
+        return [(self.members[user_id], auth_type) for user_id, auth_type in self.admins]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,13 +122,31 @@ class Installs:
     def add_member(self, corp_id: str, user_id: str, *, test: bool) -> Corp:
         """Put the member in the app's visible range (no auth code); their corp."""
         corp = self.corp(corp_id)
+        member = self._member(corp, user_id)
+        member.installed, member.test = True, test
+        corp.installer = corp.installer or user_id
+        return corp
+
+    def _member(self, corp: Corp, user_id: str) -> Member:
+        """The corp's member, created (without the app) on first sight."""
         member = corp.members.get(user_id)
         if member is None:
             member = Member(user_id, f"wo{self.new_value(22)}")
             corp.members[user_id] = member
-        member.installed, member.test = True, test
-        corp.installer = corp.installer or user_id
-        return corp
+        return member
+
+    def set_admins(
+        self, corp_id: str, admins: list[tuple[str, AdminAuthType]]
+    ) -> list[tuple[Member, AdminAuthType]]:
+        """Make these members the app's admins (an admin need not have installed the app).
+
+        LookupError when the corp has not installed the app.
+        """
+        corp = self.installed_corp(corp_id)
+        for user_id, _ in admins:
+            self._member(corp, user_id)
+        corp.admins = list(admins)
+        return corp.admin_members()
 
     def has_app(self, corp_id: str) -> bool:
         """Whether some member of the corp has the app installed now."""
@@ -139,6 +176,7 @@ class Installs:
         # every corp token minted with it.
         corp.permanent_code = None
         corp.installer = None
+        corp.admins = None  # a new grant starts with the default admin again
         for token, (owner, _) in list(self.corp_tokens.items()):
             if owner == corp_id:
                 del self.corp_tokens[token]

@@ -20,6 +20,7 @@ from simulator.joins import LaterMembers, install_and_announce
 from simulator.oauth import SCOPES
 from simulator.pusher import CallbackPusher
 from simulator.state import SimulatorState, WeComError
+from simulator.state_types import expires_in
 
 AUTHORIZE = "/connect/oauth2/authorize"
 INSTALL = "/3rdapp/install"
@@ -246,8 +247,8 @@ class Pages:
         state = _state(request)
         corp_id, user_id = self._member(request)
         code = self._install(_param(request, "pre_auth_code"), corp_id, user_id, state)
-        expires_in = str(int(self._state.lifetimes.auth_code))
-        return redirect_uri.update_query(auth_code=code, expires_in=expires_in, state=state)
+        lifetime = str(expires_in(self._state.lifetimes.auth_code))
+        return redirect_uri.update_query(auth_code=code, expires_in=lifetime, state=state)
 
     def _install(self, pre_auth_code: str, corp_id: str, user_id: str, state: str) -> str:
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -38,3 +39,13 @@ def same(given: object, expected: str | None) -> bool:
         and expected is not None
         and hmac.compare_digest(given.encode(), expected.encode())
     )
+
+
+def expires_in(seconds: float) -> int:
+    """WeCom's ``expires_in`` for a lifetime: whole seconds as a JSON integer, never 0.
+
+    Lifetimes are floats so tests can configure short ones; WeCom always answers an integer
+    (e.g. ``7200``), and a client may read ``7200.0`` differently. Rounding up keeps a
+    sub-second test lifetime positive.
+    """
+    return max(1, math.ceil(seconds))
