@@ -11,9 +11,9 @@ from dataclasses import replace
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from structlog.contextvars import bound_contextvars
 
+from shared.bus._broker_errors import BROKER_AWAY
 from shared.bus._handlers import log_handler_failure, stop_handler_tasks
 from shared.bus._rabbitmq_delivery import Outcome, RabbitDelivery
 from shared.bus._retry import (
@@ -141,7 +141,7 @@ class RabbitConsumer:
                 await self._retry_or_requeue(delivery, plan)
             else:
                 await self._dead_letter_or_reject(delivery, headers)
-        except CONNECTION_EXCEPTIONS as exc:
+        except BROKER_AWAY as exc:
             raise BusError(
                 f"could not settle delivery {delivery.tag} of queue {self._queue_name!r}: "
                 f"{type(exc).__name__}"
@@ -246,7 +246,7 @@ class RabbitConsumer:
     async def _requeue_quietly(self, incoming: AbstractIncomingMessage) -> None:
         try:
             await incoming.nack(requeue=True)
-        except CONNECTION_EXCEPTIONS as exc:
+        except BROKER_AWAY as exc:
             # The channel is closing anyway, and closing it requeues the message.
             log.info("consumer_requeue_skipped", queue=self._queue_name, error=type(exc).__name__)
 
@@ -289,7 +289,7 @@ class RabbitConsumer:
             return
         try:
             await self._queue.cancel(self._consumer_tag, timeout=_BROKER_CALL_TIMEOUT)
-        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+        except BROKER_AWAY as exc:
             # Closing the channel below ends the subscription as well.
             log.warning("consumer_basic_cancel_failed", queue=self._queue_name, error=repr(exc))
 
@@ -298,5 +298,5 @@ class RabbitConsumer:
             return
         try:
             await asyncio.wait_for(self._channel.close(), _BROKER_CALL_TIMEOUT)
-        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+        except BROKER_AWAY as exc:
             log.warning("consumer_channel_close_failed", queue=self._queue_name, error=repr(exc))

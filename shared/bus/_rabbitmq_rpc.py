@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
+from shared.bus._broker_errors import BROKER_AWAY, CHANNEL_OPEN_ERRORS, is_broker_away
 from shared.bus._rabbitmq_delivery import message_from_amqp
 from shared.bus._rpc import PendingCalls, request_message
 from shared.bus.abc import BusError, Message
@@ -84,9 +84,11 @@ class ReplyQueue:
                 await asyncio.wait_for(
                     queue.consume(self._on_reply, no_ack=True), self._open_timeout
                 )
-            except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            except CHANNEL_OPEN_ERRORS as exc:
                 if channel.is_initialized and not channel.is_closed:
                     await channel.close()
+                if not is_broker_away(exc, connection):
+                    raise
                 raise BusError(f"cannot open the RPC reply queue: {type(exc).__name__}") from exc
             self._channel = channel
 
@@ -101,5 +103,5 @@ class ReplyQueue:
             return
         try:
             await asyncio.wait_for(channel.close(), self._open_timeout)
-        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+        except BROKER_AWAY as exc:
             log.warning("rpc_reply_channel_close_failed", error_type=type(exc).__name__)
