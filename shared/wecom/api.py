@@ -347,8 +347,13 @@ async def retry_transient(
         code = error.code if isinstance(error, ServiceError) else None
         log.info("wecom_call_retrying", error=code, retry_in_s=round(state.upcoming_sleep, 2))
 
+    async def attempt() -> T:
+        # A coroutine function, not ``operation`` itself: tenacity calls a plain callable (a
+        # lambda returning an awaitable) without awaiting what it returns.
+        return await operation()
+
     retrying = policy.retrying(
         retry=retry_if_exception_type((WeComBusy, WeComUnavailable)), before_sleep=before_sleep
     )
-    result: T = await retrying(operation)
+    result: T = await retrying(attempt)
     return result
