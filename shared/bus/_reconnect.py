@@ -1,7 +1,8 @@
 """The one loop that tries a bus step again while the broker is away: connecting, subscribing.
 
-``BusComponent`` runs it for every service (without a deadline); ``RabbitMQBus.start`` runs it
-only for callers that construct the bus themselves and ask for a ``start_timeout``.
+``BusComponent`` runs it for every service, without a deadline. ``RabbitMQBus.start`` runs it
+with its ``start_timeout`` as the deadline, which ``create_bus`` sets to 0 (one attempt), so
+that a service has a single layer of retries.
 """
 
 from __future__ import annotations
