@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from types import TracebackType
-from typing import Generic, Literal, Self, TypeVar
+from typing import Any, Generic, Literal, Protocol, Self, TypeVar
 
 import structlog
 
@@ -27,25 +27,39 @@ def death_headers(reason: str, queue: str) -> dict[str, HeaderValue]:
     return {"x-death-reason": reason, "x-death-queue": queue}
 
 
-class SettledOnce:
-    """One delivery of a message to one consumer; settled exactly once."""
+class Owner(Protocol):
+    """The consumer a delivery belongs to, as far as the shared rules need it."""
 
-    __slots__ = ("outcome", "tag", "task")
+    @property
+    def queue_name(self) -> str: ...
 
-    def __init__(self, tag: int) -> None:
+    @property
+    def spec(self) -> QueueSpec: ...
+
+
+C = TypeVar("C", bound=Owner)
+
+
+class SettledOnce(Generic[C]):
+    """One delivery of a message to one consumer (``C``); settled exactly once."""
+
+    __slots__ = ("_consumer", "outcome", "tag", "task")
+
+    def __init__(self, consumer: C, tag: int) -> None:
+        self._consumer = consumer
         self.tag = tag
         self.outcome: Outcome | None = None
         self.task: asyncio.Task[None] | None = None
 
-    # Provided by each bus.
     @property
     def queue_name(self) -> str:
-        raise NotImplementedError
+        return self._consumer.queue_name
 
     @property
     def spec(self) -> QueueSpec:
-        raise NotImplementedError
+        return self._consumer.spec
 
+    # Provided by each bus.
     @property
     def message(self) -> Message:
         raise NotImplementedError
@@ -152,7 +166,7 @@ class SettledOnce:
         return Process(self)
 
 
-D = TypeVar("D", bound=SettledOnce)
+D = TypeVar("D", bound=SettledOnce[Any])
 
 
 class Process(Generic[D]):

@@ -109,23 +109,14 @@ class MemoryQueue:
             consumer.deliver(self.ready.popleft())
 
 
-class MemoryDelivery(SettledOnce):
+class MemoryDelivery(SettledOnce["MemoryConsumer"]):
     """One delivery of a message to one in-process consumer; settled exactly once."""
 
-    __slots__ = ("_consumer", "_entry")
+    __slots__ = ("_entry",)
 
     def __init__(self, entry: Entry, consumer: MemoryConsumer, tag: int) -> None:
-        super().__init__(tag)
+        super().__init__(consumer, tag)
         self._entry = entry
-        self._consumer = consumer
-
-    @property
-    def queue_name(self) -> str:
-        return self._consumer.queue_name
-
-    @property
-    def spec(self) -> QueueSpec:
-        return self._consumer.spec
 
     @property
     def entry(self) -> Entry:

@@ -17,7 +17,6 @@ from aio_pika.abc import AbstractIncomingMessage
 from shared.bus._delivery import Outcome, SettledOnce
 from shared.bus._retry import ORIGINAL_EXCHANGE_HEADER, ORIGINAL_ROUTING_KEY_HEADER, FailurePlan
 from shared.bus.abc import HeaderValue, Message
-from shared.bus.topology import QueueSpec
 
 if TYPE_CHECKING:
     from shared.bus._rabbitmq_consumer import RabbitConsumer
@@ -59,24 +58,15 @@ def _headers_from_amqp(headers: Mapping[str, object]) -> dict[str, HeaderValue]:
     return converted
 
 
-class RabbitDelivery(SettledOnce):
+class RabbitDelivery(SettledOnce["RabbitConsumer"]):
     """One AMQP delivery handed to a handler; settled exactly once, through its consumer."""
 
-    __slots__ = ("_consumer", "_incoming", "_message")
+    __slots__ = ("_incoming", "_message")
 
     def __init__(self, incoming: AbstractIncomingMessage, consumer: RabbitConsumer, tag: int):
-        super().__init__(tag)
+        super().__init__(consumer, tag)
         self._incoming = incoming
-        self._consumer = consumer
         self._message = message_from_amqp(incoming)
-
-    @property
-    def queue_name(self) -> str:
-        return self._consumer.queue_name
-
-    @property
-    def spec(self) -> QueueSpec:
-        return self._consumer.spec
 
     @property
     def incoming(self) -> AbstractIncomingMessage:
