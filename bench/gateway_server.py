@@ -135,7 +135,9 @@ class _SkippedProcessing(CallbackProcessor):
 async def _serve_rabbitmq(settings: GatewaySettings, port: int) -> None:
     # The URL comes from the environment, as for a real gateway, so no password is on the
     # command line; the gateway reports not ready on /readyz until the bus has connected.
-    bus = RabbitMQBus(os.environ["AMQP_URL"], BASE_TOPOLOGY, connection_name="bench-gateway")
+    bus = RabbitMQBus(
+        os.environ["AMQP_URL"], BASE_TOPOLOGY, connection_name="bench-gateway", start_timeout=0.0
+    )
     app = build_gateway_app(settings, bus)
     await run_components([BusComponent(bus), HttpServer(app, "127.0.0.1", port)])
 

@@ -13,7 +13,7 @@ import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -29,6 +29,8 @@ from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 __all__ = ["Backoff", "RetryCallState"]
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,28 @@ class Backoff:
             sleep=sleep,
             retry_error_callback=_last_outcome,
         )
+
+    async def run(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        retry: retry_base,
+        before_sleep: Callable[[RetryCallState], Any] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> T:
+        """Run ``operation`` until ``retry`` accepts its outcome or this policy gives up.
+
+        Prefer this to :meth:`retrying`: tenacity awaits only what it recognises as a coroutine
+        function, so a plain callable returning an awaitable (a lambda, a partial) would be
+        called and its awaitable never awaited. Here any such callable works.
+        """
+
+        async def attempt() -> T:
+            return await operation()
+
+        retrier = self.retrying(retry=retry, before_sleep=before_sleep, sleep=sleep)
+        result: T = await retrier(attempt)
+        return result
 
     def _wait(self) -> wait_base:
         wait: wait_base = wait_exponential(

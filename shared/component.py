@@ -19,7 +19,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
-from shared.bus.abc import Bus, BusError, Consumer, Handler, RpcHandler
+from shared.bus.abc import Bus, Consumer, Handler, RpcHandler
 from shared.bus.factory import BusComponent, create_bus
 from shared.bus.topology import BASE_TOPOLOGY, Topology
 from shared.errors import ConfigurationError
@@ -91,23 +91,20 @@ class BusService:
 
     async def _serve(self) -> None:
         # /readyz answers meanwhile; consumers start once the bus is up. A failure to start
-        # them (the channel closed just after connecting) is retried: a service that stays up
-        # without consuming would be worse than one that is late.
-        delay = 0.5
-        while True:
-            await self._bus_component.connected()
-            try:
-                await self._subscribe()
-            except BusError as exc:
-                await self._cancel_consumers()
-                log.warning("service_subscribe_failed", service=self.name, error=exc.code)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 15.0)
-            except Exception:
-                log.exception("service_subscribe_crashed", service=self.name)
-                raise
-            else:
-                break
+        # them (the channel closed just after connecting) is retried, by the bus component
+        # that owns every retry of the bus: a service that stays up without consuming would
+        # be worse than one that is late.
+        await self._bus_component.connected()
+        try:
+            await self._bus_component.keep_trying(
+                self._subscribe,
+                undo=self._cancel_consumers,
+                event="service_subscribe_failed",
+                service=self.name,
+            )
+        except Exception:
+            log.exception("service_subscribe_crashed", service=self.name)
+            raise
         self._serving = True
         queues = [sub.queue for sub in self.subscriptions()]
         log.info("service_serving", service=self.name, queues=queues)

@@ -1,1 +1,1 @@
-"""The message bus: one interface, an in-process implementation, and (later) RabbitMQ."""
+"""The message bus: one interface (``abc``), an in-process implementation and RabbitMQ."""

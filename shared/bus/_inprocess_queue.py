@@ -11,21 +11,18 @@ import asyncio
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
-from types import TracebackType
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import structlog
 
+from shared.bus._delivery import Outcome, SettledOnce
 from shared.bus._handlers import log_handler_failure, stop_handler_tasks
 from shared.bus._inprocess_retry import RetryTimers
-from shared.bus._retry import FailurePlan, plan_failure
-from shared.bus.abc import AlreadySettled, Handler, HeaderValue, Message
+from shared.bus._retry import FailurePlan
+from shared.bus.abc import Handler, HeaderValue, Message
 from shared.bus.topology import QueueSpec
 
 log = structlog.get_logger(__name__)
-
-
-_Outcome = Literal["acked", "nacked", "dead_lettered", "requeued", "retried"]
 
 
 class Entry(NamedTuple):
@@ -112,24 +109,14 @@ class MemoryQueue:
             consumer.deliver(self.ready.popleft())
 
 
-class MemoryDelivery:
-    """One delivery of a message to one consumer; settled exactly once."""
+class MemoryDelivery(SettledOnce["MemoryConsumer"]):
+    """One delivery of a message to one in-process consumer; settled exactly once."""
 
-    __slots__ = ("_consumer", "_entry", "outcome", "tag", "task")
+    __slots__ = ("_entry",)
 
     def __init__(self, entry: Entry, consumer: MemoryConsumer, tag: int) -> None:
+        super().__init__(consumer, tag)
         self._entry = entry
-        self._consumer = consumer
-        self.tag = tag
-        self.outcome: _Outcome | None = None
-        self.task: asyncio.Task[None] | None = None
-
-    def __repr__(self) -> str:
-        # Never the body: deliveries end up in tracebacks and log lines.
-        return (
-            f"<Delivery queue={self._consumer.queue_name!r} tag={self.tag} "
-            f"message_id={self._entry.message.message_id!r} outcome={self.outcome}>"
-        )
 
     @property
     def entry(self) -> Entry:
@@ -151,77 +138,14 @@ class MemoryDelivery:
     def redelivered(self) -> bool:
         return self._entry.redelivered
 
-    @property
-    def is_settled(self) -> bool:
-        return self.outcome is not None
-
-    async def ack(self) -> None:
-        """Done with the message: remove it from the queue.
-
-        Raises:
-            AlreadySettled: the delivery was already settled.
-        """
-        self._consumer.settle(self, "acked")
-
-    async def nack(self, *, requeue: bool) -> None:
-        """Give the message back to the head of the queue (``requeue=True``, redelivered) or
-        dead-letter it (``requeue=False``).
-
-        Raises:
-            AlreadySettled: the delivery was already settled.
-        """
-        if requeue:
-            self._consumer.settle(self, "nacked")
-        else:
-            self._consumer.settle(self, "dead_lettered", _death_headers("rejected", self))
-
-    def fail(self, exc: Exception) -> None:
-        """Retry the message later or dead-letter it, because handling it raised ``exc``."""
-        entry = self._entry
-        plan = plan_failure(
-            self._consumer.spec,
-            entry.message,
-            exc,
-            exchange=entry.exchange,
-            routing_key=entry.routing_key,
-        )
-        if plan.is_retry:
-            self._consumer.settle(self, "retried", plan=plan)
-        else:
-            self._consumer.settle(self, "dead_lettered", plan.headers)
-
-    def process(self) -> _Process:
-        """Context manager: ack on normal exit; retry or dead-letter on an exception."""
-        return _Process(self)
-
-
-def _death_headers(reason: str, delivery: MemoryDelivery) -> dict[str, HeaderValue]:
-    return {"x-death-reason": reason, "x-death-queue": delivery._consumer.queue_name}
-
-
-class _Process:
-    """``async with delivery.process():`` as in aio-pika, but a cancelled block leaves the
-    delivery unsettled so that the stopping consumer requeues it instead of dead-lettering."""
-
-    def __init__(self, delivery: MemoryDelivery) -> None:
-        self._delivery = delivery
-
-    async def __aenter__(self) -> MemoryDelivery:
-        return self._delivery
-
-    async def __aexit__(
+    async def _settle(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        outcome: Outcome,
+        headers: dict[str, HeaderValue] | None = None,
+        *,
+        plan: FailurePlan | None = None,
     ) -> None:
-        delivery = self._delivery
-        if delivery.is_settled:
-            return
-        if exc is None:
-            await delivery.ack()
-        elif isinstance(exc, Exception):
-            delivery.fail(exc)
+        self._consumer.settle(self, outcome, headers, plan=plan)
 
 
 class MemoryConsumer:
@@ -271,17 +195,12 @@ class MemoryConsumer:
     def settle(
         self,
         delivery: MemoryDelivery,
-        outcome: _Outcome,
+        outcome: Outcome,
         headers: dict[str, HeaderValue] | None = None,
         *,
         plan: FailurePlan | None = None,
     ) -> None:
-        if delivery.outcome is not None:
-            raise AlreadySettled(
-                f"delivery {delivery.tag} of queue {self._queue.name!r} was already "
-                f"{delivery.outcome.replace('_', '-')}"
-            )
-        delivery.outcome = outcome
+        delivery.mark_settled(outcome)
         del self._unsettled[delivery.tag]
         queue = self._queue
         queue.unacked -= 1
@@ -306,7 +225,7 @@ class MemoryConsumer:
         except Exception as exc:  # any handler failure dead-letters, as the contract says
             log_handler_failure(self._queue.name, delivery, exc)
             if not delivery.is_settled:
-                delivery.fail(exc)
+                await delivery.fail(exc)
         else:
             if not delivery.is_settled:
                 self.settle(delivery, "acked")

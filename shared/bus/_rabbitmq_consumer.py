@@ -11,15 +11,16 @@ from dataclasses import replace
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 from structlog.contextvars import bound_contextvars
 
+from shared.bus._broker_errors import BROKER_AWAY
+from shared.bus._delivery import Outcome
 from shared.bus._handlers import log_handler_failure, stop_handler_tasks
-from shared.bus._rabbitmq_delivery import Outcome, RabbitDelivery
+from shared.bus._rabbitmq_delivery import RabbitDelivery
 from shared.bus._retry import (
     FailurePlan,
 )
-from shared.bus.abc import AlreadySettled, BusError, Handler, HeaderValue, Message
+from shared.bus.abc import BusError, Handler, HeaderValue, Message
 from shared.bus.topology import QueueSpec
 
 log = structlog.get_logger(__name__)
@@ -110,12 +111,7 @@ class RabbitConsumer:
             AlreadySettled: the delivery was already settled.
             BusError: the broker could not be told (it will redeliver the message).
         """
-        if delivery.outcome is not None:
-            raise AlreadySettled(
-                f"delivery {delivery.tag} of queue {self._queue_name!r} was already "
-                f"{delivery.outcome.replace('_', '-')}"
-            )
-        delivery.outcome = outcome
+        delivery.mark_settled(outcome)
         self._unsettled.pop(delivery.tag, None)
         # Shielded, as arq shields finish_job: a handler cancelled mid-settle must not leave
         # the dead-letter copy published and the original unacknowledged.
@@ -141,7 +137,7 @@ class RabbitConsumer:
                 await self._retry_or_requeue(delivery, plan)
             else:
                 await self._dead_letter_or_reject(delivery, headers)
-        except CONNECTION_EXCEPTIONS as exc:
+        except BROKER_AWAY as exc:
             raise BusError(
                 f"could not settle delivery {delivery.tag} of queue {self._queue_name!r}: "
                 f"{type(exc).__name__}"
@@ -153,18 +149,9 @@ class RabbitConsumer:
         # a loss. If the copy cannot be published, the message goes back to the queue at once:
         # an early retry beats losing it, and the attempt count it carries stays as it was.
         if self._retry is not None:
-            try:
-                copy = replace(delivery.message, headers=plan.headers)
-                await self._retry(self._spec, plan.level, copy, plan.delay or 0.0)
-            except BusError as exc:
-                log.warning(
-                    "retry_publish_failed",
-                    queue=self._queue_name,
-                    message_id=delivery.message.message_id,
-                    error_code=exc.code,
-                )
-            else:
-                await delivery.incoming.ack()
+            copy = replace(delivery.message, headers=plan.headers)
+            retry = self._retry(self._spec, plan.level, copy, plan.delay or 0.0)
+            if await self._copied(delivery, retry, "retry_publish_failed"):
                 return
         await delivery.incoming.nack(requeue=True)
 
@@ -179,17 +166,8 @@ class RabbitConsumer:
         # message_id, so that is a duplicate, never a loss. If the copy cannot be published,
         # the native route still takes the message (without our headers).
         if self._dead_letter is not None:
-            try:
-                await self._dead_letter(self._queue_name, delivery.message, headers)
-            except BusError as exc:
-                log.warning(
-                    "dead_letter_publish_failed",
-                    queue=self._queue_name,
-                    message_id=delivery.message.message_id,
-                    error_code=exc.code,
-                )
-            else:
-                await delivery.incoming.ack()
+            dead_letter = self._dead_letter(self._queue_name, delivery.message, headers)
+            if await self._copied(delivery, dead_letter, "dead_letter_publish_failed"):
                 return
         else:
             # As in RabbitMQ: a queue without a dead-letter exchange drops a rejected message.
@@ -200,6 +178,24 @@ class RabbitConsumer:
                 reason=headers.get("x-death-reason"),
             )
         await delivery.incoming.nack(requeue=False)
+
+    async def _copied(
+        self, delivery: RabbitDelivery, publish: Awaitable[None], failed_event: str
+    ) -> bool:
+        """Publish a copy of ``delivery`` (retry or dead letter), then ack the original; False,
+        and a warning ``failed_event``, if the copy was not confirmed (the caller falls back)."""
+        try:
+            await publish
+        except BusError as exc:
+            log.warning(
+                failed_event,
+                queue=self._queue_name,
+                message_id=delivery.message.message_id,
+                error_code=exc.code,
+            )
+            return False
+        await delivery.incoming.ack()
+        return True
 
     async def _run(self, delivery: RabbitDelivery) -> None:
         message = delivery.message
@@ -214,39 +210,20 @@ class RabbitConsumer:
                 # Cancelled from outside while the consumer keeps running: hand the message
                 # back. When the consumer is stopping, _stop requeues every unsettled one.
                 if self._active and not delivery.is_settled:
-                    await self._settle_quietly(delivery, "requeued")
+                    await delivery.settle_quietly("requeued")
                 raise
             except Exception as exc:  # any handler failure dead-letters, as the contract says
                 log_handler_failure(self._queue_name, delivery, exc)
                 if not delivery.is_settled:
-                    await self._settle_quietly(delivery, "dead_lettered", exc)
+                    await delivery.settle_quietly("dead_lettered", exc)
             else:
                 if not delivery.is_settled:
-                    await self._settle_quietly(delivery, "acked")
-
-    async def _settle_quietly(
-        self, delivery: RabbitDelivery, outcome: Outcome, exc: Exception | None = None
-    ) -> None:
-        """Settle for the wrapper, where a broken channel can only be logged: the broker
-        redelivers whatever it did not hear about."""
-        try:
-            if exc is not None:
-                await delivery.fail(exc)
-            else:
-                await self.settle(delivery, outcome)
-        except BusError as error:
-            log.warning(
-                "consumer_settle_failed",
-                queue=self._queue_name,
-                message_id=delivery.message.message_id,
-                outcome=outcome,
-                error=error.message,
-            )
+                    await delivery.settle_quietly("acked")
 
     async def _requeue_quietly(self, incoming: AbstractIncomingMessage) -> None:
         try:
             await incoming.nack(requeue=True)
-        except CONNECTION_EXCEPTIONS as exc:
+        except BROKER_AWAY as exc:
             # The channel is closing anyway, and closing it requeues the message.
             log.info("consumer_requeue_skipped", queue=self._queue_name, error=type(exc).__name__)
 
@@ -289,7 +266,7 @@ class RabbitConsumer:
             return
         try:
             await self._queue.cancel(self._consumer_tag, timeout=_BROKER_CALL_TIMEOUT)
-        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+        except BROKER_AWAY as exc:
             # Closing the channel below ends the subscription as well.
             log.warning("consumer_basic_cancel_failed", queue=self._queue_name, error=repr(exc))
 
@@ -298,5 +275,5 @@ class RabbitConsumer:
             return
         try:
             await asyncio.wait_for(self._channel.close(), _BROKER_CALL_TIMEOUT)
-        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+        except BROKER_AWAY as exc:
             log.warning("consumer_channel_close_failed", queue=self._queue_name, error=repr(exc))

@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel, AbstractRobustConnection
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS
 
+from shared.bus._broker_errors import BROKER_AWAY, CHANNEL_OPEN_ERRORS, is_broker_away
 from shared.bus._rabbitmq_delivery import message_from_amqp
-from shared.bus._rpc import PendingCalls, request_message
+from shared.bus._rpc import PendingCalls
 from shared.bus.abc import BusError, Message
 
 log = structlog.get_logger(__name__)
@@ -53,19 +53,13 @@ class ReplyQueue:
             Unroutable: ``queue`` does not exist.
             BusError: the reply queue or the request could not be set up.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = asyncio.get_running_loop().time() + timeout
         await self._open(connection)
-        sent = request_message(request, self._name)
-        correlation_id = sent.correlation_id or ""
-        future = self._pending.expect(correlation_id)
-        try:
+
+        async def send(sent: Message) -> None:
             await self._send(queue, sent, timeout)
-        except BaseException:
-            self._pending.forget(correlation_id)
-            raise
-        remaining = max(deadline - loop.time(), 0.0)
-        return await self._pending.wait(correlation_id, future, queue, remaining)
+
+        return await self._pending.call(request, self._name, send, queue, deadline)
 
     async def _open(self, connection: AbstractRobustConnection) -> None:
         async with self._lock:
@@ -84,9 +78,11 @@ class ReplyQueue:
                 await asyncio.wait_for(
                     queue.consume(self._on_reply, no_ack=True), self._open_timeout
                 )
-            except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+            except CHANNEL_OPEN_ERRORS as exc:
                 if channel.is_initialized and not channel.is_closed:
                     await channel.close()
+                if not is_broker_away(exc, connection):
+                    raise
                 raise BusError(f"cannot open the RPC reply queue: {type(exc).__name__}") from exc
             self._channel = channel
 
@@ -101,5 +97,5 @@ class ReplyQueue:
             return
         try:
             await asyncio.wait_for(channel.close(), self._open_timeout)
-        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+        except BROKER_AWAY as exc:
             log.warning("rpc_reply_channel_close_failed", error_type=type(exc).__name__)

@@ -8,9 +8,10 @@ from dataclasses import dataclass, field
 
 import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustChannel
-from aio_pika.exceptions import CONNECTION_EXCEPTIONS, ChannelPreconditionFailed
+from aio_pika.exceptions import ChannelPreconditionFailed
 from pamqp.common import FieldTable
 
+from shared.bus._broker_errors import BROKER_AWAY
 from shared.bus.abc import BusError, TopologyError
 from shared.bus.topology import (
     DEAD_LETTER_EXCHANGE,
@@ -60,7 +61,7 @@ async def declare_topology(channel: AbstractRobustChannel, topology: Topology) -
         # RabbitMQ refuses to redeclare a name with other settings (kind, queue type,
         # arguments): a deployment mistake to surface, not a broker outage.
         raise TopologyError(f"the broker refused the topology: {exc}") from exc
-    except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+    except BROKER_AWAY as exc:
         raise BusError(f"declaring the topology failed: {type(exc).__name__}") from exc
     return declared
 

@@ -59,6 +59,33 @@ class PendingCalls:
         self._waiting[correlation_id] = future
         return future
 
+    async def call(
+        self,
+        request: bytes | Message,
+        reply_to: str,
+        send: Callable[[Message], Awaitable[None]],
+        queue: str,
+        deadline: float,
+    ) -> Message:
+        """Send ``request`` through ``send`` (with a fresh ``correlation_id`` and ``reply_to``)
+        and wait for its reply until ``deadline`` (the event loop's clock).
+
+        Raises:
+            RpcTimeout: no reply by ``deadline``.
+            BusError: whatever ``send`` raised (nothing waits for a reply then).
+        """
+        sent = request_message(request, reply_to)
+        correlation_id = sent.correlation_id or ""
+        future = self.expect(correlation_id)
+        try:
+            await send(sent)
+        except BaseException:
+            future.cancel()
+            self.forget(correlation_id)
+            raise
+        remaining = max(deadline - asyncio.get_running_loop().time(), 0.0)
+        return await self.wait(correlation_id, future, queue, remaining)
+
     def forget(self, correlation_id: str) -> None:
         """Forget a call whose request could not be sent."""
         self._waiting.pop(correlation_id, None)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
 import structlog
 from pydantic import SecretStr
 
+from shared.backoff import Backoff
+from shared.bus._reconnect import CONNECT_BACKOFF, keep_trying
 from shared.bus.abc import Bus, BusError, TopologyError
 from shared.bus.inprocess import InProcessBus
 from shared.bus.rabbitmq import RabbitMQBus
@@ -31,7 +35,8 @@ def create_bus(amqp_url: SecretStr | None, topology: Topology, *, all_in_one: bo
                 "(use `wecom-suite run` for the all-in-one process)"
             )
         return InProcessBus(topology)
-    return RabbitMQBus(amqp_url.get_secret_value(), topology)
+    # One attempt per start(): the BusComponent is the one layer that retries it.
+    return RabbitMQBus(amqp_url.get_secret_value(), topology, start_timeout=0.0)
 
 
 class BusComponent:
@@ -41,16 +46,32 @@ class BusComponent:
     is up, so the HTTP server starts meanwhile and reports not-ready on ``/readyz`` (callbacks
     are answered 503 and WeCom retries them) instead of the process exiting while the broker
     is briefly away. Components that cannot work without the bus await :meth:`connected`.
+
+    This component is the one place that retries reaching the broker: ``bus.start()`` makes
+    one attempt (``create_bus``), a service's subscriptions are retried through
+    :meth:`keep_trying`, and once connected aio-pika's robust connection reconnects by itself.
+    It sits here because only the lifecycle knows that "until it works" is right: a bus used
+    on its own (a script, a test) should fail rather than wait for ever.
+
+    Args:
+        bus: the bus to start and close.
+        retry_initial_s: the first wait between attempts, doubled after each failure…
+        retry_max_s: …up to this many seconds.
     """
 
     name = "bus"
 
     def __init__(
-        self, bus: Bus, *, retry_initial_s: float = 0.5, retry_max_s: float = 15.0
+        self,
+        bus: Bus,
+        *,
+        retry_initial_s: float = CONNECT_BACKOFF.initial_s,
+        retry_max_s: float = CONNECT_BACKOFF.cap_s,
     ) -> None:
         self.bus = bus
-        self._retry_initial_s = retry_initial_s
-        self._retry_max_s = retry_max_s
+        self.backoff: Backoff = replace(
+            CONNECT_BACKOFF, initial_s=retry_initial_s, cap_s=retry_max_s
+        )
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -62,21 +83,30 @@ class BusComponent:
             raise BusError("the bus component was not started")
         await asyncio.shield(self._task)
 
+    async def keep_trying(
+        self,
+        step: Callable[[], Awaitable[None]],
+        *,
+        undo: Callable[[], Awaitable[None]],
+        event: str,
+        **log_fields: object,
+    ) -> None:
+        """Run ``step`` once the bus is up, and again after each ``BusError`` (``undo`` first,
+        then a warning ``event`` and a wait as this component's backoff says).
+
+        For what must happen once connected and can fail on a channel that closed just after
+        connecting: a service's subscriptions. Any other error is raised at once.
+        """
+        await self.connected()
+        await keep_trying(step, self.backoff, event=event, undo=undo, **log_fields)
+
     async def _connect(self) -> None:
-        delay = self._retry_initial_s
-        while True:
-            try:
-                await self.bus.start()
-            except TopologyError:
-                # Another deployment declared these names differently: retrying cannot help.
-                log.exception("bus_topology_conflict")
-                raise
-            except BusError as exc:
-                log.warning("bus_connect_failed", error=exc.code, retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max_s)
-            else:
-                return
+        try:
+            await keep_trying(self.bus.start, self.backoff, event="bus_connect_failed")
+        except TopologyError:
+            # Another deployment declared these names differently: retrying cannot help.
+            log.exception("bus_topology_conflict")
+            raise
 
     async def stop(self) -> None:
         task, self._task = self._task, None

@@ -20,7 +20,7 @@ import structlog
 
 from shared.bus._inprocess_queue import Entry, MemoryConsumer, MemoryQueue
 from shared.bus._inprocess_retry import RetryTimers
-from shared.bus._rpc import PendingCalls, request_message, server_handler
+from shared.bus._rpc import PendingCalls, server_handler
 from shared.bus.abc import (
     BusError,
     Consumer,
@@ -265,16 +265,12 @@ class InProcessBus:
             Unroutable: ``queue`` is not declared.
             BusError: the bus is not started, or closed while waiting.
         """
-        sent = request_message(request, self._reply_to)
-        correlation_id = sent.correlation_id or ""
-        future = self._pending.expect(correlation_id)
-        try:
+        deadline = asyncio.get_running_loop().time() + timeout
+
+        async def send(sent: Message) -> None:
             await self.publish(DEFAULT_EXCHANGE, queue, sent)
-        except BaseException:
-            future.cancel()
-            self._pending.forget(correlation_id)
-            raise
-        return await self._pending.wait(correlation_id, future, queue, timeout)
+
+        return await self._pending.call(request, self._reply_to, send, queue, deadline)
 
     async def serve(self, queue: str, handler: RpcHandler, *, prefetch: int = 16) -> Consumer:
         """Answer the requests of ``queue`` with ``handler``; servers of one queue compete, and

@@ -23,17 +23,15 @@ from aio_pika.abc import (
     AbstractRobustConnection,
     DeliveryMode,
 )
-from aio_pika.exceptions import (
-    CONNECTION_EXCEPTIONS,
-    DeliveryError,
-    PublishError,
-)
+from aio_pika.exceptions import DeliveryError, PublishError
 from pamqp.commands import Basic
 from yarl import URL
 
+from shared.bus._broker_errors import BROKER_AWAY, CHANNEL_OPEN_ERRORS, is_broker_away
 from shared.bus._rabbitmq_consumer import DeadLetterPublisher, RabbitConsumer, RetryPublisher
 from shared.bus._rabbitmq_rpc import ReplyQueue
 from shared.bus._rabbitmq_topology import declare_topology
+from shared.bus._reconnect import CONNECT_BACKOFF, keep_trying
 from shared.bus._rpc import server_handler
 from shared.bus.abc import (
     BusError,
@@ -58,8 +56,8 @@ from shared.errors import InvalidRequest
 
 log = structlog.get_logger(__name__)
 
-_BACKOFF_START = 0.2  # first pause between initial connection attempts, doubled each time
-_BACKOFF_MAX = 5.0
+# aio-pika applies no timeout of its own to opening a channel or declaring.
+_DECLARE_TIMEOUT = 30.0
 _DEAD_LETTER_TIMEOUT = 5.0  # confirm wait for the copy a failed handler sends to <queue>.dead
 _RETRY_TIMEOUT = 5.0  # confirm wait for the copy a failed handler sends to <queue>.retry.<n>
 
@@ -76,7 +74,9 @@ class RabbitMQBus:
         connection_name: shown in the RabbitMQ management UI.
         connect_timeout: seconds for one connection attempt.
         start_timeout: seconds ``start()`` keeps retrying the very first connection, which
-            aio-pika does not retry by itself.
+            aio-pika does not retry by itself (``CONNECT_BACKOFF`` apart). ``0`` makes one
+            attempt: what ``create_bus`` asks for, since a service's ``BusComponent`` is the
+            one layer that retries ``start()`` until the broker is there.
         close_grace: seconds ``close()`` lets in-flight handlers finish.
     """
 
@@ -96,7 +96,7 @@ class RabbitMQBus:
         self._topology = topology
         self._prefetch_default = prefetch_default
         self._connect_timeout = connect_timeout
-        self._start_timeout = start_timeout
+        self._start_backoff = replace(CONNECT_BACKOFF, deadline_s=start_timeout)
         self._close_grace = close_grace
         # Queues a consumer may subscribe to, with the spec that governs its failures (a
         # dead-letter queue's consumer gets neither retries nor dead letters).
@@ -148,10 +148,11 @@ class RabbitMQBus:
             if self._started:
                 return
             self._topology.validate()
-            connection = self._connection = await self._connect()
+            connection = self._connection = await keep_trying(
+                self._connect, self._start_backoff, event="bus_connect_failed", host=self._url.host
+            )
             try:
-                # aio-pika applies no timeout of its own to opening a channel or declaring.
-                await asyncio.wait_for(self._open_and_declare(connection), self._start_timeout)
+                await asyncio.wait_for(self._open_and_declare(connection), _DECLARE_TIMEOUT)
             except TimeoutError as exc:
                 await self._disconnect()
                 raise BusError("declaring the topology timed out") from exc
@@ -169,35 +170,22 @@ class RabbitMQBus:
         )
 
     async def _connect(self) -> AbstractRobustConnection:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._start_timeout
-        delay, attempt = _BACKOFF_START, 0
-        while True:
-            attempt += 1
-            try:
-                return await aio_pika.connect_robust(self._url, timeout=self._connect_timeout)
-            except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    raise BusError(
-                        f"cannot connect to RabbitMQ at {self._url.host}:{self._url.port} "
-                        f"after {attempt} attempts: {type(exc).__name__}"
-                    ) from exc
-                log.warning(
-                    "bus_connect_failed",
-                    host=self._url.host,
-                    attempt=attempt,
-                    error_type=type(exc).__name__,
-                    retry_in=round(min(delay, remaining), 2),
-                )
-                await asyncio.sleep(min(delay, remaining))
-                delay = min(delay * 2, _BACKOFF_MAX)
+        """One attempt at the first connection."""
+        try:
+            return await aio_pika.connect_robust(self._url, timeout=self._connect_timeout)
+        except BROKER_AWAY as exc:
+            raise BusError(
+                f"cannot connect to RabbitMQ at {self._url.host}:{self._url.port}: "
+                f"{type(exc).__name__}"
+            ) from exc
 
     async def _open_and_declare(self, connection: AbstractRobustConnection) -> None:
         channel = connection.channel(publisher_confirms=True, on_return_raises=True)
         try:
             await channel.initialize()
-        except CONNECTION_EXCEPTIONS as exc:
+        except CHANNEL_OPEN_ERRORS as exc:
+            if not is_broker_away(exc, connection):
+                raise
             raise BusError(f"cannot open the publishing channel: {type(exc).__name__}") from exc
         self._channel = channel
         await self._declare(channel)
@@ -233,7 +221,7 @@ class RabbitMQBus:
         try:
             # Closing the connection closes its channels; the broker requeues what they held.
             await asyncio.wait_for(connection.close(), self._connect_timeout)
-        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+        except BROKER_AWAY as exc:
             log.warning("bus_close_failed", error_type=type(exc).__name__)
 
     async def publish(
@@ -308,7 +296,7 @@ class RabbitMQBus:
             raise Unroutable(f"no queue is bound on {target.name!r} for {routing_key!r}") from exc
         except DeliveryError as exc:
             raise PublishRejected(f"the broker nacked the message on {target.name!r}") from exc
-        except CONNECTION_EXCEPTIONS as exc:
+        except BROKER_AWAY as exc:
             raise BusError(f"publishing failed: {type(exc).__name__}") from exc
         if not isinstance(confirmation, Basic.Ack):
             raise PublishRejected(f"the broker did not ack the message on {target.name!r}")
@@ -405,9 +393,11 @@ class RabbitMQBus:
             # A robust channel waits for the connection to come back; don't wait for ever.
             await asyncio.wait_for(channel.initialize(), self._connect_timeout)
             await asyncio.wait_for(consumer.start(prefetch), self._connect_timeout)
-        except (*CONNECTION_EXCEPTIONS, TimeoutError) as exc:
+        except CHANNEL_OPEN_ERRORS as exc:
             if channel.is_initialized and not channel.is_closed:
                 await channel.close()
+            if not is_broker_away(exc, self._connection):
+                raise
             raise BusError(f"cannot consume from {queue!r}: {type(exc).__name__}") from exc
         self._consumers.add(consumer)
         return consumer

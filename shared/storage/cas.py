@@ -116,9 +116,8 @@ async def compare_and_update(
             raise _LostRace
         return decision.result
 
-    retrying = backoff.retrying(retry=retry_if_exception_type(_LostRace))
     try:
-        result: T = await retrying(attempt)
+        result: T = await backoff.run(attempt, retry=retry_if_exception_type(_LostRace))
     except _LostRace:
         raise ContentionError(
             f"a {collection} document lost {tries} compare-and-set races in a row"

@@ -86,3 +86,25 @@ async def test_deadline_stops_before_a_wait_that_would_pass_it() -> None:
     with pytest.raises(TimeoutError):
         await retrier(always_fails)
     assert slept == []
+
+
+async def test_run_awaits_what_a_plain_callable_returns() -> None:
+    """A lambda returning a coroutine is awaited and retried, not silently dropped."""
+
+    async def sleep(_: float) -> None:
+        return None
+
+    calls = 0
+
+    async def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise ConnectionError
+        return "done"
+
+    policy = Backoff(initial_s=0, max_attempts=5)
+    plain = lambda: flaky()  # noqa: E731, PLW0108 - a plain callable returning a coroutine
+    got = await policy.run(plain, retry=retry_if_exception_type(ConnectionError), sleep=sleep)
+    assert got == "done"
+    assert calls == 3
