@@ -15,6 +15,7 @@ import secrets
 from dataclasses import dataclass, field
 
 from Crypto.Cipher import AES
+from Crypto.Util.Padding import pad, unpad
 
 from shared.wecom.errors import (
     Base64Error,
@@ -40,9 +41,8 @@ _RANDOM_LEN = 16
 # random(16) || msg_len(4): the smallest plaintext that still has a readable layout.
 _HEADER_LEN = _RANDOM_LEN + 4
 _MAX_MSG_LEN = 0xFFFFFFFF
-# One ready-made padding string per pad value, so unpadding compares with endswith()
-# instead of building a slice or a fresh bytes object on every request.
-_PADDINGS = tuple(bytes([n]) * n for n in range(_PAD_BLOCK + 1))
+# Zeros standing in for the missing first half of a 32-byte window (see _unpadded_length).
+_HALF_WINDOW = bytes(_AES_BLOCK)
 _SIGNATURE_RE = re.compile(r"[0-9a-f]{40}")
 _KEY_RE = re.compile(r"[A-Za-z0-9]{43}")
 
@@ -196,12 +196,7 @@ class CallbackCipher:
         if not data or len(data) % _AES_BLOCK:
             raise LengthError("ciphertext is not a whole number of AES blocks")
         raw = self._cbc_decrypt(data)
-
-        pad = raw[-1]
-        # endswith() is also False when pad exceeds len(raw), so that case is a PaddingError too.
-        if not 1 <= pad <= _PAD_BLOCK or not raw.endswith(_PADDINGS[pad]):
-            raise PaddingError
-        end = len(raw) - pad
+        end = _unpadded_length(raw)
         if end < _HEADER_LEN:
             raise LengthError("plaintext is shorter than its 20-byte header")
         msg_end = _HEADER_LEN + int.from_bytes(raw[_RANDOM_LEN:_HEADER_LEN], "big")
@@ -237,14 +232,26 @@ class CallbackCipher:
             raise ValueError("random16 must be exactly 16 bytes")
         if len(msg) > _MAX_MSG_LEN:
             raise ValueError("msg is too long for its 4-byte length field")
-        body_len = _HEADER_LEN + len(msg) + len(receive_id)
-        # 1..32, never 0: an exact multiple still gets a whole block so unpadding is unambiguous.
-        pad = _PAD_BLOCK - body_len % _PAD_BLOCK
-        plaintext = b"".join(
-            (random16, len(msg).to_bytes(4, "big"), msg, receive_id, _PADDINGS[pad])
-        )
+        body = b"".join((random16, len(msg).to_bytes(4, "big"), msg, receive_id))
+        # PKCS#7 pads 1..32, never 0: an exact multiple of 32 gets a whole block of 0x20.
+        plaintext = pad(body, _PAD_BLOCK, style="pkcs7")
         sealed = AES.new(self._key, AES.MODE_CBC, iv=self._iv).encrypt(plaintext)
         return base64.b64encode(sealed).decode("ascii")
+
+
+def _unpadded_length(raw: bytes) -> int:
+    """Length of ``raw`` (whole AES blocks) without its 32-byte PKCS#7 padding.
+
+    Only the last 32 bytes go through ``unpad``: it copies what it is given, and it insists on
+    a multiple of 32 while CBC only needs 16. A one-block plaintext gets zeros in front, which
+    no pad byte equals, so a pad reaching before its start stays malformed.
+    """
+    window = raw[-_PAD_BLOCK:] if len(raw) >= _PAD_BLOCK else _HALF_WINDOW + raw
+    try:
+        kept = len(unpad(window, _PAD_BLOCK, style="pkcs7"))
+    except ValueError as exc:
+        raise PaddingError from exc
+    return len(raw) - len(window) + kept
 
 
 def _check_reply_field(name: str, value: str, forbidden: tuple[str, ...]) -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
 from wecom_suite.listing.domains import domain_problem, ip_problem, url_problem
 from wecom_suite.listing.findings import Finding
 from wecom_suite.listing.images import check_image
@@ -17,54 +20,84 @@ from wecom_suite.listing.rules import (
     HTTPS_URL_FIELDS,
     IMAGE_SPECS,
     LISTING_KEYS,
-    OPTIONAL_KEYS,
     SCREENSHOT_COUNTS,
     TEXT_LIMITS,
     URL_FIELDS,
+    ListingFile,
     count_characters,
     find_banned_words,
 )
 
-_TYPE_OK = {
-    "text": lambda value: isinstance(value, str),
-    "mapping": lambda value: isinstance(value, dict),
-    "list": lambda value: isinstance(value, list),
-}
+_MISSING = object()
 
 
-def _flatten(listing: Mapping[str, object]) -> dict[str, object]:
-    """Top-level keys plus the dotted keys one level down (``screenshots.mobile``)."""
-    flat: dict[str, object] = {}
+def _lookup(listing: Mapping[str, object], key: str) -> object:
+    """The value at dotted ``key``, or ``_MISSING`` when it or a parent mapping is absent."""
+    value: object = listing
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _finding(error: ErrorDetails) -> Finding:
+    """The key.* finding for one pydantic error; its loc is the path of keys and indices."""
+    loc = error["loc"]
+    if error["type"] in {"extra_forbidden", "invalid_key"}:
+        # invalid_key: a mapping key that is not text (YAML's ``1: x``); loc holds it as is.
+        return Finding("key.unknown", ".".join(str(part) for part in loc))
+    key = ".".join(str(part) for part in loc if isinstance(part, str))
+    indices = "".join(f"[{part}]" for part in loc if isinstance(part, int))
+    if error["type"] == "missing":
+        return Finding("key.missing", key)
+    # Any other error is a value of the wrong type; list entries are text.
+    return Finding("key.type", key + indices, {"type": "text" if indices else LISTING_KEYS[key]})
+
+
+def _places(listing: Mapping[str, object]) -> dict[str, int]:
+    """Each dotted key path -> its place in the file, a mapping's keys right after it."""
+    paths: list[str] = []
     for key, value in listing.items():
-        flat[str(key)] = value
-        if LISTING_KEYS.get(str(key)) == "mapping" and isinstance(value, dict):
-            flat.update({f"{key}.{sub}": sub_value for sub, sub_value in value.items()})
-    return flat
+        paths.append(str(key))
+        if isinstance(value, Mapping):
+            paths.extend(f"{key}.{sub}" for sub in value)
+    return {path: place for place, path in enumerate(paths)}
+
+
+_SCHEMA_PLACES = {key: place for place, key in enumerate(LISTING_KEYS)}
 
 
 def check_structure(listing: Mapping[str, object]) -> tuple[list[Finding], dict[str, object]]:
-    """Unknown, missing and mistyped keys, and the well-typed values that remain to check."""
-    flat = _flatten(listing)
-    findings = [Finding("key.unknown", key) for key in flat if key not in LISTING_KEYS]
+    """Unknown, missing and mistyped keys, and the well-typed values that remain to check.
+
+    A missing or mistyped mapping has its own finding and none for its keys; a list entry
+    of the wrong type is reported and skipped, the rest of the list is still checked.
+    """
+    try:
+        ListingFile.model_validate(dict(listing))
+        errors: list[ErrorDetails] = []
+    except ValidationError as exc:
+        errors = exc.errors(include_url=False, include_input=False)
+    places = _places(listing)
+    # Unknown keys first, in file order; then the schema's order, as the report reads best.
+    findings = sorted(
+        (_finding(error) for error in errors),
+        key=lambda f: (
+            (0, places.get(f.field, 0))
+            if f.rule == "key.unknown"
+            else (1, _SCHEMA_PLACES[f.field.partition("[")[0]])
+        ),
+    )
+    mistyped = {finding.field for finding in findings if finding.rule == "key.type"}
     valid: dict[str, object] = {}
-    for key, kind in LISTING_KEYS.items():
-        parent = key.rpartition(".")[0]
-        if key not in flat:
-            # A missing or mistyped parent has its own finding; do not repeat it per child.
-            if key not in OPTIONAL_KEYS and (not parent or parent in valid):
-                findings.append(Finding("key.missing", key))
+    for key in LISTING_KEYS:
+        value = _lookup(listing, key)
+        if value is _MISSING or key in mistyped:
             continue
-        value = flat[key]
-        if not _TYPE_OK[kind](value):
-            findings.append(Finding("key.type", key, {"type": kind}))
-            continue
-        if isinstance(value, list):
-            # Each entry is text; a bad entry is reported and skipped, the rest still checked.
-            for index, item in enumerate(value):
-                if not isinstance(item, str):
-                    findings.append(Finding("key.type", f"{key}[{index}]", {"type": "text"}))
-            value = [item for item in value if isinstance(item, str)]
-        valid[key] = value
+        valid[key] = (
+            [item for item in value if isinstance(item, str)] if isinstance(value, list) else value
+        )
     return findings, valid
 
 

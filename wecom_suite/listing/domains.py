@@ -1,8 +1,9 @@
 """Domain, URL and IP checks: pure functions that return the rule ids a value breaks.
 
 A domain is WeCom's "trusted domain" style value: a bare host name, no scheme, path or port
-(protocol doc §13.2). Internationalised names are checked through IDNA, so ``例子.中国`` and
-its punycode form ``xn--fsqu00a.xn--fiqs8s`` are both accepted.
+(protocol doc §13.2). Internationalised names are checked by the ``idna`` package (IDNA 2008
+with UTS 46 mapping, as browsers use), so ``例子.中国`` and its punycode form
+``xn--fsqu00a.xn--fiqs8s`` are both accepted.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ import ipaddress
 import re
 from urllib.parse import urlsplit
 
-# One LDH label (RFC 1035 as relaxed by RFC 1123), checked on the ASCII (punycode) form.
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$", re.IGNORECASE)
+import idna
+
 _PORT = re.compile(r":\d*$")
-_MAX_DOMAIN_LENGTH = 253
 
 
 def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -24,20 +24,18 @@ def _parse_ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
         return None
 
 
-def _ascii_labels(domain: str) -> list[str] | None:
-    """The punycode labels of ``domain``, or None when IDNA cannot encode it."""
+def ascii_domain(domain: str) -> str | None:
+    """The ASCII (punycode) form of ``domain``, or None when it is not a valid IDNA name.
+
+    IDNA 2008, not the stdlib's IDNA 2003 codec: ``faß.de`` is ``xn--fa-hia.de`` (not
+    ``fass.de``) and symbols such as ``☃`` are refused. UTS 46 first maps what a user may type
+    (upper case, full-width letters). Every label is then checked: letters, digits and inner
+    hyphens only, at most 63 characters, and an ``xn--`` label must decode to a valid name.
+    """
     try:
-        labels = domain.encode("idna").decode("ascii").split(".")
-    except UnicodeError:
+        return idna.encode(domain, uts46=True).decode("ascii")
+    except idna.IDNAError:
         return None
-    for label in labels:
-        if label.lower().startswith("xn--"):
-            # A hand-written punycode label must decode, or WeCom sees garbage.
-            try:
-                label[4:].encode("ascii").decode("punycode")
-            except UnicodeError:
-                return None
-    return labels
 
 
 def domain_problem(value: str) -> str | None:
@@ -52,14 +50,10 @@ def domain_problem(value: str) -> str | None:
     if _PORT.search(text):
         host = _PORT.sub("", text)
         return "domain.ip" if _parse_ip(host) is not None else "domain.port"
-    labels = _ascii_labels(text)
-    if (
-        labels is None
-        or len(labels) < 2
-        or len(".".join(labels)) > _MAX_DOMAIN_LENGTH
-        or not all(_LABEL.match(label) for label in labels)
-        or labels[-1].isdigit()
-    ):
+    encoded = ascii_domain(text)
+    labels = encoded.split(".") if encoded is not None else []
+    # idna keeps a trailing dot (an empty last label); a WeCom domain has none.
+    if len(labels) < 2 or not all(labels) or labels[-1].isdigit():
         return "domain.label"
     return None
 

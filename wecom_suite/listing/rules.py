@@ -1,4 +1,4 @@
-"""The rule table: every rule id, its limits and its source, and the banned words.
+"""The rule table: every rule id, its limits and its source, the banned words, the key schema.
 
 Sources are sections of ``shared/docs/wecom-protocol.md`` (its §13 quotes WeCom's
 developer-centre page WW-95672); "ours" marks a reading of ours where WeCom is silent.
@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
+from typing import get_origin
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,27 +98,57 @@ TEXT_LIMITS: dict[str, tuple[int, int | None]] = {
 # WeCom asks for five phone screenshots and recommends five desktop ones (§13.1).
 SCREENSHOT_COUNTS: dict[str, tuple[int, int]] = {"mobile": (5, 5), "desktop": (1, 5)}
 
-# key -> kind of value; nested keys are dotted. Keys listed in OPTIONAL_KEYS may be absent.
-LISTING_KEYS: dict[str, str] = {
-    "name": "text",
-    "slogan": "text",
-    "introduction": "text",
-    "category": "text",
-    "logo": "text",
-    "screenshots": "mapping",
-    "screenshots.mobile": "list",
-    "screenshots.desktop": "list",
-    "privacy_policy": "text",
-    "home_url": "text",
-    "trusted_domain": "text",
-    "install_callback_domain": "text",
-    "business_settings_url": "text",
-    "data_callback_url": "text",
-    "command_callback_url": "text",
-    "menus": "list",
-    "ip_allowlist": "list",
-}
-OPTIONAL_KEYS = frozenset({"menus", "ip_allowlist"})
+
+class _Strict(BaseModel):
+    """No unknown keys, and no coercion: a YAML number or date where text belongs is wrong."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Screenshots(_Strict):
+    """The ``screenshots`` mapping: file paths, relative to the listing."""
+
+    mobile: list[str]
+    desktop: list[str]
+
+
+class ListingFile(_Strict):
+    """The keys and value types of a listing file; its rules are checked afterwards."""
+
+    name: str
+    slogan: str
+    introduction: str
+    category: str
+    logo: str
+    screenshots: Screenshots
+    privacy_policy: str
+    home_url: str
+    trusted_domain: str
+    install_callback_domain: str
+    business_settings_url: str
+    data_callback_url: str
+    command_callback_url: str
+    menus: list[str] = Field(default_factory=list)
+    ip_allowlist: list[str] = Field(default_factory=list)
+
+
+def _keys(model: type[BaseModel], prefix: str = "") -> dict[str, tuple[str, bool]]:
+    """Dotted key -> (kind of value, required), in the order of the model's fields."""
+    keys: dict[str, tuple[str, bool]] = {}
+    for name, info in model.model_fields.items():
+        annotation, required = info.annotation, info.is_required()
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            keys[prefix + name] = ("mapping", required)
+            keys.update(_keys(annotation, f"{prefix}{name}."))
+        else:
+            keys[prefix + name] = ("list" if get_origin(annotation) is list else "text", required)
+    return keys
+
+
+# key -> kind of value ("text", "list" of text, "mapping"); nested keys are dotted. Derived
+# from ListingFile so the template test and the findings name the same keys.
+LISTING_KEYS: dict[str, str] = {key: kind for key, (kind, _) in _keys(ListingFile).items()}
+OPTIONAL_KEYS = frozenset(key for key, (_, required) in _keys(ListingFile).items() if not required)
 DOMAIN_FIELDS = ("trusted_domain", "install_callback_domain")
 HTTPS_URL_FIELDS = ("business_settings_url", "data_callback_url", "command_callback_url")
 URL_FIELDS = ("home_url", *HTTPS_URL_FIELDS)
