@@ -92,9 +92,9 @@ async def test_the_demo_page_signs_in_and_shows_the_member(chromium: Path, demo:
             assert await page.locator("#user-id").text_content() == DEFAULT_USER
             # The page also fetched and showed a signed config for its own URL.
             config = page.locator("#jssdk-config")
-            await page.wait_for_function(
-                "document.getElementById('jssdk-config').textContent.includes('agentConfig')"
-            )
+            # A locator wait, not wait_for_function: the page's CSP forbids eval, which
+            # playwright's string predicates need.
+            await page.locator("#jssdk-config", has_text="agentConfig").wait_for(timeout=15_000)
             assert DEFAULT_CORP in (await config.text_content() or "")
             status = await page.locator("#jssdk-status").text_content()
             assert status is not None
