@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.contracts import AuthRequest
-from tests.support.installs import InstallStack, install_stack, settle
+from tests.support.installs import InstallStack, install_stack, wait_idle
 from tests.support.tokens import eventually
 
 pytestmark = pytest.mark.integration
@@ -50,7 +50,7 @@ async def test_one_auth_code_is_exchanged_once_whatever_delivers_it(
             stack.publish("command.create_auth", {"auth_code": code}),
         )
         await stack.installation("wwcorpb", status="active")
-        await settle(stack, 1.0)
+        await wait_idle(stack)
         assert await stack.calls(V2_EXCHANGE) == 1
         outcome = await stack.auth.request(_outcome(code))
         assert outcome["status"] == "installed"
@@ -117,7 +117,7 @@ async def test_the_101st_user_and_the_11th_test_account_are_refused(
         await eventually(lambda: _rejected(stack, "test_accounts"), timeout=30)
         await eventually(lambda: _used(stack, "test_accounts", 10), timeout=30)
         # Exactly one of the eleven was refused, whichever was processed last.
-        await settle(stack, 0.5)
+        await wait_idle(stack)
         assert len(stack.of_type("auth.rejected")) == 1
 
 
@@ -175,7 +175,7 @@ async def test_cancel_then_a_late_change_does_not_resurrect(
         await stack.publish(
             "command.change_auth", {"auth_corp_id": "wwcancel"}, occurred_at=before_cancel
         )
-        await settle(stack, 1.0)
+        await wait_idle(stack)
         assert (await stack.installation("wwcancel")).status == "revoked"
         with pytest.raises(Exception, match="not installed"):
             await stack.tokens.get("corp", corp_id="wwcancel")
