@@ -167,6 +167,7 @@ async def test_a_page_answers_an_injected_status_then_recovers(path: str) -> Non
 
 @pytest.mark.parametrize("path", list(PAGE_QUERIES))
 async def test_a_page_fault_delays_the_answer(path: str) -> None:
+    """A page fault's delay holds both an error answer and a delay-only answer at least as long."""
     async with serve_simulator() as sim:
         body = {"path": path, "http_status": 500, "delay_ms": 300}
         await sim.call("POST", "/_sim/faults", body=body)
@@ -191,6 +192,7 @@ async def test_a_page_fault_delays_the_answer(path: str) -> None:
     ],
 )
 async def test_page_faults_take_an_error_status_or_a_delay_only(fault: dict[str, Any]) -> None:
+    """A page fault with an errcode, a redirect status or an unknown page is refused."""
     async with serve_simulator() as sim:
         status, answer = await sim.call("POST", "/_sim/faults", body=fault)
     assert status == 400, answer
