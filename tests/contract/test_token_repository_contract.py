@@ -47,7 +47,7 @@ async def test_only_a_newer_ticket_replaces_the_stored_one(
 async def test_tokens_round_trip_sealed_and_expire(
     replicas: tuple[list[StoredTokens], Backend], clock: FakeClock
 ) -> None:
-    """A token stored by one replica is read by another, sealed at rest, gone after expiry."""
+    """A token one replica stores is read by another, sealed at rest, gone past expiry+grace."""
     (a, b), backend = replicas
     token = CachedToken("corp-token-secret-value", clock.now + 100, clock.now)
     await a.put_token("corp:wx1", token)

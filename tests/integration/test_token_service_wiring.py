@@ -141,7 +141,7 @@ async def test_system_busy_is_retried_before_the_caller_sees_it(rig: Rig) -> Non
 
 
 async def test_a_poison_event_goes_to_the_dead_letter_queue(rig: Rig) -> None:
-    """An event that is not an envelope is dead-lettered rather than retried or lost."""
+    """An event whose body is no envelope ends in the dead-letter queue."""
     await rig.bus.publish(
         EVENTS_EXCHANGE,
         "command.suite_ticket",
