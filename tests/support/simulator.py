@@ -35,7 +35,8 @@ class SimClock:
 @dataclass
 class InFlight:
     """Counts the requests the simulator is still handling, so a test can wait until it is
-    idle instead of sleeping (a handler cancelled because its client left counts as done)."""
+    idle instead of sleeping (a handler cancelled because its client left counts as done).
+    Only :func:`serve_simulator` installs the counting middleware."""
 
     started: int = 0
     running: int = 0
