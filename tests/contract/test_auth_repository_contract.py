@@ -35,6 +35,7 @@ async def replicas(
 async def test_fifty_racing_installs_admit_exactly_the_free_slots(
     replicas: tuple[list[AuthRepository], Backend],
 ) -> None:
+    """Fifty installs racing on three replicas' ledger admit exactly the three free slots."""
     repositories, _ = replicas
     limits = Limits(corps=5)
     for corp in ("pre0", "pre1"):
@@ -58,6 +59,7 @@ async def test_fifty_racing_installs_admit_exactly_the_free_slots(
 async def test_an_auth_code_is_claimed_once_and_never_stored_in_clear(
     replicas: tuple[list[AuthRepository], Backend],
 ) -> None:
+    """The first claim of a code wins, later ones see it; code and exchange are sealed at rest."""
     (a, b, _), backend = replicas
     code = "auth-code-secret-123"
     assert await a.claim_code(code, "event-1", now=5.0) is None
@@ -76,6 +78,7 @@ async def test_an_auth_code_is_claimed_once_and_never_stored_in_clear(
 async def test_installations_are_sealed_and_updated_atomically(
     replicas: tuple[list[AuthRepository], Backend],
 ) -> None:
+    """Twelve concurrent member updates over three replicas all land; the code stays sealed."""
     (a, b, c), backend = replicas
 
     def first(current: InstallationRecord | None) -> InstallationRecord | None:

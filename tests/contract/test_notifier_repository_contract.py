@@ -35,6 +35,7 @@ async def replicas(
 async def test_one_claim_at_a_time_then_the_result_for_everyone(
     replicas: list[StoredNotifications], clock: FakeClock
 ) -> None:
+    """Only one replica claims a request; once finished, every replica gets its result."""
     a, b = replicas
     claim = await a.claim("req-1", "owner-a", 30.0)
     assert isinstance(claim, Claim)
@@ -51,6 +52,7 @@ async def test_one_claim_at_a_time_then_the_result_for_everyone(
 async def test_an_expired_claim_left_in_flight_is_taken_over_as_ambiguous(
     replicas: list[StoredNotifications], clock: FakeClock
 ) -> None:
+    """An expired claim left mid-send is taken over as ambiguous; the old owner's writes fail."""
     a, b = replicas
     claim = await a.claim("req-2", "owner-a", 30.0)
     assert isinstance(claim, Claim)
@@ -68,6 +70,7 @@ async def test_an_expired_claim_left_in_flight_is_taken_over_as_ambiguous(
 async def test_media_ids_are_cached_until_the_margin_before_expiry(
     replicas: list[StoredNotifications], clock: FakeClock
 ) -> None:
+    """A media id is shared across replicas until the margin before its 3-day expiry."""
     a, b = replicas
     await a.put_media("corp", "key", "media-1", 3600.0)
     assert await b.get_media("corp", "key") == "media-1"
@@ -78,6 +81,7 @@ async def test_media_ids_are_cached_until_the_margin_before_expiry(
 async def test_send_limit_counters_are_shared_and_released(
     replicas: list[StoredNotifications], clock: FakeClock
 ) -> None:
+    """Send-limit reservations are shared by replicas, a full window waits, a release frees it."""
     a, b = replicas
     first = await a.reserve("member:x", WINDOWS, 1, 0.0)
     second = await b.reserve("member:x", WINDOWS, 1, 0.0)

@@ -34,6 +34,7 @@ async def replicas(
 async def test_only_a_newer_ticket_replaces_the_stored_one(
     replicas: tuple[list[StoredTokens], Backend], clock: FakeClock
 ) -> None:
+    """A ticket with an older WeCom timestamp never replaces the stored newer one."""
     (a, b), _backend = replicas
     assert await a.get_ticket() is None
     newer = SuiteTicket("ticket-2", timestamp=clock.now, received_at=clock.now)
@@ -46,6 +47,7 @@ async def test_only_a_newer_ticket_replaces_the_stored_one(
 async def test_tokens_round_trip_sealed_and_expire(
     replicas: tuple[list[StoredTokens], Backend], clock: FakeClock
 ) -> None:
+    """A token one replica stores is read by another, sealed at rest, gone past expiry+grace."""
     (a, b), backend = replicas
     token = CachedToken("corp-token-secret-value", clock.now + 100, clock.now)
     await a.put_token("corp:wx1", token)
@@ -58,6 +60,7 @@ async def test_tokens_round_trip_sealed_and_expire(
 async def test_one_lease_at_a_time_until_it_expires(
     replicas: tuple[list[StoredTokens], Backend], clock: FakeClock
 ) -> None:
+    """One replica holds a lease until it lapses; a late release cannot free the next holder's."""
     (a, b), _backend = replicas
     lease = await a.try_lease("suite", "replica-a", 10)
     assert lease is not None
@@ -75,6 +78,7 @@ async def test_one_lease_at_a_time_until_it_expires(
 async def test_grants_apply_in_event_order_and_are_sealed(
     replicas: tuple[list[StoredTokens], Backend], clock: FakeClock
 ) -> None:
+    """Grants are sealed at rest and applied by event time: a late grant never undoes a revoke."""
     (a, b), backend = replicas
     t = clock.now
     granted = await a.apply_grant(

@@ -47,6 +47,7 @@ def wait_for(check: Any, timeout: float = 15.0) -> Any:
 
 @pytest.mark.timeout(120)
 def test_install_page_internal_api_and_a_notification(tmp_path: Path) -> None:
+    """Sandbox: install, list it over the API, refuse a test install, deliver API and CLI sends."""
     sim_port = free_port()
     sim = f"http://127.0.0.1:{sim_port}"
     env = {"DATA_DIR": str(tmp_path), "SIM_HTTP_PORT": str(sim_port), "SIM_LIMITS": "off"}

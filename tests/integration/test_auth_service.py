@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.contracts import AuthRequest
-from tests.support.installs import InstallStack, install_stack, settle
+from tests.support.installs import InstallStack, install_stack, wait_idle
 from tests.support.tokens import eventually
 
 pytestmark = pytest.mark.integration
@@ -20,6 +20,7 @@ NO_SIM_LIMITS = {"sim_limits": False}
 
 
 async def test_install_via_callback_grants_tokens(module_amqp_url: str, tmp_path: Path) -> None:
+    """A create_auth callback installs the corp, emits a sealed auth.granted, mints a token."""
     async with install_stack(module_amqp_url, tmp_path) as stack:
         answer = await stack.install("wwcorpa", "alice", via="callback")
         assert answer["delivered"] is True
@@ -39,6 +40,7 @@ async def test_install_via_callback_grants_tokens(module_amqp_url: str, tmp_path
 async def test_one_auth_code_is_exchanged_once_whatever_delivers_it(
     module_amqp_url: str, tmp_path: Path
 ) -> None:
+    """Two redirects and a callback with one auth code make exactly one permanent-code exchange."""
     async with install_stack(module_amqp_url, tmp_path) as stack:
         answer = await stack.install("wwcorpb", "bob", via="redirect")
         code = answer["auth_code"]
@@ -50,7 +52,7 @@ async def test_one_auth_code_is_exchanged_once_whatever_delivers_it(
             stack.publish("command.create_auth", {"auth_code": code}),
         )
         await stack.installation("wwcorpb", status="active")
-        await settle(stack, 1.0)
+        await wait_idle(stack)
         assert await stack.calls(V2_EXCHANGE) == 1
         outcome = await stack.auth.request(_outcome(code))
         assert outcome["status"] == "installed"
@@ -58,6 +60,7 @@ async def test_one_auth_code_is_exchanged_once_whatever_delivers_it(
 
 
 async def test_a_test_install_is_counted_apart(module_amqp_url: str, tmp_path: Path) -> None:
+    """A signed test install counts as a test account; an unsigned test claim is released."""
     async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
         answer = await stack.install("wwcorpt", "tess", via="redirect", test=True)
         await stack.publish(
@@ -80,6 +83,7 @@ async def test_a_test_install_is_counted_apart(module_amqp_url: str, tmp_path: P
 
 
 async def test_the_eleventh_corp_is_refused(module_amqp_url: str, tmp_path: Path) -> None:
+    """Of eleven corps one is refused at the 10-corp limit: auth.rejected, and no token."""
     async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
         for index in range(11):
             await stack.install(f"wwlimit{index:02d}", "user", via="callback")
@@ -103,6 +107,7 @@ async def test_the_eleventh_corp_is_refused(module_amqp_url: str, tmp_path: Path
 async def test_the_101st_user_and_the_11th_test_account_are_refused(
     module_amqp_url: str, tmp_path: Path
 ) -> None:
+    """The 101st user and the 11th test account are refused, one auth.rejected each."""
     async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
         for corp in range(10):
             for user in range(10):
@@ -117,13 +122,14 @@ async def test_the_101st_user_and_the_11th_test_account_are_refused(
         await eventually(lambda: _rejected(stack, "test_accounts"), timeout=30)
         await eventually(lambda: _used(stack, "test_accounts", 10), timeout=30)
         # Exactly one of the eleven was refused, whichever was processed last.
-        await settle(stack, 0.5)
+        await wait_idle(stack)
         assert len(stack.of_type("auth.rejected")) == 1
 
 
 async def test_test_and_released_on_one_account_is_refused(
     module_amqp_url: str, tmp_path: Path
 ) -> None:
+    """A member holding the test app is refused the released app on the same account."""
     async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
         await _redirect_install(stack, "wwboth", "carol", test=True)
         await stack.installation("wwboth", status="active")
@@ -161,6 +167,7 @@ async def test_concurrent_installs_racing_for_the_last_slots(
 async def test_cancel_then_a_late_change_does_not_resurrect(
     module_amqp_url: str, tmp_path: Path
 ) -> None:
+    """A change_auth older than the cancel, arriving after it, leaves the corp revoked."""
     async with install_stack(module_amqp_url, tmp_path) as stack:
         await stack.install("wwcancel", "dan", via="callback")
         await stack.installation("wwcancel", status="active")
@@ -175,13 +182,14 @@ async def test_cancel_then_a_late_change_does_not_resurrect(
         await stack.publish(
             "command.change_auth", {"auth_corp_id": "wwcancel"}, occurred_at=before_cancel
         )
-        await settle(stack, 1.0)
+        await wait_idle(stack)
         assert (await stack.installation("wwcancel")).status == "revoked"
         with pytest.raises(Exception, match="not installed"):
             await stack.tokens.get("corp", corp_id="wwcancel")
 
 
 async def test_reset_permanent_code_re_exchanges(module_amqp_url: str, tmp_path: Path) -> None:
+    """reset_permanent_code emits auth.changed; the corp token then comes from the new code."""
     async with install_stack(module_amqp_url, tmp_path) as stack:
         await stack.install("wwreset", "erin", via="callback")
         await stack.installation("wwreset", status="active")
@@ -199,6 +207,7 @@ async def test_reset_permanent_code_re_exchanges(module_amqp_url: str, tmp_path:
 
 
 async def test_a_restart_loses_nothing(module_amqp_url: str, tmp_path: Path) -> None:
+    """Restarted services still know the install and token, and exchange no code again."""
     async with install_stack(module_amqp_url, tmp_path) as stack:
         await stack.install("wwrestart", "fay", via="callback")
         await stack.installation("wwrestart", status="active")
@@ -216,6 +225,7 @@ async def test_a_restart_loses_nothing(module_amqp_url: str, tmp_path: Path) -> 
 async def test_members_are_counted_from_subscribe_events(
     module_amqp_url: str, tmp_path: Path
 ) -> None:
+    """Subscribe adds members up to the cap, one more is refused, unsubscribe removes one."""
     async with install_stack(module_amqp_url, tmp_path, install_limit_users=2) as stack:
         await stack.install("wwsubs", "gus", via="callback")
         await stack.installation("wwsubs", status="active")

@@ -112,6 +112,7 @@ async def rig() -> AsyncIterator[Rig]:
 
 
 async def test_install_redirects_to_wecom_with_a_fresh_code_and_a_signed_state(rig: Rig) -> None:
+    """/install redirects to WeCom's page with a pre_auth_code and a signed test state."""
     async with rig.session.get(rig.url("/install?test=1"), allow_redirects=False) as response:
         assert response.status == 302
         location = urlsplit(response.headers["Location"])
@@ -125,6 +126,7 @@ async def test_install_redirects_to_wecom_with_a_fresh_code_and_a_signed_state(r
 
 
 async def test_install_without_tokens_says_so_without_a_5xx_stack(rig: Rig) -> None:
+    """With no suite ticket yet /install answers a 503 'unavailable' page, not a traceback."""
     rig.token_error = "no suite_ticket yet"
     async with rig.session.get(rig.url("/install"), allow_redirects=False) as response:
         assert response.status == 503
@@ -132,6 +134,7 @@ async def test_install_without_tokens_says_so_without_a_5xx_stack(rig: Rig) -> N
 
 
 async def test_complete_publishes_the_code_and_shows_the_outcome(rig: Rig) -> None:
+    """/install/complete publishes install.redirect with the verified state, shows the outcome."""
     rig.auth_answers["install_outcome"] = {"status": "installed", "corp_name": "Acme"}
     async with rig.session.get(rig.url("/install"), allow_redirects=False) as response:
         state = parse_qs(urlsplit(response.headers["Location"]).query)["state"][0]
@@ -162,6 +165,7 @@ async def test_a_redirect_without_our_state_is_not_processed(rig: Rig) -> None:
 
 
 async def test_the_callers_state_travels_through_wecom(rig: Rig) -> None:
+    """A caller's state comes back in install.redirect's app_state; a non-alnum one is a 400."""
     rig.auth_answers["install_outcome"] = {"status": "processing"}
     async with rig.session.get(
         rig.url("/install?state=order42"), allow_redirects=False
@@ -181,6 +185,7 @@ async def test_the_callers_state_travels_through_wecom(rig: Rig) -> None:
 
 
 async def test_the_install_routes_are_rate_limited_per_client(rig: Rig) -> None:
+    """After 30 requests a minute from one client the install routes answer 429."""
     statuses = []
     for _ in range(35):
         async with rig.session.get(rig.url("/install/complete")) as response:
@@ -190,6 +195,7 @@ async def test_the_install_routes_are_rate_limited_per_client(rig: Rig) -> None:
 
 
 async def test_complete_without_a_code_is_a_clear_400(rig: Rig) -> None:
+    """/install/complete without an auth code is a 400 saying so, and publishes nothing."""
     async with rig.session.get(rig.url("/install/complete?state=x")) as response:
         assert response.status == 400
         assert "auth code is missing" in await response.text()
@@ -197,6 +203,7 @@ async def test_complete_without_a_code_is_a_clear_400(rig: Rig) -> None:
 
 
 async def test_the_internal_api_needs_the_key(rig: Rig) -> None:
+    """The internal API answers 401 without the exact bearer key and 200 with it."""
     rig.auth_answers["quota"] = {"policy": "lifetime", "corps": {"used": 1, "limit": 10}}
     for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": API_KEY}):
         async with rig.session.get(rig.url("/api/v1/quota"), headers=headers) as response:
@@ -209,6 +216,7 @@ async def test_the_internal_api_needs_the_key(rig: Rig) -> None:
 
 
 async def test_notifications_are_validated_then_published(rig: Rig) -> None:
+    """A valid notification is 202 and published under its id; too long or non-JSON is a 400."""
     bearer = {"Authorization": f"Bearer {API_KEY}"}
     request = {
         "id": "req-1",

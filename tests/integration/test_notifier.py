@@ -140,6 +140,7 @@ async def test_every_msgtype_is_delivered_and_operations_apply(rig: NotifierRig)
 
 
 async def test_invalid_users_make_a_partial_result(rig: NotifierRig) -> None:
+    """A send with one unknown user is partial, naming the lowercased invalid user."""
     request = text_request("hi", users=("alice", "Stranger"))
     await rig.publish(request)
     result = await rig.results.wait(request["id"])
@@ -149,6 +150,7 @@ async def test_invalid_users_make_a_partial_result(rig: NotifierRig) -> None:
 
 
 async def test_all_recipients_invalid_fails_with_wecoms_errcode(rig: NotifierRig) -> None:
+    """A send where no recipient exists fails with WeCom's 81013 after one attempt."""
     request = text_request("hi", users=("nobody",))
     await rig.publish(request)
     result = await rig.results.wait(request["id"])
@@ -156,6 +158,7 @@ async def test_all_recipients_invalid_fails_with_wecoms_errcode(rig: NotifierRig
 
 
 async def test_system_busy_is_retried_and_delivered_once(rig: NotifierRig) -> None:
+    """A -1 system busy answer is retried once and the member gets the message once."""
     await rig.fault(SEND, errcode=-1, times=1)
     request = text_request("busy then fine")
     await rig.publish(request)
@@ -180,6 +183,7 @@ async def test_a_timeout_after_delivery_never_delivers_twice(rig: NotifierRig) -
 
 
 async def test_a_token_expired_mid_flight_is_refreshed(rig: NotifierRig) -> None:
+    """A 42001 expired-token answer refreshes the corp token and the message is sent."""
     await rig.fault(SEND, errcode=42001, times=1)
     request = text_request("token expired")
     await rig.publish(request)
@@ -201,6 +205,7 @@ async def test_the_same_request_id_is_sent_once(rig: NotifierRig) -> None:
 
 
 async def test_bad_requests_fail_with_the_reason(rig: NotifierRig) -> None:
+    """Oversized, non-JSON and message-less requests fail with their reason, sending nothing."""
     long_text = text_request("x" * 2049, request_id="too-long")
     await rig.publish(long_text)
     await rig.publish(b"not json", message_id="not-json")
@@ -215,6 +220,7 @@ async def test_bad_requests_fail_with_the_reason(rig: NotifierRig) -> None:
 
 
 async def test_a_passed_deadline_expires_the_request(rig: NotifierRig) -> None:
+    """A request whose deadline has passed is reported expired and never sent."""
     request = text_request("too late", deadline="2020-01-01T00:00:00Z")
     await rig.publish(request)
     assert (await rig.results.wait(request["id"])).status == "expired"
@@ -253,6 +259,7 @@ async def test_the_notify_command_publishes_and_waits_for_the_result(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """wecom-suite notify prints the request, waits, and prints its sent result."""
     monkeypatch.setenv("AMQP_URL", vhost_url)
     status = await asyncio.to_thread(notify_command, CORP, "alice", "from the CLI", wait_s=15)
     assert status == 0

@@ -30,6 +30,7 @@ def reference_signature(ticket: str, noncestr: str, timestamp: int, url: str) ->
 
 
 def test_the_reference_matches_test_vector_v6() -> None:
+    """The test's reference signature reproduces WeCom's published JS-SDK example."""
     ticket = (
         "sM4AOVdWfPE4DxkXGEs8VMCPGGVi4C3VM0P37wVUCFvkVAy_90u5h9nbSlYy3-Sl-HhTdfl2fzFy1AOcHKP7qg"
     )
@@ -53,6 +54,7 @@ async def config_of(rig: SignInRig, url: str) -> tuple[int, dict[str, Any]]:
 
 
 async def test_configs_are_signed_with_the_corp_and_agent_tickets(rig: SignInRig) -> None:
+    """wx.config is signed with the jsapi ticket, agentConfig with the agent ticket, no fragment."""
     page = rig.url("/demo/?a=1&b=%E4%B8%AD")
     status, body = await config_of(rig, page + "#/inner?route=1")
     assert status == 200, body
@@ -88,6 +90,7 @@ async def test_tickets_are_fetched_once_for_many_requests(rig: SignInRig) -> Non
 
 
 async def test_without_a_session_it_is_401(tmp_path: Path) -> None:
+    """Asking for a JS-SDK config without a session is a 401 not_signed_in."""
     async with sign_in_rig(tmp_path) as rig:
         status, body = await config_of(rig, rig.url("/demo/"))
         assert status == 401
@@ -106,6 +109,7 @@ async def test_without_a_session_it_is_401(tmp_path: Path) -> None:
     ],
 )
 async def test_urls_off_the_trusted_domain_are_400(rig: SignInRig, url: str) -> None:
+    """URLs off the trusted domain get a 400 and no ticket is fetched from WeCom."""
     status, body = await config_of(rig, url)
     assert status == 400
     assert body["error"]["code"] in ("untrusted_url", "invalid_request")
@@ -113,6 +117,7 @@ async def test_urls_off_the_trusted_domain_are_400(rig: SignInRig, url: str) -> 
 
 
 async def test_a_corp_without_an_installation_is_403(rig: SignInRig) -> None:
+    """A signed-in member whose corp has no installation gets 403 not_installed."""
     rig.installations.clear()
     status, body = await config_of(rig, rig.url("/demo/"))
     assert status == 403
@@ -120,6 +125,7 @@ async def test_a_corp_without_an_installation_is_403(rig: SignInRig) -> None:
 
 
 async def test_installation_data_unavailable_is_503(rig: SignInRig) -> None:
+    """When auth_service cannot answer yet the config request is 503 auth_unavailable."""
     rig.auth_error = {"code": "not_ready", "message": "the store is starting"}
     status, body = await config_of(rig, rig.url("/demo/"))
     assert status == 503
@@ -127,6 +133,7 @@ async def test_installation_data_unavailable_is_503(rig: SignInRig) -> None:
 
 
 async def test_wecom_failing_the_ticket_call_is_503(rig: SignInRig) -> None:
+    """WeCom answering 500 to the ticket call makes the config request 503 token_unavailable."""
     await rig.sim.call(
         "POST", "/_sim/faults", body={"path": JSAPI, "http_status": 500, "times": 10}
     )

@@ -95,12 +95,14 @@ async def test_the_whole_loop_signs_the_member_in(rig: SignInRig) -> None:
 
 
 async def test_me_without_a_valid_session_is_401(rig: SignInRig) -> None:
+    """/oauth/me without a session cookie answers 401 with the not_signed_in code."""
     status, _, text = await rig.get("/oauth/me")
     assert status == 401
     assert '"code": "not_signed_in"' in text
 
 
 async def test_a_tampered_session_cookie_is_refused(rig: SignInRig) -> None:
+    """A session cookie whose body was altered under its old MAC gets 401 from /oauth/me."""
     await rig.sign_in()
     value = rig.cookie(SESSION_COOKIE)
     assert value
@@ -112,6 +114,7 @@ async def test_a_tampered_session_cookie_is_refused(rig: SignInRig) -> None:
 
 
 async def test_an_expired_session_is_refused(rig: SignInRig) -> None:
+    """A session that worked is refused as expired once eight hours have passed."""
     await rig.sign_in()
     assert (await rig.get("/oauth/me"))[0] == 200
     rig.clock.advance(8 * 3600)
@@ -121,6 +124,7 @@ async def test_an_expired_session_is_refused(rig: SignInRig) -> None:
 
 
 async def test_logout_forgets_the_session(rig: SignInRig) -> None:
+    """After POST /oauth/logout the same browser is no longer signed in."""
     await rig.sign_in()
     async with rig.browser.post(rig.url("/oauth/logout")) as answer:
         assert answer.status == 200
@@ -128,6 +132,7 @@ async def test_logout_forgets_the_session(rig: SignInRig) -> None:
 
 
 async def test_a_cross_site_logout_is_refused(rig: SignInRig) -> None:
+    """A logout POST from a foreign Origin gets 403 and the session survives."""
     await rig.sign_in()
     headers = {"Origin": "https://evil.example"}
     async with rig.browser.post(rig.url("/oauth/logout"), headers=headers) as answer:
@@ -144,6 +149,7 @@ def assert_error_page(status: int, headers: dict[str, str], text: str, expected:
 
 
 async def test_a_tampered_state_is_refused_before_the_code_is_used(rig: SignInRig) -> None:
+    """An altered state gets the 400 error page and the code is never sent to WeCom."""
     callback = await callback_of(rig, await authorize_link(rig))
     parts = urlsplit(callback)
     query = {key: values[0] for key, values in parse_qs(parts.query).items()}
@@ -156,6 +162,7 @@ async def test_a_tampered_state_is_refused_before_the_code_is_used(rig: SignInRi
 
 
 async def test_an_expired_state_is_refused(rig: SignInRig) -> None:
+    """A callback arriving over ten minutes after login gets 400 without calling WeCom."""
     callback = await callback_of(rig, await authorize_link(rig))
     rig.clock.advance(601)
     async with rig.browser.get(callback, allow_redirects=False) as answer:
@@ -174,6 +181,7 @@ async def test_a_state_from_another_browser_is_refused(rig: SignInRig) -> None:
 
 
 async def test_a_replayed_callback_and_a_reused_code_are_refused(rig: SignInRig) -> None:
+    """A spent state fails on replay, and a used code under a fresh state gets invalid_code."""
     callback = await callback_of(rig, await authorize_link(rig))
     state_cookie = rig.cookie(STATE_COOKIE)
     assert state_cookie
@@ -197,6 +205,7 @@ async def test_a_replayed_callback_and_a_reused_code_are_refused(rig: SignInRig)
 
 
 async def test_a_missing_code_is_refused(rig: SignInRig) -> None:
+    """A callback with a valid state but no code gets the 400 error page."""
     callback = await callback_of(rig, await authorize_link(rig))
     state = parse_qs(urlsplit(callback).query)["state"][0]
     status, headers, text = await rig.get("/oauth/callback", params={"state": state})
@@ -223,6 +232,7 @@ async def test_a_missing_code_is_refused(rig: SignInRig) -> None:
     ],
 )
 async def test_open_redirect_attempts_are_refused(rig: SignInRig, next_url: str) -> None:
+    """Each open-redirect next gets a 400 page at login, with no redirect and no cookie set."""
     status, headers, text = await rig.get("/oauth/login", params={"next": next_url})
     assert_error_page(status, headers, text, 400)
     assert "Location" not in headers
@@ -230,6 +240,7 @@ async def test_open_redirect_attempts_are_refused(rig: SignInRig, next_url: str)
 
 
 async def test_next_may_be_an_absolute_url_on_an_allowed_origin(tmp_path: Path) -> None:
+    """Sign-in ends at an absolute next URL on a configured origin or on the gateway itself."""
     async with sign_in_rig(tmp_path, oauth_allowed_origins="https://web.example.com") as rig:
         await rig.install()
         assert await rig.sign_in("https://web.example.com/after") == "https://web.example.com/after"
@@ -249,6 +260,7 @@ async def test_a_stale_suite_token_is_refreshed_once(rig: SignInRig) -> None:
 
 
 async def test_no_suite_token_is_a_clear_503_page(tmp_path: Path) -> None:
+    """With no suite token yet (no ticket) the callback shows a 503 page: sign-in is down."""
     async with sign_in_rig(tmp_path, ticket=False) as rig:
         callback = await callback_of(rig, await authorize_link_installed(rig))
         async with rig.browser.get(callback, allow_redirects=False) as answer:
@@ -264,6 +276,7 @@ async def authorize_link_installed(rig: SignInRig) -> str:
 
 
 async def test_a_member_who_left_the_visible_range_gets_a_403_page(rig: SignInRig) -> None:
+    """A member uninstalled between authorize and callback gets the 403 error page."""
     callback = await callback_of(rig, await authorize_link(rig))
     status, _ = await rig.sim.call(
         "POST", "/_sim/uninstall", body={"corp_id": DEFAULT_CORP, "user_id": DEFAULT_USER}
@@ -275,6 +288,7 @@ async def test_a_member_who_left_the_visible_range_gets_a_403_page(rig: SignInRi
 
 
 async def test_codes_cookies_and_tokens_are_never_logged(rig: SignInRig) -> None:
+    """Signing in logs oauth_signed_in but never the code, state, session cookie or suite token."""
     link = await authorize_link(rig)
     callback = await callback_of(rig, link)
     code = parse_qs(urlsplit(callback).query)["code"][0]

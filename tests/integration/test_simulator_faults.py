@@ -3,7 +3,6 @@ the daily send budget answers 45009."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
@@ -51,9 +50,11 @@ async def test_a_delay_at_request_comes_before_the_call_is_read() -> None:
         token, agentid = await sim.corp_token()
         fault = {"path": SEND, "delay_ms": 300, "delay_at": "request"}
         assert (await sim.call("POST", "/_sim/faults", body=fault))[0] == 201
+        before = sim.in_flight.started
         await send_giving_up(sim, token, text(agentid), after_s=0.1)
-        # Proving an absence needs a wait: past the delay, nothing was processed.
-        await asyncio.sleep(0.5)
+        # Once the abandoned send has ended (its handler went with its client), nothing
+        # was sent.
+        await sim.in_flight.wait_idle(at_least=before + 1)
         assert await sent_count(sim) == 0
         # The fault was used up: the next send goes through at once.
         assert (await sim.corp_call(SEND, token, text(agentid)))["errcode"] == 0
@@ -166,6 +167,7 @@ async def test_a_page_answers_an_injected_status_then_recovers(path: str) -> Non
 
 @pytest.mark.parametrize("path", list(PAGE_QUERIES))
 async def test_a_page_fault_delays_the_answer(path: str) -> None:
+    """A page fault's delay holds both an error answer and a delay-only answer at least as long."""
     async with serve_simulator() as sim:
         body = {"path": path, "http_status": 500, "delay_ms": 300}
         await sim.call("POST", "/_sim/faults", body=body)
@@ -190,6 +192,7 @@ async def test_a_page_fault_delays_the_answer(path: str) -> None:
     ],
 )
 async def test_page_faults_take_an_error_status_or_a_delay_only(fault: dict[str, Any]) -> None:
+    """A page fault with an errcode, a redirect status or an unknown page is refused."""
     async with serve_simulator() as sim:
         status, answer = await sim.call("POST", "/_sim/faults", body=fault)
     assert status == 400, answer

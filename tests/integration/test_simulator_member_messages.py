@@ -50,6 +50,7 @@ MEMBER = {"corp_id": "wwcorp1", "user_id": "alice"}
     ],
 )
 async def test_bad_message_bodies_are_a_clear_400(fields: dict[str, Any], named: str) -> None:
+    """Each malformed member message is a 400 naming the bad field, and nothing is pushed."""
     async with serve_simulator() as sim:
         await sim.install()
         status, answer = await sim.call("POST", "/_sim/message", body={**MEMBER, **fields})
@@ -61,6 +62,7 @@ async def test_bad_message_bodies_are_a_clear_400(fields: dict[str, Any], named:
 
 
 async def test_text_stays_the_default_msgtype() -> None:
+    """A member message with only content is taken as text and gets a numeric msg_id."""
     async with serve_simulator() as sim:
         await sim.install()
         status, answer = await sim.call("POST", "/_sim/message", body={**MEMBER, "content": "hi"})

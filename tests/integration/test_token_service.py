@@ -96,6 +96,7 @@ async def install(sim: SimulatorHarness, tokens: TokensClient, corp: str) -> tup
 async def test_tokens_end_to_end_across_three_replicas_and_a_restart(
     vhost_url: str, client_bus: RabbitMQBus, tmp_path: Path
 ) -> None:
+    """Three replicas make one WeCom call per token, share refreshes, keep tokens over a restart."""
     tokens = TokensClient(client_bus, timeout_s=15)
     gateway_bus = RabbitMQBus(vhost_url, BASE_TOPOLOGY, connection_name="tokens-gateway")
     clock = Clock(wall=time.time())

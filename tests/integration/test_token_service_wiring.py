@@ -68,6 +68,7 @@ async def error_of(rig: Rig, body: bytes) -> dict[str, str]:
 
 
 async def test_malformed_requests_get_precise_error_replies(rig: Rig) -> None:
+    """Non-JSON, incomplete or unknown-kind rpc.tokens requests get invalid_request naming why."""
     assert (await error_of(rig, b"not json"))["code"] == "invalid_request"
     missing = await error_of(rig, b'{"kind": "corp"}')
     assert missing["code"] == "invalid_request"
@@ -77,6 +78,7 @@ async def test_malformed_requests_get_precise_error_replies(rig: Rig) -> None:
 
 
 async def test_not_ready_until_a_ticket_then_tokens_are_served(rig: Rig) -> None:
+    """Before a ticket the suite token is not_ready; after one it and pre-auth codes are served."""
     error = await error_of(rig, b'{"kind": "suite"}')
     assert error["code"] == "not_ready"
     ticket = await rig.sim.push_ticket()
@@ -89,6 +91,7 @@ async def test_not_ready_until_a_ticket_then_tokens_are_served(rig: Rig) -> None
 
 
 async def test_a_corp_without_a_grant_is_not_installed(rig: Rig) -> None:
+    """A corp token for a corp never granted fails with not_installed."""
     await publish_ticket(rig.bus, await rig.sim.push_ticket())
     await eventually(lambda: rig.tokens.get("suite"))
     with pytest.raises(TokenUnavailable) as caught:
@@ -107,6 +110,7 @@ async def test_a_corp_without_a_grant_is_not_installed(rig: Rig) -> None:
 async def test_wecom_refusals_reach_the_caller_classified(
     rig: Rig, errcode: int, code: str
 ) -> None:
+    """A WeCom refusal reaches the caller as its classified code, and the next call succeeds."""
     await publish_ticket(rig.bus, await rig.sim.push_ticket())
     await eventually(_events_settled(rig))
     status, _ = await rig.sim.call(
@@ -123,6 +127,7 @@ async def test_wecom_refusals_reach_the_caller_classified(
 
 
 async def test_system_busy_is_retried_before_the_caller_sees_it(rig: Rig) -> None:
+    """Two -1 busy answers are retried inside the call: the caller gets a token, WeCom 3 calls."""
     await publish_ticket(rig.bus, await rig.sim.push_ticket())
     await eventually(_events_settled(rig))
     await rig.sim.call(
@@ -136,6 +141,7 @@ async def test_system_busy_is_retried_before_the_caller_sees_it(rig: Rig) -> Non
 
 
 async def test_a_poison_event_goes_to_the_dead_letter_queue(rig: Rig) -> None:
+    """An event whose body is no envelope ends in the dead-letter queue."""
     await rig.bus.publish(
         EVENTS_EXCHANGE,
         "command.suite_ticket",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 
@@ -25,11 +26,19 @@ from shared.auth_client import AuthClient
 from shared.bus.abc import Delivery, Message
 from shared.bus.factory import BusComponent
 from shared.bus.rabbitmq import RabbitMQBus
-from shared.bus.topology import BASE_TOPOLOGY, EVENTS_EXCHANGE, Binding, QueueSpec, Topology
+from shared.bus.topology import (
+    BASE_TOPOLOGY,
+    EVENTS_EXCHANGE,
+    RETRY_SUFFIX,
+    Binding,
+    QueueSpec,
+    Topology,
+)
 from shared.contracts import EventEnvelope
 from shared.sandbox import SANDBOX_SUITE_ID
 from shared.tokens import TokensClient
 from simulator.app import STATE_KEY, build_simulator_app
+from tests.support import rabbitmq
 from tests.support.gateway import Clock, GatewayHarness, serve_gateway
 from tests.support.simulator import SimulatorHarness, quiet_settings
 from tests.support.tokens import DATA_KEY, eventually
@@ -37,6 +46,8 @@ from token_service.service import TOKEN_TOPOLOGY, TokenService
 from token_service.settings import TokenSettings
 
 CAPTURE_QUEUE = "test.install_events"
+IDLE_TIMEOUT = 30.0
+IDLE_POLL_S = 0.2  # between rabbitmqctl calls, which take a second or two each anyway
 
 
 @dataclass
@@ -50,6 +61,7 @@ class InstallStack:
     data_dir: Path
     auth_settings: AuthSettings
     token_settings: TokenSettings
+    amqp_url: str
     services: list[Any] = field(default_factory=list)
     events: list[EventEnvelope] = field(default_factory=list)
 
@@ -154,6 +166,7 @@ async def install_stack(
             data_dir=data_dir,
             auth_settings=AuthSettings(**common, **auth),
             token_settings=TokenSettings(**common),
+            amqp_url=url,
         )
 
         async def collect(delivery: Delivery) -> None:
@@ -173,10 +186,28 @@ async def install_stack(
             await server.close()
 
 
-async def settle(stack: InstallStack, seconds: float = 0.3) -> None:
-    """Give in-flight events a moment (for checks that something did NOT happen)."""
-    del stack
-    await asyncio.sleep(seconds)
+async def wait_idle(stack: InstallStack, timeout: float = IDLE_TIMEOUT) -> None:
+    """Return once the stack has provably nothing left to do (for checks that something did
+    NOT happen): no consumed queue and no retry queue of its vhost holds a ready or an
+    unacknowledged message.
+
+    Handlers are acked only after they return, and what they publish is confirmed before
+    that, so an event still on its way always shows in some queue's counts.
+    """
+    vhost = rabbitmq.vhost_of(stack.amqp_url)
+    deadline = time.monotonic() + timeout
+    while True:
+        counts = await asyncio.to_thread(rabbitmq.queue_counts, vhost)
+        busy = {
+            name: (count.ready, count.unacked)
+            for name, count in counts.items()
+            if (count.consumers or f"{RETRY_SUFFIX}." in name) and (count.ready or count.unacked)
+        }
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"still busy after {timeout} s (ready, unacked): {busy}")
+        await asyncio.sleep(IDLE_POLL_S)
 
 
 def payload_of(envelope: EventEnvelope) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The local RabbitMQ as the tests and benchmarks use it: probe, rabbitmqctl, throw-away
-vhosts, and stopping/starting the broker. One copy, used by tests/conftest.py,
+"""The local RabbitMQ as the tests and benchmarks use it: probe, rabbitmqctl, queue counts,
+throw-away vhosts, and stopping/starting the broker. One copy, used by tests/conftest.py,
 tests/support/broker.py and bench/broker.py."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import quote
+from dataclasses import dataclass
+from urllib.parse import quote, unquote, urlsplit
 
 HOST = "127.0.0.1"
 PORT = 5672
@@ -36,14 +37,47 @@ def probe(timeout: float = 2.0) -> str | None:
     return None
 
 
-def rabbitmqctl(*args: str) -> None:
-    """Run ``rabbitmqctl -q ARGS`` (raises FileNotFoundError, CalledProcessError, timeout)."""
+def rabbitmqctl(*args: str) -> str:
+    """Run ``rabbitmqctl -q ARGS``; its standard output (raises FileNotFoundError,
+    CalledProcessError, timeout)."""
     executable = shutil.which("rabbitmqctl")
     if executable is None:
         raise FileNotFoundError("rabbitmqctl")
-    subprocess.run(  # noqa: S603 -- fixed arguments, no shell
+    done = subprocess.run(  # noqa: S603 -- fixed arguments, no shell
         [executable, "-q", *args], check=True, capture_output=True, timeout=_CTL_TIMEOUT
     )
+    return done.stdout.decode()
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """One queue as the broker counts it right now."""
+
+    ready: int
+    unacked: int
+    consumers: int
+
+
+def queue_counts(vhost: str) -> dict[str, QueueCounts]:
+    """Every queue of ``vhost`` with its ready and unacknowledged messages and its consumers.
+
+    AMQP's passive declare reports ready messages only; the unacknowledged ones (a handler
+    still working) are what tells "idle" from "busy", and only rabbitmqctl reports them.
+    """
+    columns = ("name", "messages_ready", "messages_unacknowledged", "consumers")
+    out = rabbitmqctl("list_queues", "-p", vhost, "--no-table-headers", *columns)
+    counts: dict[str, QueueCounts] = {}
+    for line in out.splitlines():
+        if not line.strip():
+            continue
+        name, ready, unacked, consumers = line.rsplit("\t", 3)
+        counts[name] = QueueCounts(int(ready), int(unacked), int(consumers))
+    return counts
+
+
+def vhost_of(url: str) -> str:
+    """The virtual host an AMQP URL names (``/`` when it names none)."""
+    return unquote(urlsplit(url).path[1:]) or "/"
 
 
 @contextmanager

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 from aiohttp.test_utils import TestServer
+from aiohttp.typedefs import Handler
 
 from shared.sandbox import SANDBOX_SUITE_ID, SANDBOX_SUITE_SECRET
 from simulator.app import STATE_KEY, build_simulator_app
@@ -30,10 +33,46 @@ class SimClock:
 
 
 @dataclass
+class InFlight:
+    """Counts the requests the simulator is still handling, so a test can wait until it is
+    idle instead of sleeping (a handler cancelled because its client left counts as done).
+    Only :func:`serve_simulator` installs the counting middleware."""
+
+    started: int = 0
+    running: int = 0
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @web.middleware
+    async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        self._bump(started=1, running=1)
+        try:
+            return await handler(request)
+        finally:
+            self._bump(running=-1)
+
+    def _bump(self, *, started: int = 0, running: int) -> None:
+        self.started += started
+        self.running += running
+        # Wake every waiter once, then start a fresh event for the next change.
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def wait_idle(self, *, at_least: int = 0, timeout: float = 5.0) -> None:
+        """Return once ``at_least`` requests have come in and none is still being handled."""
+
+        async def idle() -> None:
+            while self.started < at_least or self.running:
+                await self._changed.wait()
+
+        await asyncio.wait_for(idle(), timeout)
+
+
+@dataclass
 class SimulatorHarness:
     session: aiohttp.ClientSession
     server: TestServer
     state: SimulatorState
+    in_flight: InFlight = field(default_factory=InFlight)
 
     def url(self, path: str) -> str:
         return str(self.server.make_url(path))
@@ -119,10 +158,12 @@ async def serve_simulator(
 ) -> AsyncIterator[SimulatorHarness]:
     """Serve a simulator on an ephemeral loopback port for the duration of the block."""
     app = build_simulator_app(settings or quiet_settings(), clock=clock or SimClock())
+    in_flight = InFlight()
+    app.middlewares.append(in_flight.middleware)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
         async with aiohttp.ClientSession() as session:
-            yield SimulatorHarness(session, server, app[STATE_KEY])
+            yield SimulatorHarness(session, server, app[STATE_KEY], in_flight)
     finally:
         await server.close()

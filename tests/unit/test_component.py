@@ -37,6 +37,7 @@ class Echo(BusService):
 
 
 async def test_a_failed_subscription_is_retried_until_serving(tmp_path: Path) -> None:
+    """A subscription refused once is retried until the service is ready; stop clears it."""
     bus = FlakyBus(BASE_TOPOLOGY.merged(Topology(queues=(QueueSpec("test.echo"),))))
     component = BusComponent(bus)
     readiness = Readiness()

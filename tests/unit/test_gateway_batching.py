@@ -41,6 +41,7 @@ class RecordingProcess:
 
 
 async def test_callbacks_of_one_turn_are_processed_together_each_getting_its_own() -> None:
+    """Callbacks of one loop turn go in one batch, each caller getting its own result."""
     process = RecordingProcess()
     batcher = CallbackBatcher(process)
     bodies = [f"cb{index}".encode() for index in range(20)]
@@ -56,6 +57,7 @@ async def test_callbacks_of_one_turn_are_processed_together_each_getting_its_own
 
 
 async def test_a_failure_reaches_only_its_own_caller() -> None:
+    """A bad callback's error goes to its own caller; the rest of the batch is accepted."""
     batcher = CallbackBatcher(RecordingProcess())
     outcomes = await asyncio.gather(
         batcher.process("data", PARAMS, b"ok1", now=1.0),
@@ -71,6 +73,7 @@ async def test_a_failure_reaches_only_its_own_caller() -> None:
 
 
 async def test_a_cancelled_caller_is_skipped_and_the_others_still_answered() -> None:
+    """A caller cancelled before its batch runs is never processed; the others are."""
     process = RecordingProcess()
     batcher = CallbackBatcher(process)
     gone = asyncio.create_task(batcher.process("data", PARAMS, b"gone", now=1.0))
@@ -108,6 +111,7 @@ class Raising:
 async def test_an_unusual_failure_still_lets_the_rest_of_the_batch_finish(
     error: BaseException, seen: type[BaseException]
 ) -> None:
+    """Even StopIteration or GeneratorExit from one item leaves the other callers answered."""
     batcher = CallbackBatcher(Raising(error))
     outcomes = await asyncio.wait_for(
         asyncio.gather(

@@ -144,6 +144,7 @@ def test_replay_cache_rounds_deadlines_up_never_down() -> None:
 
 
 def test_replay_cache_re_add_restarts_the_ttl() -> None:
+    """Seeing a key again restarts its ttl; expired keys are forgotten and leave the cache."""
     cache = ReplayCache(ttl_s=10, max_entries=100)
     cache.add(b"a", now=0)
     cache.add(b"b", now=1)

@@ -31,6 +31,7 @@ def installed(*installs: tuple[str, list[str], bool], limits: Limits = LIMITS) -
 
 
 def test_admission_counts_corps_users_and_test_accounts() -> None:
+    """The ledger's usage counts each admitted corp, member and test account once."""
     ledger = installed(("c1", ["alice"], False), ("c2", ["bob"], True))
     assert ledger.usage("lifetime") == Usage(corps=2, users=2, test_accounts=1)
 
@@ -47,6 +48,7 @@ def test_admission_counts_corps_users_and_test_accounts() -> None:
 def test_each_limit_refuses_the_install_that_would_exceed_it(
     corp: str, members: list[str], test: bool, limit: str
 ) -> None:
+    """Each limit refuses the install that would cross it, by name, leaving the ledger as it was."""
     ledger = installed(("c1", ["alice"], False), ("c2", ["bob"], True))
     admission = admit(ledger, LIMITS, corp_id=corp, members=members, test=test)
     assert admission.refusal is not None
@@ -55,6 +57,7 @@ def test_each_limit_refuses_the_install_that_would_exceed_it(
 
 
 def test_refusal_reasons_name_the_limit_and_its_setting() -> None:
+    """A refusal reason states the limit and the environment variable that sets it."""
     ledger = installed(("c1", ["alice"], False), ("c2", ["bob"], False))
     refusal = admit(ledger, LIMITS, corp_id="c3", members=["x"], test=False).refusal
     assert refusal is not None
@@ -63,6 +66,7 @@ def test_refusal_reasons_name_the_limit_and_its_setting() -> None:
 
 
 def test_readmitting_what_is_counted_changes_nothing() -> None:
+    """Admitting an already counted corp and member again succeeds without using more quota."""
     ledger = installed(("c1", ["alice"], False), ("c2", ["bob", "carol"], False))
     again = admit(ledger, LIMITS, corp_id="c2", members=["bob"], test=False)
     assert again.admitted
@@ -70,6 +74,7 @@ def test_readmitting_what_is_counted_changes_nothing() -> None:
 
 
 def test_lifetime_policy_never_frees_a_slot_but_active_does() -> None:
+    """Under lifetime a released corp still counts; under active its slot is free again."""
     ledger = installed(("c1", ["alice"], False), ("c2", ["bob"], False))
     ledger = release_corp(ledger, "c1")
     assert ledger.usage("lifetime").corps == 2
@@ -81,6 +86,7 @@ def test_lifetime_policy_never_frees_a_slot_but_active_does() -> None:
 
 
 def test_test_accounts_count_while_active_under_either_policy() -> None:
+    """A released test install stops counting, and its member may then take the released app."""
     ledger = installed(("c1", ["alice"], True))
     ledger = release_member(ledger, "c1", "alice")
     assert ledger.usage("lifetime").test_accounts == 0
@@ -89,6 +95,7 @@ def test_test_accounts_count_while_active_under_either_policy() -> None:
 
 
 def test_the_ledger_round_trips_through_its_document() -> None:
+    """A ledger survives to_doc/from_doc unchanged; no document is an empty ledger."""
     ledger = installed(("c1", ["alice"], False), ("c2", ["bob"], True))
     assert Ledger.from_doc(ledger.to_doc()) == ledger
     assert Ledger.from_doc(None) == Ledger()
@@ -96,6 +103,7 @@ def test_the_ledger_round_trips_through_its_document() -> None:
 
 
 def test_warnings_fire_once_when_80_and_100_percent_are_crossed() -> None:
+    """Quota warnings fire for each 80 % and 100 % line crossed, once, and never at a zero limit."""
     limits = Limits(corps=10, users=100, test_accounts=10)
     before, after = Usage(7, 10, 0), Usage(8, 10, 0)
     assert [(w.limit, w.level) for w in quota_warnings(before, after, limits)] == [("corps", 80)]
@@ -106,6 +114,7 @@ def test_warnings_fire_once_when_80_and_100_percent_are_crossed() -> None:
 
 
 def test_members_and_test_installs() -> None:
+    """Member lists stay sorted and unique; a test install is flagged by state or by corp id."""
     assert with_member(("b",), "a", present=True) == ("a", "b")
     assert with_member(("a", "b"), "a", present=False) == ("b",)
     assert with_member(("a",), "a", present=True) == ("a",)
@@ -115,6 +124,7 @@ def test_members_and_test_installs() -> None:
 
 
 def test_events_in_the_same_second_are_not_older() -> None:
+    """An event stamped in the same whole second as the record applies; an earlier one not."""
     record = InstallationRecord(
         "c", "active", changed_at=100.7, installed_at=100.7, updated_at=100.7
     )

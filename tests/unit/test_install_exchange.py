@@ -104,6 +104,7 @@ def installs(
 
 
 async def test_concurrent_deliveries_of_one_code_exchange_it_once(store: SQLiteStore) -> None:
+    """Five concurrent deliveries of one auth code make one exchange and one auth.granted."""
     api, events = FakeApi(), Events()
     service = installs(store, api, events)
     await asyncio.gather(
@@ -116,6 +117,7 @@ async def test_concurrent_deliveries_of_one_code_exchange_it_once(store: SQLiteS
 
 
 async def test_a_crash_after_the_exchange_resumes_without_wecom(store: SQLiteStore) -> None:
+    """A crash after the exchange resumes from the sealed result, without calling WeCom again."""
     api, events, clock = FakeApi(), Events(), Clock()
     service = installs(store, api, events, clock)
     events.fail_next = True
@@ -139,6 +141,7 @@ async def test_a_crash_after_the_exchange_resumes_without_wecom(store: SQLiteSto
 
 
 async def test_a_used_code_is_recorded_as_expired_not_failed(store: SQLiteStore) -> None:
+    """A code WeCom says is used up is recorded as expired and publishes no event."""
     api, events = FakeApi(), Events()
     api.used.add("code-3")
     service = installs(store, api, events)
@@ -182,6 +185,7 @@ async def test_a_failed_auth_info_after_a_v2_exchange_keeps_the_permanent_code(
 
 
 async def test_a_failure_before_wecom_frees_the_claim_for_the_retry(store: SQLiteStore) -> None:
+    """A WeCom failure known not to have arrived frees the claim, so a retry installs at once."""
     from shared.wecom.api import WeComUnavailable  # noqa: PLC0415
 
     api, events = FakeApi(), Events()
@@ -203,6 +207,7 @@ async def test_a_failure_before_wecom_frees_the_claim_for_the_retry(store: SQLit
 async def test_a_cancel_redelivered_after_a_crash_still_publishes_the_revocation(
     store: SQLiteStore,
 ) -> None:
+    """A cancel redelivered after failing to publish still emits auth.revoked and frees the corp."""
     api, events = FakeApi(), Events()
     service = installs(store, api, events)
     await service.on_auth_code("code-7", source_id="install", occurred_at=10.0)
@@ -218,6 +223,7 @@ async def test_a_cancel_redelivered_after_a_crash_still_publishes_the_revocation
 
 
 async def test_an_install_older_than_a_revocation_takes_no_slot(store: SQLiteStore) -> None:
+    """An install stamped before the corp's revocation is ignored and leaves it inactive."""
     api, events = FakeApi(), Events()
     service = installs(store, api, events)
     await service.on_auth_code("code-8", source_id="install-1", occurred_at=10.0)

@@ -14,6 +14,7 @@ NOW = 1_800_000_000.0
 
 
 def test_a_state_is_letters_and_digits_within_wecoms_limit() -> None:
+    """An install state is 1-128 letters and digits and verifies with its test flag."""
     codec = InstallStateCodec(KEY)
     for test in (True, False):
         state = codec.issue(test=test, now=NOW)
@@ -24,6 +25,7 @@ def test_a_state_is_letters_and_digits_within_wecoms_limit() -> None:
 
 
 def test_states_are_unique_and_expire() -> None:
+    """Two states issued at once differ, and a state verifies until its ttl, not after."""
     codec = InstallStateCodec(KEY)
     assert codec.issue(test=False, now=NOW) != codec.issue(test=False, now=NOW)
     state = codec.issue(test=True, now=NOW)
@@ -32,6 +34,7 @@ def test_states_are_unique_and_expire() -> None:
 
 
 def test_a_tampered_or_foreign_state_is_refused() -> None:
+    """A state flipped to test, signed by another key, or altered in any way is refused."""
     codec = InstallStateCodec(KEY)
     state = codec.issue(test=False, now=NOW)
     # Flipping released → test must break the MAC.
@@ -59,6 +62,7 @@ def test_a_tampered_or_foreign_state_is_refused() -> None:
 def test_outcome_pages_say_what_happened_in_both_languages(
     outcome: dict[str, object], status: int, marker: str, texts: list[str]
 ) -> None:
+    """Each install outcome gets its status and a script-free page in Chinese and English."""
     response = outcome_page(outcome)
     assert response.status == status
     assert response.content_type == "text/html"
@@ -70,12 +74,14 @@ def test_outcome_pages_say_what_happened_in_both_languages(
 
 
 def test_outcome_pages_escape_what_they_show() -> None:
+    """A corp name with markup appears HTML-escaped on the outcome page."""
     body = outcome_page({"status": "installed", "corp_name": "<b>x</b>"}).text or ""
     assert "<b>x</b>" not in body
     assert "&lt;b&gt;x&lt;/b&gt;" in body
 
 
 def test_the_callers_state_rides_along_under_the_mac() -> None:
+    """The caller's app_state travels signed in the state, and only short alphanumerics fit."""
     codec = InstallStateCodec(KEY)
     state = codec.issue(test=False, now=NOW, app_state="order42")
     assert len(state) <= 128
@@ -92,6 +98,7 @@ def test_the_callers_state_rides_along_under_the_mac() -> None:
 
 
 def test_an_authentic_expired_state_is_accepted_within_the_grace() -> None:
+    """An expired but authentic state verifies within the grace, flagged as expired."""
     codec = InstallStateCodec(KEY)
     state = codec.issue(test=True, now=NOW)
     late = NOW + STATE_TTL_S + 3600
@@ -103,6 +110,7 @@ def test_an_authentic_expired_state_is_accepted_within_the_grace() -> None:
 
 
 def test_the_rate_limiter_counts_per_key_within_the_window() -> None:
+    """The limiter counts per key in its window, 0 means unlimited, old keys are evicted."""
     limiter = RateLimiter(2, 60.0, max_keys=2)
     assert limiter.allow("a", 0)
     assert limiter.allow("a", 1)

@@ -73,11 +73,13 @@ def test_a_token_signed_with_another_key_or_altered_is_refused() -> None:
 
 @pytest.mark.parametrize("bad", ["", "abc", "a.b.c", "é.é", "x" * 5000])
 def test_malformed_tokens_are_refused(bad: str) -> None:
+    """Empty, undotted, non-ASCII or oversized tokens raise InvalidToken, never decode."""
     with pytest.raises(InvalidToken):
         SignedCodec(KEY).decode(bad, now=NOW)
 
 
 def test_a_validly_signed_token_without_an_expiry_is_refused() -> None:
+    """A correctly signed token whose exp is missing or not a number is still refused."""
     codec = SignedCodec(KEY)
     for payload in ({}, {"exp": "soon"}, {"exp": True}):
         with pytest.raises(InvalidToken):
@@ -88,6 +90,7 @@ def test_a_validly_signed_token_without_an_expiry_is_refused() -> None:
 
 
 def test_a_session_cookie_carries_the_identity_and_its_expiry() -> None:
+    """A session reads back until its ttl ends; expired, absent, foreign-key cookies fail."""
     codec = SessionCodec(KEY, ttl_s=3600)
     session, value = codec.issue(Identity("wwcorp", "alice", "openalice"), now=NOW)
     assert session.exp == int(NOW) + 3600
@@ -121,6 +124,7 @@ def test_the_state_parameter_fits_wecoms_alphabet_and_verifies_with_its_cookie()
 
 
 def test_an_expired_state_is_refused() -> None:
+    """A sign-in state verified ten minutes after it began is refused as expired."""
     codec = StateCodec(KEY)
     _, param, cookie = codec.begin("/", now=NOW)
     with pytest.raises(InvalidState):
@@ -139,6 +143,7 @@ def test_a_state_needs_the_cookie_of_the_same_sign_in() -> None:
 
 @pytest.mark.parametrize("position", [0, 31, 32, 41, 42, 73])
 def test_any_altered_character_of_the_state_is_refused(position: int) -> None:
+    """Changing any one character of the state parameter (nonce, time or MAC) fails the check."""
     codec = StateCodec(KEY)
     _, param, cookie = codec.begin("/", now=NOW)
     swapped = "1" if param[position] != "1" else "2"
@@ -148,6 +153,7 @@ def test_any_altered_character_of_the_state_is_refused(position: int) -> None:
 
 @pytest.mark.parametrize("bad", [None, "", "abc", "Z" * 74, "a" * 200])
 def test_malformed_states_are_refused(bad: str | None) -> None:
+    """A missing, empty, short or oversized state parameter is refused against a good cookie."""
     codec = StateCodec(KEY)
     _, _, cookie = codec.begin("/", now=NOW)
     with pytest.raises(InvalidState):
@@ -155,6 +161,7 @@ def test_malformed_states_are_refused(bad: str | None) -> None:
 
 
 def test_a_cookie_signed_with_another_key_is_refused() -> None:
+    """A state and cookie pair issued under another key does not verify under ours."""
     _, param, cookie = StateCodec(OTHER_KEY).begin("/", now=NOW)
     with pytest.raises(InvalidState):
         StateCodec(KEY).verify(param, cookie, now=NOW)
@@ -178,6 +185,7 @@ def test_a_cookie_signed_with_another_key_is_refused() -> None:
     ],
 )
 def test_safe_next_accepts_local_paths_and_allowed_origins(raw: str | None, expected: str) -> None:
+    """Local paths and URLs on an allowed origin pass through unchanged; no next means /."""
     assert safe_next(raw, POLICY) == expected
 
 
@@ -227,6 +235,7 @@ def test_safe_next_accepts_local_paths_and_allowed_origins(raw: str | None, expe
     ],
 )
 def test_safe_next_refuses_open_redirects(raw: str) -> None:
+    """Foreign hosts, scheme tricks, backslashes and encoded slashes are all refused as next."""
     with pytest.raises(InvalidNext):
         safe_next(raw, POLICY)
 
@@ -246,6 +255,7 @@ def test_signature_matches_the_official_test_vector_v6() -> None:
 
 
 def test_signing_url_drops_the_fragment_and_keeps_everything_else() -> None:
+    """The JS-SDK signing URL is the page URL without its #fragment, query kept byte for byte."""
     url = "https://app.example.com/page?a=1&b=%E4%B8%AD"
     assert signing_url(url + "#/route?x=1", "app.example.com") == url
     assert signing_url(url, "app.example.com") == url
@@ -269,16 +279,19 @@ def test_signing_url_drops_the_fragment_and_keeps_everything_else() -> None:
     ],
 )
 def test_signing_url_refuses_urls_off_the_trusted_domain(url: str) -> None:
+    """URLs on another host or port, relative, with userinfo or unsafe characters are refused."""
     with pytest.raises(UntrustedUrl):
         signing_url(url, "app.example.com")
 
 
 def test_signing_url_requires_a_url() -> None:
+    """Asking for a signature without a URL is an InvalidRequest."""
     with pytest.raises(InvalidRequest):
         signing_url(None, "app.example.com")
 
 
 def test_nonce_strings_are_alphanumeric_and_fresh() -> None:
+    """Each nonce is 16 alphanumeric characters and fifty in a row are all different."""
     nonces = {new_nonce_str() for _ in range(50)}
     assert len(nonces) == 50
     assert all(re.fullmatch(r"[A-Za-z0-9]{16}", nonce) for nonce in nonces)
@@ -297,6 +310,7 @@ def test_userinfo_keys_are_read_case_insensitively() -> None:
 
 
 def test_a_wechat_user_outside_any_enterprise_is_not_a_member() -> None:
+    """A userinfo answer with only an openid (no corp member) raises NotAMember."""
     with pytest.raises(NotAMember):
         identity_from_userinfo({"errcode": 0, "openid": "oXYZ"})
 

@@ -24,6 +24,7 @@ def real(**values: object) -> GatewaySettings:
 
 
 def test_defaults_follow_public_base_url() -> None:
+    """Without settings, domain, origins, cookies and OAuth base follow the local sandbox URL."""
     settings = GatewaySettings()
     assert settings.public_base_url == "http://127.0.0.1:8080"
     assert settings.trusted_domain == "127.0.0.1:8080"
@@ -34,6 +35,7 @@ def test_defaults_follow_public_base_url() -> None:
 
 
 def test_production_values() -> None:
+    """Real settings normalise the base URL and domain, add origins, and use secure cookies."""
     settings = real(
         public_base_url="https://App.Example.com/",
         oauth_allowed_origins="https://www.example.com, http://localhost:3000",
@@ -66,11 +68,13 @@ def test_production_values() -> None:
     ],
 )
 def test_malformed_values_stop_the_start(field: str, value: object) -> None:
+    """A malformed URL, domain, origin or too short session ttl is a validation error."""
     with pytest.raises(ValidationError):
         GatewaySettings(**{field: value})  # type: ignore[arg-type]
 
 
 def test_authorize_url_is_the_third_party_form_of_section_9_1() -> None:
+    """The authorize URL is §9.1's form: suite id as appid, snsapi_base, our callback, state."""
     config = SignInConfig.from_settings(
         GatewaySettings(public_base_url="https://app.example.com", wecom_oauth_base="https://o.x")
     )
@@ -88,6 +92,7 @@ def test_authorize_url_is_the_third_party_form_of_section_9_1() -> None:
 
 
 def test_error_pages_are_html_in_both_languages_and_escape_their_link() -> None:
+    """Error pages are bilingual HTML and escape the retry link they show."""
     page = error_page("invalid_state", retry='/oauth/login?next="><script>')
     assert page.status == 400
     assert page.content_type == "text/html"

@@ -31,10 +31,12 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_trusted_matches_host_and_port_exactly(url: str, domain: str, expected: bool) -> None:
+    """A URL is trusted only on the exact host and port, default ports implied."""
     assert trusted(URL(url), domain) is expected
 
 
 def test_the_setting_defaults_to_no_check_and_refuses_urls() -> None:
+    """SIM_TRUSTED_DOMAIN is empty (no check) by default; a URL or path is refused."""
     assert quiet_settings().sim_trusted_domain == ""
     assert quiet_settings(sim_trusted_domain="app.example.com:8080").sim_trusted_domain
     for bad in ("https://app.example.com", "app.example.com/path", "a.com:port"):
@@ -49,12 +51,14 @@ def test_sandbox_trusts_the_gateways_own_address() -> None:
 
 
 def test_sandbox_trusts_the_public_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In sandbox mode the simulator trusts the host of PUBLIC_BASE_URL."""
     monkeypatch.setenv("PUBLIC_BASE_URL", "https://suite.example.com")
     sim = sandbox_simulator_settings(AllInOneSettings())
     assert sim.sim_trusted_domain == "suite.example.com"
 
 
 def test_an_explicit_trusted_domain_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explicit SIM_TRUSTED_DOMAIN overrides the one derived from PUBLIC_BASE_URL."""
     monkeypatch.setenv("SIM_TRUSTED_DOMAIN", "elsewhere.example.com:81")
     sim = sandbox_simulator_settings(AllInOneSettings())
     assert sim.sim_trusted_domain == "elsewhere.example.com:81"

@@ -117,6 +117,7 @@ CORP = TokenRequest(kind="corp", corp_id="wxcorp")
 async def test_many_requests_on_three_replicas_make_one_call_per_token(
     store: SQLiteStore, wecom: FakeWeCom
 ) -> None:
+    """300 concurrent gets over three replicas share one store: one suite and one corp call."""
     await ready(store)
     replicas = [make_manager(store, wecom) for _ in range(3)]
     answers = await asyncio.gather(*(replicas[i % 3].get(CORP) for i in range(300)))
@@ -130,6 +131,7 @@ async def test_many_requests_on_three_replicas_make_one_call_per_token(
 async def test_a_restarted_replica_serves_the_stored_token(
     store: SQLiteStore, wecom: FakeWeCom
 ) -> None:
+    """A new manager on the same store serves the stored token without calling WeCom again."""
     await ready(store)
     first = await make_manager(store, wecom).get(CORP)
     again = await make_manager(store, wecom).get(CORP)
@@ -140,6 +142,7 @@ async def test_a_restarted_replica_serves_the_stored_token(
 async def test_a_stale_report_refreshes_once_and_an_old_one_not_at_all(
     store: SQLiteStore, wecom: FakeWeCom
 ) -> None:
+    """Concurrent stale reports make one refresh; a later report of the old token makes none."""
     await ready(store)
     a, b = make_manager(store, wecom), make_manager(store, wecom)
     old = await a.get(CORP)
@@ -155,6 +158,7 @@ async def test_a_stale_report_refreshes_once_and_an_old_one_not_at_all(
 async def test_a_crashed_lease_holder_is_taken_over_after_the_lease_expires(
     store: SQLiteStore, wecom: FakeWeCom
 ) -> None:
+    """A lease left by a dead replica is waited out, then taken over for one corp call."""
     await ready(store)
     await make_manager(store, wecom).get(TokenRequest(kind="suite"))
     # A replica took the corp lease and died before storing a token.
@@ -170,6 +174,7 @@ async def test_a_crashed_lease_holder_is_taken_over_after_the_lease_expires(
 async def test_a_rejected_suite_token_is_refreshed_and_the_call_retried(
     store: SQLiteStore, wecom: FakeWeCom
 ) -> None:
+    """A corp call refused for an expired suite token refreshes it and retries with the new one."""
     await ready(store)
     manager = make_manager(store, wecom)
     suite = await manager.get(TokenRequest(kind="suite"))
@@ -182,6 +187,7 @@ async def test_a_rejected_suite_token_is_refreshed_and_the_call_retried(
 
 
 async def test_jsapi_tickets_ride_on_the_corp_token(store: SQLiteStore, wecom: FakeWeCom) -> None:
+    """Twenty concurrent jsapi gets and one agent ticket cost one corp call and one of each."""
     await ready(store)
     manager = make_manager(store, wecom)
     jsapi = TokenRequest(kind="jsapi", corp_id="wxcorp")
@@ -192,6 +198,7 @@ async def test_jsapi_tickets_ride_on_the_corp_token(store: SQLiteStore, wecom: F
 
 
 async def test_pre_auth_codes_are_fresh_every_time(store: SQLiteStore, wecom: FakeWeCom) -> None:
+    """pre_auth_code is never cached: each request mints a new one."""
     await ready(store)
     manager = make_manager(store, wecom)
     request = TokenRequest(kind="pre_auth_code")
@@ -201,6 +208,7 @@ async def test_pre_auth_codes_are_fresh_every_time(store: SQLiteStore, wecom: Fa
 
 
 async def test_system_busy_is_retried_within_the_wait(store: SQLiteStore, wecom: FakeWeCom) -> None:
+    """WeCom's -1 system busy is retried: two busy answers, then the third call succeeds."""
     await ready(store)
     wecom.failures["suite"] = [WeComBusy(-1, "busy", "/get_suite_token")] * 2
     token = await make_manager(store, wecom).get(TokenRequest(kind="suite"))
@@ -223,6 +231,7 @@ async def test_missing_prerequisites_give_clear_errors(
     request_: TokenRequest,
     error: type[Exception],
 ) -> None:
+    """No ticket, no install or no provider secret each raise their own error, calling nothing."""
     if setup == "ticket":
         await repository_of(store).save_ticket(SuiteTicket("t", time.time(), time.time()))
     with pytest.raises(error):
@@ -233,6 +242,7 @@ async def test_missing_prerequisites_give_clear_errors(
 async def test_a_revoked_corp_gets_no_token_and_loses_its_cache(
     store: SQLiteStore, wecom: FakeWeCom
 ) -> None:
+    """After a revoke and forget_corp, a cached corp token is no longer served: NotInstalled."""
     await ready(store)
     manager = make_manager(store, wecom)
     await manager.get(CORP)
@@ -245,6 +255,7 @@ async def test_a_revoked_corp_gets_no_token_and_loses_its_cache(
 async def test_a_credential_error_reaches_the_caller_without_retries(
     store: SQLiteStore, wecom: FakeWeCom
 ) -> None:
+    """A credential error (bad suite_ticket) is raised once, with its hint, and not retried."""
     await ready(store)
     wecom.failures["suite"] = [WeComCredentialError(40085, "invalid suite_ticket", "/x")]
     with pytest.raises(WeComCredentialError) as caught:
@@ -254,6 +265,7 @@ async def test_a_credential_error_reaches_the_caller_without_retries(
 
 
 async def test_tokens_are_sealed_in_the_store(store: SQLiteStore, wecom: FakeWeCom) -> None:
+    """Neither the cached token nor the permanent code appears in clear in the stored rows."""
     await ready(store)
     token = await make_manager(store, wecom).get(CORP)
     raw = await store.get("tokens_cache", "corp:wxcorp")
