@@ -132,18 +132,19 @@ def test_bounds_are_inclusive() -> None:
 
 
 def test_streamed_and_tree_parsing_agree() -> None:
-    """Markup-heavy text takes the streaming path; it must build the very same dict."""
+    """Markup-heavy text, near the element bound or not, builds the very same dict (there was
+    a tree path for the first case; defusedxml's streaming now parses both)."""
     body = (
         b"<xml><Content><![CDATA[" + b"<" * 50 + b"]]></Content><A><B>1</B><B>2</B></A><C/></xml>"
     )
     expected = {"Content": "<" * 50, "A": {"B": ["1", "2"]}, "C": ""}
-    assert parse_xml(body) == expected  # fewer '<' than max_elements: tree path
-    assert parse_xml(body, max_elements=6) == expected  # more '<' than that: streaming path
+    assert parse_xml(body) == expected  # fewer '<' than max_elements
+    assert parse_xml(body, max_elements=6) == expected  # more '<' than that
 
 
 @pytest.mark.parametrize("max_elements", [2000, 4], ids=["tree", "streaming"])
 def test_the_depth_bound_holds_on_both_paths(max_elements: int) -> None:
-    """One level too deep is refused whichever path parses the document."""
+    """One level too deep is refused, whether the element bound is near or far."""
     body = b"<xml><A><B><C>1</C></B></A></xml>"  # 4 elements, 8 '<'
     assert parse_xml(body, max_depth=4, max_elements=max_elements) == {"A": {"B": {"C": "1"}}}
     with pytest.raises(XmlError, match="deeper than 3 levels"):

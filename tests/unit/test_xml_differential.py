@@ -147,7 +147,7 @@ def _write_piece(doc: _Doc, piece: tuple[str, Any]) -> None:
         doc.emit(f"<!--{data}-->")
         doc.run.append(("", False))  # the text on either side is not adjacent
     else:
-        doc.emit(f"<?pi {data.replace('?>', '')}?>")
+        doc.emit(f"<?pi {data.replace('?', '')}?>")
         doc.run.append(("", False))
 
 

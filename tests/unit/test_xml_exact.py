@@ -14,7 +14,7 @@ from shared.wecom.errors import XmlError
 from shared.wecom.events import normalize_callback
 from shared.wecom.sealing import seal_callback
 from shared.wecom.xml import cdata, parse_envelope, parse_xml
-from simulator.callback_xml import data_xml, xml_body
+from simulator.callback_xml import Field, data_xml, xml_body
 
 RECEIVED_AT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
@@ -125,7 +125,11 @@ def test_sealed_envelope_values_round_trip(to_user_name: str, agent_id: str) -> 
 
 def test_the_simulator_writes_any_string_field_exactly() -> None:
     """simulator/callback_xml.py builds callbacks that parse back to what it was given."""
-    fields = [("Content", "x]]>y a&b<c\n  code\n"), ("Blank", " "), ("AgentID", 1000002)]
+    fields: list[Field] = [
+        ("Content", "x]]>y a&b<c\n  code\n"),
+        ("Blank", " "),
+        ("AgentID", 1000002),
+    ]
     assert parse_xml(xml_body(fields)) == {
         "Content": "x]]>y a&b<c\n  code\n",
         "Blank": " ",
