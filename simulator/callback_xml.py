@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shared.wecom.xml import cdata
+
 Field = tuple[str, str | int | float | None]
 
 
@@ -19,9 +21,7 @@ def xml_body(fields: Sequence[Field]) -> bytes:
         if isinstance(value, int | float):
             parts.append(f"<{name}>{value}</{name}>")
         else:
-            if "]]>" in value:
-                raise ValueError("a CDATA value cannot contain ']]>'")
-            parts.append(f"<{name}><![CDATA[{value}]]></{name}>")
+            parts.append(f"<{name}>{cdata(value)}</{name}>")
     return f"<xml>{''.join(parts)}</xml>".encode()
 
 

@@ -191,7 +191,10 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _occurred_at(raw: dict[str, Any], field: str, received_at: datetime) -> datetime:
-    value = _optional_text(raw, field)
+    # The parser keeps values exactly as sent ("<TimeStamp>\n  1403610513\n</TimeStamp>" in
+    # pretty-printed samples): the whitespace around a number is trimmed here, where it
+    # becomes one, as pydantic does for the payload's int fields.
+    value = (_optional_text(raw, field) or "").strip(" \t\r\n") or None
     if value is None:
         if received_at.tzinfo is None:
             return received_at.replace(tzinfo=UTC)

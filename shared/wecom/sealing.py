@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from xml.sax.saxutils import escape
 
 from shared.wecom.crypto import CallbackCipher, compute_signature
+from shared.wecom.xml import cdata
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +54,8 @@ def seal_callback(
     encrypted = cipher.encrypt(plaintext, receive_id.encode(), random16)
     signature = compute_signature(token, str(timestamp), nonce, encrypted)
     body = (
-        f"<xml><ToUserName><![CDATA[{escape(to_user_name)}]]></ToUserName>"
-        f"<AgentID><![CDATA[{escape(agent_id)}]]></AgentID>"
+        f"<xml><ToUserName>{cdata(to_user_name)}</ToUserName>"
+        f"<AgentID>{cdata(agent_id)}</AgentID>"
         f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>"
     ).encode()
     query = {"msg_signature": signature, "timestamp": str(timestamp), "nonce": nonce}
