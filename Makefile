@@ -2,19 +2,30 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# .installed: everything `make test` needs (the dev extra); .installed-run: what `make run`
+# needs, the runtime dependencies only (the test tools, playwright among them, are large).
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
-.PHONY: run test lint typecheck test-unit pytest bench schemas clean
+.PHONY: run test lint typecheck test-unit pytest bench schemas clean venv
 
-$(STAMP): pyproject.toml
+venv:
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 		|| { echo "wecom-suite needs Python 3.11 or newer (found $$($(PYTHON) --version))"; exit 1; }
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+
+$(RUN_STAMP): pyproject.toml | venv
+	@echo "Installing wecom-suite and its runtime dependencies into $(VENV) (first run only)..."
+	$(BIN)/python -m pip install --upgrade --progress-bar on pip
+	$(BIN)/python -m pip install --progress-bar on -e .
+	touch $(RUN_STAMP)
+
+$(STAMP): pyproject.toml | venv
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $(STAMP)
+	touch $(STAMP) $(RUN_STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/wecom-suite run
 
 # The hooks of .pre-commit-config.yaml on every tracked file; no git hook needs installing.

@@ -8,7 +8,9 @@ rendering, on both paths: secrets never reach a log, even inside an exception me
 from __future__ import annotations
 
 import logging
+import os
 import re
+import signal
 import sys
 from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, Protocol
@@ -175,7 +177,7 @@ def configure_logging(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = StdoutHandler()
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]
@@ -189,6 +191,34 @@ def configure_logging(
     )
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service, version=version)
+
+
+class StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Log lines to stdout; when the reader of stdout has gone (``wecom-suite run | head``),
+    the process stops as on SIGTERM, quietly, instead of printing a logging error per line."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stdout)
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - stdlib's name
+        if isinstance(sys.exc_info()[1], BrokenPipeError):
+            _reader_gone()
+            return
+        super().handleError(record)
+
+
+def _reader_gone() -> None:
+    """Send what is still written to nowhere and ask the process to stop gracefully."""
+    silence_stdout()
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null, so that what is still buffered or written after its reader
+    went away (a closed pipe) is dropped instead of raising at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 class LogConfig(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -132,3 +133,23 @@ def test_sandbox_token_service_stores_the_simulators_ticket(
     assert stored >= 1
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 0
+
+
+@pytest.mark.timeout(90)
+def test_piping_run_into_head_ends_it_quietly() -> None:
+    """``wecom-suite run | head``: once the reader has gone, the process stops gracefully, with
+    no "Logging error" or traceback per line on stderr."""
+    with wecom_suite_run(capture_output=True) as (process, base):
+        assert process.stdout is not None
+        assert process.stdout.readline()  # the reader took a line, then goes away
+        process.stdout.close()
+        process.stdout = None  # the harness must not read or close it again
+        # The next log line (the access log of this request) meets the closed pipe.
+        with contextlib.suppress(OSError):
+            http_get(base + "/no-such-page")
+        returncode = process.wait(timeout=30)
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+    assert b"Logging error" not in stderr
+    assert b"Traceback" not in stderr
+    assert returncode == 0
