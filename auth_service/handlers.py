@@ -34,15 +34,7 @@ from shared.tokens import TokenUnavailable
 
 log = structlog.get_logger(__name__)
 
-CONSUMED_EVENTS = (
-    event_types.COMMAND_CREATE_AUTH,
-    event_types.COMMAND_CHANGE_AUTH,
-    event_types.COMMAND_CANCEL_AUTH,
-    event_types.COMMAND_RESET_PERMANENT_CODE,
-    event_types.INSTALL_REDIRECT,
-    event_types.DATA_EVENT_SUBSCRIBE,
-    event_types.DATA_EVENT_UNSUBSCRIBE,
-)
+# The event types consumed here are bound in shared.bus.product_topology.
 
 
 class EventPublisher:

@@ -8,20 +8,14 @@ from typing import Final
 from prometheus_client import CollectorRegistry
 
 from auth_service.exchange import AuthApi
-from auth_service.handlers import CONSUMED_EVENTS, AuthHandlers, EventPublisher
+from auth_service.handlers import AuthHandlers, EventPublisher
 from auth_service.installs import Installs
 from auth_service.settings import AuthServiceSettings, AuthSettings
 from auth_service.store import COLLECTIONS, AuthRepository
 from shared.bus.abc import Bus
 from shared.bus.factory import BusComponent
-from shared.bus.topology import (
-    EVENTS_EXCHANGE,
-    RPC_AUTH_QUEUE,
-    RPC_TOPOLOGY,
-    Binding,
-    QueueSpec,
-    Topology,
-)
+from shared.bus.product_topology import AUTH_EVENTS_QUEUE, AUTH_EVENTS_SPEC
+from shared.bus.topology import RPC_AUTH_QUEUE, RPC_TOPOLOGY, Topology
 from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
 from shared.storage.abc import DocumentStore
@@ -30,17 +24,10 @@ from shared.storage.factory import create_service_store
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComClient
 
-EVENTS_QUEUE: Final = "auth_service.events"
-AUTH_TOPOLOGY: Final = RPC_TOPOLOGY.merged(
-    Topology(
-        queues=(
-            QueueSpec(
-                EVENTS_QUEUE,
-                bindings=tuple(Binding(EVENTS_EXCHANGE, key) for key in CONSUMED_EVENTS),
-            ),
-        )
-    )
-)
+# The queue and its bindings are the product's (shared.bus.product_topology): the gateway
+# declares the same spec, so an install it accepts before this service first starts is kept.
+EVENTS_QUEUE: Final = AUTH_EVENTS_QUEUE
+AUTH_TOPOLOGY: Final = RPC_TOPOLOGY.merged(Topology(queues=(AUTH_EVENTS_SPEC,)))
 
 
 class AuthService(BusService):
