@@ -66,13 +66,30 @@ class EventPublisher:
 
 
 class AuthHandlers:
-    def __init__(self, installs: Installs, repository: AuthRepository) -> None:
+    def __init__(
+        self,
+        installs: Installs,
+        repository: AuthRepository,
+        *,
+        suite_id: str,
+        other_suite: Callable[[str], None] = lambda _: None,
+    ) -> None:
         self._installs = installs
         self._repository = repository
+        self._suite_id = suite_id
+        # Counts an instruction of another suite, by event type (a metric in the service).
+        self._other_suite = other_suite
 
     async def handle_event(self, delivery: Delivery) -> None:
-        """Apply one event; malformed → ``.dead``; a passing failure → delayed retry."""
+        """Apply one event; malformed → ``.dead``; a passing failure → delayed retry; another
+        suite's instruction → ignored, logged and counted."""
         envelope = read_envelope(delivery.message.body)
+        if envelope.type.startswith("command.") and envelope.suite_id != self._suite_id:
+            # Another app's callback on a shared broker: applying it would install (or
+            # revoke) with a code our suite cannot use, or on a corp it never chose.
+            self._other_suite(envelope.type)
+            log.warning("event_for_other_suite", type=envelope.type, event_id=envelope.id)
+            return
         try:
             await self._dispatch(envelope)
         except ValidationError as exc:

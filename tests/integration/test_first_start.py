@@ -4,6 +4,7 @@ started after it still apply them (the gateway declares the product's consumer q
 from __future__ import annotations
 
 import base64
+import json
 import os
 import subprocess
 import sys
@@ -166,3 +167,20 @@ async def _start_services_and_check(vhost_url: str, env: dict[str, str], logs: P
             assert await eventually(active, timeout=30) == CORP
     finally:
         await client.close()
+
+
+def test_a_lone_sandbox_gateway_says_so_on_readyz_and_metrics(
+    vhost_url: str, tmp_path: Path
+) -> None:
+    """WECOM_SANDBOX=1: /readyz shows sandbox_mode, /metrics wecom_sandbox_mode 1, and the log
+    carries a warning."""
+    env = sandbox_env(vhost_url, "http://127.0.0.1:9", tmp_path)
+    with service("gateway", env, tmp_path) as gateway:
+        status, body = http_get(gateway + "/readyz")
+        assert status == 200
+        assert json.loads(body)["sandbox_mode"] is True
+        _, metrics = http_get(gateway + "/metrics")
+        assert "wecom_sandbox_mode 1.0" in metrics.decode()
+    lines = [json.loads(line) for line in (tmp_path / "gateway.log").read_text().splitlines()]
+    warnings = [line for line in lines if line.get("event") == "sandbox_mode_public_keys"]
+    assert [w["level"] for w in warnings] == ["warning"]
