@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter
 from auth_service.exchange import AuthApi
 from auth_service.handlers import AuthHandlers, EventPublisher
 from auth_service.installs import Installs
+from auth_service.sessions import SESSION_COLLECTIONS, EndedSessions
 from auth_service.settings import AuthServiceSettings, AuthSettings
 from auth_service.store import COLLECTIONS, AuthRepository
 from shared.bus.abc import Bus
@@ -56,7 +57,7 @@ class AuthService(BusService):
         super().__init__(
             bus,
             bus_component,
-            store or create_service_store(settings, COLLECTIONS),
+            store or create_service_store(settings, COLLECTIONS + SESSION_COLLECTIONS),
             readiness,
         )
         self._settings = settings
@@ -86,6 +87,7 @@ class AuthService(BusService):
             self.installs,
             repository,
             suite_id=self._settings.suite_id,
+            sessions=EndedSessions(self.store),
             other_suite=lambda kind: self._other_suite.labels(kind).inc(),
         )
 

@@ -1,5 +1,6 @@
 """``GET /jssdk/config?url=…``: signed configs for ``wx.config`` and ``wx.agentConfig`` for
-the signed-in member's corp (protocol doc §10). Tickets come from ``rpc.tokens``, which
+the signed-in member's corp (protocol doc §10), while the session holds (not signed out of,
+the corp not uninstalled: ``gateway.oauth.live_session``). Tickets come from ``rpc.tokens``, which
 caches them per corp for their lifetime: a page view never reaches WeCom's ticket endpoints.
 """
 
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway.oauth import NO_STORE, current_session
+from gateway.oauth import NO_STORE, current_session, live_session
 from gateway.oauth_domain import SessionCodec, js_sdk_signature, new_nonce_str, signing_url
 from shared.auth_client import AuthClient
 from shared.errors import Forbidden
@@ -47,10 +48,12 @@ class JsSdkHandlers:
         """401 without a session, 400 for a URL off the trusted domain, 403 when the app is
         not installed in the corp, 503 when tickets or installation data are unavailable."""
         now = self._wall_clock()
-        session = current_session(request, self._sessions, now)
+        current_session(request, self._sessions, now)  # 401 before anything costs an RPC
         url = signing_url(request.query.get("url"), self._trusted_domain)
+        # One rpc.auth call: the session not signed out of, and the corp's installation.
+        session, status = await live_session(request, self._sessions, self._auth, now)
         corp_id = session.corp_id
-        installation = await self._auth.installation(corp_id)
+        installation = status.installation
         if installation is None or installation.status != "active":
             raise NotInstalled
         if installation.agent_id is None:
