@@ -1,7 +1,7 @@
 """``GET /jssdk/config?url=…``: signed configs for ``wx.config`` and ``wx.agentConfig`` for
-the signed-in member's corp (protocol doc §10), while the session holds (not signed out of,
-the corp not uninstalled: ``gateway.oauth.live_session``). Tickets come from ``rpc.tokens``, which
-caches them per corp for their lifetime: a page view never reaches WeCom's ticket endpoints.
+the signed-in member's corp (protocol doc §10), while the session holds (``live_session``).
+Tickets come from ``rpc.tokens``, which caches them per corp for their lifetime: a page view
+never reaches WeCom's ticket endpoints.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ class JsSdkHandlers:
         return [web.get("/jssdk/config", self.config)]
 
     async def config(self, request: web.Request) -> web.StreamResponse:
-        """401 without a session, 400 for a URL off the trusted domain, 403 when the app is
-        not installed in the corp, 503 when tickets or installation data are unavailable."""
+        """401 without a session (or after a sign-out or an uninstall), 400 for a URL off the
+        trusted domain, 403 when the app is not installed in the corp, 503 when tickets or
+        installation data are unavailable."""
         now = self._wall_clock()
         current_session(request, self._sessions, now)  # 401 before anything costs an RPC
         url = signing_url(request.query.get("url"), self._trusted_domain)
