@@ -4,6 +4,7 @@ and the publisher of ``auth.*`` events."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -12,6 +13,7 @@ import structlog
 from pydantic import ValidationError
 
 from auth_service.installs import Installs, event_id, view
+from auth_service.sessions import EndedSessions
 from auth_service.store import AuthRepository
 from shared.bus.abc import Bus, Delivery, Message, RetryLater
 from shared.bus.events import publish_event
@@ -34,15 +36,7 @@ from shared.tokens import TokenUnavailable
 
 log = structlog.get_logger(__name__)
 
-CONSUMED_EVENTS = (
-    event_types.COMMAND_CREATE_AUTH,
-    event_types.COMMAND_CHANGE_AUTH,
-    event_types.COMMAND_CANCEL_AUTH,
-    event_types.COMMAND_RESET_PERMANENT_CODE,
-    event_types.INSTALL_REDIRECT,
-    event_types.DATA_EVENT_SUBSCRIBE,
-    event_types.DATA_EVENT_UNSUBSCRIBE,
-)
+# The event types consumed here are bound in shared.bus.product_topology.
 
 
 class EventPublisher:
@@ -74,13 +68,34 @@ class EventPublisher:
 
 
 class AuthHandlers:
-    def __init__(self, installs: Installs, repository: AuthRepository) -> None:
+    def __init__(
+        self,
+        installs: Installs,
+        repository: AuthRepository,
+        *,
+        suite_id: str,
+        sessions: EndedSessions,
+        other_suite: Callable[[str], None] = lambda _: None,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         self._installs = installs
         self._repository = repository
+        self._sessions = sessions
+        self._wall_clock = wall_clock
+        self._suite_id = suite_id
+        # Counts an instruction of another suite, by event type (a metric in the service).
+        self._other_suite = other_suite
 
     async def handle_event(self, delivery: Delivery) -> None:
-        """Apply one event; malformed → ``.dead``; a passing failure → delayed retry."""
+        """Apply one event; malformed → ``.dead``; a passing failure → delayed retry; another
+        suite's instruction → ignored, logged and counted."""
         envelope = read_envelope(delivery.message.body)
+        if envelope.type.startswith("command.") and envelope.suite_id != self._suite_id:
+            # Another app's callback on a shared broker: applying it would install (or
+            # revoke) with a code our suite cannot use, or on a corp it never chose.
+            self._other_suite(envelope.type)
+            log.warning("event_for_other_suite", type=envelope.type, event_id=envelope.id)
+            return
         try:
             await self._dispatch(envelope)
         except ValidationError as exc:
@@ -157,6 +172,19 @@ class AuthHandlers:
             reply = {"installations": [view(r).model_dump(mode="json") for r in records]}
         elif request.op == "quota":
             reply = await self._installs.quota()
+        elif request.op in ("session", "end_session"):
+            reply = await self._session_op(request)
         else:
             reply = await self._installs.outcome(request.auth_code or "", request.wait_s)
         return json.dumps(reply).encode()
+
+    async def _session_op(self, request: AuthRequest) -> dict[str, Any]:
+        """A member session: is it still valid (``session``), or it signed out (``end_session``)."""
+        session_id = request.session_id or ""
+        if request.op == "end_session":
+            expires_at = float(request.expires_at or 0)
+            await self._sessions.end(session_id, expires_at=expires_at, now=self._wall_clock())
+            return {"ended": True}
+        record = await self._repository.installation(request.corp_id or "")
+        installation = None if record is None else view(record).model_dump(mode="json")
+        return {"ended": await self._sessions.is_ended(session_id), "installation": installation}

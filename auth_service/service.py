@@ -5,42 +5,31 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Counter
 
 from auth_service.exchange import AuthApi
-from auth_service.handlers import CONSUMED_EVENTS, AuthHandlers, EventPublisher
+from auth_service.handlers import AuthHandlers, EventPublisher
 from auth_service.installs import Installs
+from auth_service.sessions import SESSION_COLLECTIONS, EndedSessions
 from auth_service.settings import AuthServiceSettings, AuthSettings
 from auth_service.store import COLLECTIONS, AuthRepository
 from shared.bus.abc import Bus
 from shared.bus.factory import BusComponent
-from shared.bus.topology import (
-    EVENTS_EXCHANGE,
-    RPC_AUTH_QUEUE,
-    RPC_TOPOLOGY,
-    Binding,
-    QueueSpec,
-    Topology,
-)
+from shared.bus.product_topology import AUTH_EVENTS_QUEUE, AUTH_EVENTS_SPEC
+from shared.bus.topology import RPC_AUTH_QUEUE, RPC_TOPOLOGY, Topology
 from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
+from shared.metrics import new_registry
 from shared.storage.abc import DocumentStore
 from shared.storage.crypto import SecretBox, load_data_key
 from shared.storage.factory import create_service_store
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComClient
 
-EVENTS_QUEUE: Final = "auth_service.events"
-AUTH_TOPOLOGY: Final = RPC_TOPOLOGY.merged(
-    Topology(
-        queues=(
-            QueueSpec(
-                EVENTS_QUEUE,
-                bindings=tuple(Binding(EVENTS_EXCHANGE, key) for key in CONSUMED_EVENTS),
-            ),
-        )
-    )
-)
+# The queue and its bindings are the product's (shared.bus.product_topology): the gateway
+# declares the same spec, so an install it accepts before this service first starts is kept.
+EVENTS_QUEUE: Final = AUTH_EVENTS_QUEUE
+AUTH_TOPOLOGY: Final = RPC_TOPOLOGY.merged(Topology(queues=(AUTH_EVENTS_SPEC,)))
 
 
 class AuthService(BusService):
@@ -58,11 +47,17 @@ class AuthService(BusService):
         registry: CollectorRegistry | None = None,
         readiness: Readiness | None = None,
     ) -> None:
-        del registry  # no metrics of its own beyond the bus's; taken as every service's is
+        self._registry = registry or new_registry()
+        self._other_suite = Counter(
+            "wecom_auth_events_other_suite",
+            "Instruction callbacks (command.*) ignored because they carry another suite_id.",
+            ["type"],
+            registry=self._registry,
+        )
         super().__init__(
             bus,
             bus_component,
-            store or create_service_store(settings, COLLECTIONS),
+            store or create_service_store(settings, COLLECTIONS + SESSION_COLLECTIONS),
             readiness,
         )
         self._settings = settings
@@ -88,7 +83,20 @@ class AuthService(BusService):
             limits=self._settings.limits,
             test_corp_ids=self._settings.test_corps,
         )
-        self.handlers = AuthHandlers(self.installs, repository)
+        self.handlers = AuthHandlers(
+            self.installs,
+            repository,
+            suite_id=self._settings.suite_id,
+            sessions=EndedSessions(self.store),
+            other_suite=lambda kind: self._other_suite.labels(kind).inc(),
+        )
+
+    def other_suite_events(self, event_type: str) -> float:
+        """How many ``event_type`` instructions of another suite were ignored so far."""
+        value = self._registry.get_sample_value(
+            "wecom_auth_events_other_suite_total", {"type": event_type}
+        )
+        return value or 0.0
 
     def subscriptions(self) -> list[Subscription]:
         if self.handlers is None:

@@ -149,6 +149,7 @@ def _add_sign_in(
         sessions,
         tokens,
         wecom,
+        auth,
         callback_rate_per_minute=settings.oauth_callback_rate_per_minute,
         wall_clock=wall_clock,
     )

@@ -1,6 +1,7 @@
 """``GET /jssdk/config?url=…``: signed configs for ``wx.config`` and ``wx.agentConfig`` for
-the signed-in member's corp (protocol doc §10). Tickets come from ``rpc.tokens``, which
-caches them per corp for their lifetime: a page view never reaches WeCom's ticket endpoints.
+the signed-in member's corp (protocol doc §10), while the session holds (``live_session``).
+Tickets come from ``rpc.tokens``, which caches them per corp for their lifetime: a page view
+never reaches WeCom's ticket endpoints.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway.oauth import NO_STORE, current_session
+from gateway.oauth import NO_STORE, current_session, live_session
 from gateway.oauth_domain import SessionCodec, js_sdk_signature, new_nonce_str, signing_url
 from shared.auth_client import AuthClient
 from shared.errors import Forbidden
@@ -44,13 +45,16 @@ class JsSdkHandlers:
         return [web.get("/jssdk/config", self.config)]
 
     async def config(self, request: web.Request) -> web.StreamResponse:
-        """401 without a session, 400 for a URL off the trusted domain, 403 when the app is
-        not installed in the corp, 503 when tickets or installation data are unavailable."""
+        """401 without a session (or after a sign-out or an uninstall), 400 for a URL off the
+        trusted domain, 403 when the app is not installed in the corp, 503 when tickets or
+        installation data are unavailable."""
         now = self._wall_clock()
-        session = current_session(request, self._sessions, now)
+        current_session(request, self._sessions, now)  # 401 before anything costs an RPC
         url = signing_url(request.query.get("url"), self._trusted_domain)
+        # One rpc.auth call: the session not signed out of, and the corp's installation.
+        session, status = await live_session(request, self._sessions, self._auth, now)
         corp_id = session.corp_id
-        installation = await self._auth.installation(corp_id)
+        installation = status.installation
         if installation is None or installation.status != "active":
             raise NotInstalled
         if installation.agent_id is None:

@@ -17,6 +17,7 @@ from urllib.parse import quote, urlencode
 
 import structlog
 from aiohttp import web
+from pydantic import ValidationError
 
 from gateway.domain import ReplayCache
 from gateway.install_domain import RateLimiter
@@ -28,6 +29,7 @@ from gateway.oauth_domain import (
     LoginState,
     NextPolicy,
     NotAMember,
+    NotSignedIn,
     Session,
     SessionCodec,
     StateCodec,
@@ -36,6 +38,8 @@ from gateway.oauth_domain import (
     safe_next,
 )
 from gateway.settings import GatewaySettings
+from shared.auth_client import AuthClient, AuthUnavailable
+from shared.contracts import AuthRequest, SessionStatus
 from shared.errors import Forbidden, ServiceError
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComApiError, WeComClient, WeComCredentialError, with_token
@@ -190,8 +194,34 @@ def page_code_of(exc: ServiceError) -> str:
 
 
 def current_session(request: web.Request, sessions: SessionCodec, now: float) -> Session:
-    """The request's signed-in member. Raises NotSignedIn."""
+    """The request's signed-in member, by the cookie alone. Raises NotSignedIn."""
     return sessions.read(request.cookies.get(SESSION_COOKIE), now=now)
+
+
+async def live_session(
+    request: web.Request, sessions: SessionCodec, auth: AuthClient, now: float
+) -> tuple[Session, SessionStatus]:
+    """The request's signed-in member, checked with auth_service: not signed out of, and its
+    corp not uninstalled. One ``rpc.auth`` call and no cache, so an ended session is refused
+    by every replica at once.
+
+    Raises:
+        NotSignedIn: no valid cookie, or the session is over.
+        AuthUnavailable, RpcTimeout, BusError: auth_service did not answer (503).
+    """
+    session = current_session(request, sessions, now)
+    body = await auth.request(
+        AuthRequest(op="session", corp_id=session.corp_id, session_id=session.sid)
+    )
+    try:
+        status = SessionStatus.model_validate(body)
+    except ValidationError:
+        raise AuthUnavailable("bad_reply", "auth_service answered an unexpected shape") from None
+    if status.ended:
+        raise NotSignedIn("sign in again: you signed out of this session")
+    if status.over:
+        raise NotSignedIn("sign in again: the app was removed from your enterprise")
+    return session, status
 
 
 class SignInHandlers:
@@ -204,6 +234,7 @@ class SignInHandlers:
         sessions: SessionCodec,
         tokens: TokensClient,
         api: WeComClient,
+        auth: AuthClient,
         *,
         callback_rate_per_minute: int = 30,
         wall_clock: Callable[[], float] = time.time,
@@ -212,6 +243,7 @@ class SignInHandlers:
         self._states = states
         self._sessions = sessions
         self._tokens = tokens
+        self._auth = auth
         self._api = api
         self._wall_clock = wall_clock
         # States already spent in this process: a replayed callback is refused before WeCom
@@ -316,8 +348,9 @@ class SignInHandlers:
         return identity_from_userinfo(answer)
 
     async def me(self, request: web.Request) -> web.StreamResponse:
-        """The signed-in member as JSON; 401 ``not_signed_in`` without a valid session."""
-        session = current_session(request, self._sessions, self._wall_clock())
+        """The signed-in member as JSON; 401 ``not_signed_in`` without a valid session, after
+        a sign-out (even with the old cookie replayed) and once the corp uninstalled."""
+        session, _ = await live_session(request, self._sessions, self._auth, self._wall_clock())
         body = {
             "corp_id": session.corp_id,
             "user_id": session.user_id,
@@ -327,10 +360,22 @@ class SignInHandlers:
         return web.json_response(body, headers=NO_STORE)
 
     async def logout(self, request: web.Request) -> web.StreamResponse:
-        """Forget the session cookie. A cross-site form cannot sign the member out."""
+        """End the session server-side (``rpc.auth`` ``end_session``: a copy of the cookie is
+        refused from now on, by every replica) and forget the cookie. A cross-site form cannot
+        sign the member out; if auth_service does not answer, the sign-out fails (503) and the
+        cookie stays, so that the member can try again."""
         origin = request.headers.get("Origin")
         if origin is not None and origin_of(origin) not in self._config.next_policy.allowed_origins:
             raise Forbidden("cross-origin sign-out refused")
+        try:
+            session: Session | None = current_session(request, self._sessions, self._wall_clock())
+        except NotSignedIn:
+            session = None  # nothing to end: just forget whatever cookie there is
+        if session is not None:
+            await self._auth.request(
+                AuthRequest(op="end_session", session_id=session.sid, expires_at=session.exp)
+            )
+            log.info("oauth_signed_out", corp_id=session.corp_id, user_id=session.user_id)
         response = web.json_response({"signed_out": True}, headers=NO_STORE)
         response.del_cookie(SESSION_COOKIE, path="/")
         return response

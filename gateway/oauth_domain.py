@@ -22,6 +22,8 @@ from urllib.parse import SplitResult, unquote, urlsplit
 from shared.errors import Forbidden, InvalidRequest, Unauthorized
 
 SESSION_KEY_PURPOSE: Final = b"wecom-suite/session-v1"
+SESSION_ID_BYTES: Final = 18  # 24 URL-safe characters
+_SESSION_ID: Final = re.compile(r"[A-Za-z0-9_-]{24}")
 STATE_KEY_PURPOSE: Final = b"wecom-suite/oauth-state-v1"
 STATE_TTL_S: Final = 600
 MAX_TOKEN_CHARS: Final = 4096
@@ -140,12 +142,14 @@ class Identity:
 
 @dataclass(frozen=True)
 class Session:
-    """The signed-in member, as the session cookie carries it."""
+    """The signed-in member, as the session cookie carries it. ``sid`` names this sign-in so
+    that it can be ended server-side (sign-out) before ``exp``."""
 
     corp_id: str
     user_id: str
     open_userid: str | None
     exp: int
+    sid: str
 
 
 class SessionCodec:
@@ -157,13 +161,18 @@ class SessionCodec:
 
     def issue(self, identity: Identity, *, now: float) -> tuple[Session, str]:
         session = Session(
-            identity.corp_id, identity.user_id, identity.open_userid, int(now) + self.ttl_s
+            identity.corp_id,
+            identity.user_id,
+            identity.open_userid,
+            int(now) + self.ttl_s,
+            secrets.token_urlsafe(SESSION_ID_BYTES),
         )
         payload = {
             "corp_id": session.corp_id,
             "user_id": session.user_id,
             "open_userid": session.open_userid,
             "exp": session.exp,
+            "sid": session.sid,
         }
         return session, self._codec.encode(payload)
 
@@ -185,7 +194,11 @@ class SessionCodec:
             raise NotSignedIn("sign in first: the session is malformed")
         if open_userid is not None and not isinstance(open_userid, str):
             raise NotSignedIn("sign in first: the session is malformed")
-        return Session(corp_id, user_id, open_userid, int(payload["exp"]))
+        # A cookie without an id (issued before sessions could end) cannot be signed out of.
+        sid = payload.get("sid")
+        if not (isinstance(sid, str) and _SESSION_ID.fullmatch(sid)):
+            raise NotSignedIn("sign in first: the session is malformed")
+        return Session(corp_id, user_id, open_userid, int(payload["exp"]), sid)
 
 
 @dataclass(frozen=True)

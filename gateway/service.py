@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from gateway.app import build_gateway_app
 from gateway.settings import GatewaySettings
 from shared.bus.abc import Bus
+from shared.bus.product_topology import PRODUCT_TOPOLOGY
 from shared.bus.topology import RPC_TOPOLOGY
 from shared.component import ServiceProcess
 from shared.lifecycle import Readiness
@@ -45,10 +46,14 @@ def gateway_app(
     )
 
 
-# The gateway calls rpc.tokens and rpc.auth (sign-in, JS-SDK, installs, internal API). It is
-# an HTTP service: its own app is the process's server (health and metrics included).
+# The gateway calls rpc.tokens and rpc.auth (sign-in, JS-SDK, installs, internal API), and
+# declares every product consumer queue with its bindings: a callback it answers `success`
+# before token_service or auth_service ever ran (a first deploy, a fresh broker) waits in
+# that service's queue instead of falling through to wecom.events.unrouted (docs/bus.md).
+# It is an HTTP service: its own app is the process's server (health and metrics included).
+GATEWAY_TOPOLOGY: Final = RPC_TOPOLOGY.merged(PRODUCT_TOPOLOGY)
 PROCESS: Final = ServiceProcess(
-    GatewaySettings, name="gateway", topology=RPC_TOPOLOGY, app=gateway_app
+    GatewaySettings, name="gateway", topology=GATEWAY_TOPOLOGY, app=gateway_app
 )
 
 

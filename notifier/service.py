@@ -17,14 +17,8 @@ from notifier.store import COLLECTIONS, StoredNotifications
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus
 from shared.bus.factory import BusComponent
-from shared.bus.topology import (
-    NOTIFY_EXCHANGE,
-    NOTIFY_REQUEST_KEY,
-    RPC_TOPOLOGY,
-    Binding,
-    QueueSpec,
-    Topology,
-)
+from shared.bus.product_topology import NOTIFY_QUEUE, NOTIFY_QUEUE_SPEC
+from shared.bus.topology import RPC_TOPOLOGY, QueueSpec, Topology
 from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry
@@ -35,17 +29,8 @@ from shared.wecom.api import WeComClient
 
 log = structlog.get_logger(__name__)
 
-NOTIFY_QUEUE: Final = "notifier.requests"
-# Retries serve two purposes: WeCom's transient failures (-1, network, 5xx, 45009) get a
-# growing backoff, and sends held back by a send limit come back once a window has moved on.
-# NOTIFY_MAX_ATTEMPTS bounds the WeCom calls; the queue's own bound is higher so limit waits
-# do not use them up (on its last delivery a waiting request is republished, never dropped).
-NOTIFY_QUEUE_SPEC: Final = QueueSpec(
-    NOTIFY_QUEUE,
-    bindings=(Binding(NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY),),
-    retry_delays=(1.0, 2.0, 5.0, 15.0, 30.0, 60.0),
-    max_attempts=12,
-)
+# NOTIFY_QUEUE and its spec (retries, bindings) are the product's, in
+# shared.bus.product_topology: the gateway declares the same spec (docs/bus.md, "First start").
 NOTIFIER_TOPOLOGY: Final = RPC_TOPOLOGY.merged(Topology(queues=(NOTIFY_QUEUE_SPEC,)))
 
 

@@ -27,7 +27,8 @@ from shared.http import HttpBinding, add_health_routes, error_middleware, server
 from shared.lifecycle import Component, Readiness, run_components
 from shared.logging import configure_service_logging
 from shared.metrics import new_registry
-from shared.settings import exit_on_configuration_error, load_settings
+from shared.sandbox import mark_sandbox_mode
+from shared.settings import exit_on_configuration_error, load_settings, require_explicit_sandbox
 from shared.storage.abc import DocumentStore
 
 S = TypeVar("S")
@@ -150,6 +151,9 @@ class ProcessSettings(HttpBinding, Protocol):
     @property
     def log_format(self) -> str | None: ...
 
+    @property
+    def sandbox(self) -> bool: ...
+
 
 P = TypeVar("P", bound=ProcessSettings)
 P_contra = TypeVar("P_contra", contravariant=True)
@@ -184,7 +188,8 @@ class ServiceProcess(Generic[P]):
 
     The process is RabbitMQ (``AMQP_URL`` required), the ``make`` component if any, and one
     HTTP server: the ``app`` if given, else one with only ``/healthz``, ``/readyz`` and
-    ``/metrics``. Logging masks every secret the settings hold.
+    ``/metrics``. Logging masks every secret the settings hold; sandbox mode is logged as a
+    warning and shown on ``/readyz`` and ``/metrics``.
     """
 
     settings: type[P]
@@ -205,6 +210,9 @@ class ServiceProcess(Generic[P]):
         registry = new_registry()
         readiness = Readiness()
         readiness.add("bus", lambda: bus.is_ready)
+        mark_sandbox_mode(
+            self.name, sandbox=settings.sandbox, registry=registry, readiness=readiness
+        )
         components: list[Component] = [bus_component]
         if self.make is not None:
             components.append(
@@ -223,8 +231,10 @@ class ServiceProcess(Generic[P]):
 
 def service_main(settings_class: type[S], run: Callable[[S], Coroutine[Any, Any, None]]) -> None:
     """The entry point of ``python -m <service>``: settings, then ``run`` until SIGTERM; a
-    configuration error stops it with one line and status 2."""
+    configuration error stops it with one line and status 2, and so does sandbox mode that
+    ``WECOM_SANDBOX=1`` did not ask for (:func:`shared.settings.require_explicit_sandbox`)."""
     settings = load_settings(settings_class)
+    require_explicit_sandbox(settings)
     try:
         asyncio.run(run(settings))
     except ConfigurationError as exc:

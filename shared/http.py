@@ -227,7 +227,11 @@ def add_health_routes(
         checks = readiness.status()
         ready = all(checks.values())
         return web.json_response(
-            {"status": "ready" if ready else "not_ready", "checks": checks},
+            {
+                "status": "ready" if ready else "not_ready",
+                "checks": checks,
+                "sandbox_mode": readiness.sandbox_mode,
+            },
             status=200 if ready else 503,
         )
 

@@ -32,6 +32,8 @@ class Readiness:
 
     def __init__(self) -> None:
         self._checks: dict[str, Callable[[], bool]] = {}
+        # Shown on /readyz (not a check): the process runs on the public sandbox keys.
+        self.sandbox_mode = False
 
     def add(self, name: str, check: Callable[[], bool]) -> None:
         self._checks[name] = check

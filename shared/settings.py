@@ -11,7 +11,7 @@ import sys
 import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Literal, NoReturn, TypeVar
+from typing import Final, Literal, NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -98,8 +98,11 @@ class WeComAppSettings(_Base):
 
     In sandbox mode the public sandbox values of :mod:`shared.sandbox` fill the gaps. With a
     ``WECOM_SUITE_ID`` every secret must be given: nothing silently falls back to a default.
+    A service started on its own runs in sandbox mode only when ``WECOM_SANDBOX=1`` asks for
+    it (:func:`require_explicit_sandbox`); ``wecom-suite run`` needs no such request.
     """
 
+    wecom_sandbox: bool = False
     wecom_suite_id: str | None = None
     wecom_suite_secret: SecretStr | None = None
     wecom_token: SecretStr | None = None
@@ -134,6 +137,8 @@ class WeComAppSettings(_Base):
     def _credentials_complete(self) -> WeComAppSettings:
         if self.wecom_suite_id is None:
             return self
+        if self.wecom_sandbox:
+            raise ValueError("WECOM_SANDBOX=1 asks for the sandbox, but WECOM_SUITE_ID is set")
         missing = [
             name
             for name, value in (
@@ -306,6 +311,29 @@ def describe_validation_error(error: ValidationError) -> str:
         else:
             parts.append(message)
     return "; ".join(parts)
+
+
+SANDBOX_REFUSED: Final = (
+    "WECOM_SUITE_ID is not set: a service started on its own needs the app's credentials, "
+    "or WECOM_SANDBOX=1 to run in sandbox mode on the public sandbox keys"
+)
+
+
+def require_explicit_sandbox(settings: object) -> None:
+    """Refuse sandbox mode nobody asked for: a service started on its own.
+
+    A forgotten ``WECOM_SUITE_ID`` must not turn a production service into one that accepts
+    callbacks signed with the public sandbox keys. ``wecom-suite run`` (the newcomer path)
+    does not call this: sandbox mode stays its default.
+
+    Args:
+        settings: the process's settings; anything that is not ``WeComAppSettings`` passes.
+
+    Raises:
+        SystemExit: status 2, after one line on stderr naming the variable and the way out.
+    """
+    if isinstance(settings, WeComAppSettings) and settings.sandbox and not settings.wecom_sandbox:
+        exit_on_configuration_error(SANDBOX_REFUSED)
 
 
 def load_settings(cls: type[S]) -> S:

@@ -26,6 +26,9 @@ TRUSTED_DOMAIN = r"^(([A-Za-z0-9.-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?)?$"
 class SimulatorSettings(WeComAppSettings, LogSettings):
     """Environment of ``wecom-suite simulator`` (see docs/simulator.md)."""
 
+    # Started on its own with real WECOM_* credentials the simulator refuses to run, unless
+    # this says so: it would push callbacks signed with them (simulator/service.py).
+    sim_allow_real_credentials: bool = False
     sim_command_url: str | None = None
     sim_data_url: str | None = None
     sim_http_host: str = "127.0.0.1"

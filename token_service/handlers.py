@@ -35,12 +35,7 @@ from token_service.store import TokenRepository
 
 log = structlog.get_logger(__name__)
 
-CONSUMED_EVENTS = (
-    event_types.COMMAND_SUITE_TICKET,
-    event_types.AUTH_GRANTED,
-    event_types.AUTH_CHANGED,
-    event_types.AUTH_REVOKED,
-)
+# The event types consumed here are bound in shared.bus.product_topology.
 
 
 class TokenHandlers:

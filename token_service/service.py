@@ -12,14 +12,8 @@ from prometheus_client import CollectorRegistry
 
 from shared.bus.abc import Bus
 from shared.bus.factory import BusComponent
-from shared.bus.topology import (
-    EVENTS_EXCHANGE,
-    RPC_TOKENS_QUEUE,
-    RPC_TOPOLOGY,
-    Binding,
-    QueueSpec,
-    Topology,
-)
+from shared.bus.product_topology import TOKEN_EVENTS_QUEUE, TOKEN_EVENTS_SPEC
+from shared.bus.topology import RPC_TOKENS_QUEUE, RPC_TOPOLOGY, Topology
 from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry
@@ -29,7 +23,7 @@ from shared.storage.factory import create_service_store
 from shared.wecom.api import WeComClient
 from token_service.domain import ticket_age_s
 from token_service.fetcher import TokenFetcher
-from token_service.handlers import CONSUMED_EVENTS, TokenHandlers
+from token_service.handlers import TokenHandlers
 from token_service.manager import TokenManager
 from token_service.metrics import TokenMetrics
 from token_service.settings import TokenServiceSettings, TokenSettings
@@ -37,17 +31,10 @@ from token_service.store import COLLECTIONS, StoredTokens
 
 log = structlog.get_logger(__name__)
 
-EVENTS_QUEUE: Final = "token_service.events"
-TOKEN_TOPOLOGY: Final = RPC_TOPOLOGY.merged(
-    Topology(
-        queues=(
-            QueueSpec(
-                EVENTS_QUEUE,
-                bindings=tuple(Binding(EVENTS_EXCHANGE, key) for key in CONSUMED_EVENTS),
-            ),
-        )
-    )
-)
+# The queue and its bindings are the product's (shared.bus.product_topology): the gateway
+# declares the same spec, so what it accepts before this service first starts is kept.
+EVENTS_QUEUE: Final = TOKEN_EVENTS_QUEUE
+TOKEN_TOPOLOGY: Final = RPC_TOPOLOGY.merged(Topology(queues=(TOKEN_EVENTS_SPEC,)))
 # A cached token is answered in microseconds; most in-flight requests wait on one refresh.
 RPC_PREFETCH: Final = 256
 _TICKET_CHECK_INTERVAL_S: Final = 60.0

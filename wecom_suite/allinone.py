@@ -26,6 +26,7 @@ from shared.http import HttpServer, server_for
 from shared.lifecycle import Component, Readiness, run_components
 from shared.logging import configure_service_logging
 from shared.metrics import new_registry
+from shared.sandbox import mark_sandbox_mode
 from shared.settings import load_settings
 from simulator.app import build_simulator_app
 from simulator.settings import SimulatorSettings
@@ -90,6 +91,10 @@ async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = No
     bus_component = BusComponent(bus)
     readiness = Readiness()
     registry = new_registry()
+    # The newcomer path: sandbox mode is the default here, but never a silent one.
+    mark_sandbox_mode(
+        "wecom-suite", sandbox=settings.sandbox, registry=registry, readiness=readiness
+    )
     app = gateway_app(settings, bus, registry=registry, readiness=readiness)
     server = server_for(app, settings, name="gateway")
     # The services share one store (one SQLite file, or one MongoDB database).

@@ -56,21 +56,57 @@ class Installation(BaseModel):
     updated_at: datetime | None = None
 
 
+AuthOp = Literal[
+    "installation", "installations", "quota", "install_outcome", "session", "end_session"
+]
+# Which fields each op needs (the others it ignores).
+_REQUIRED: dict[str, tuple[str, ...]] = {
+    "installation": ("corp_id",),
+    "install_outcome": ("auth_code",),
+    "session": ("corp_id", "session_id"),
+    "end_session": ("session_id", "expires_at"),
+}
+
+
 class AuthRequest(BaseModel):
     """An ``rpc.auth`` request: ``{"op": "installation", "corp_id"}``, ``{"op":
-    "installations"}``, ``{"op": "quota"}`` or ``{"op": "install_outcome", "auth_code"}``."""
+    "installations"}``, ``{"op": "quota"}``, ``{"op": "install_outcome", "auth_code"}``,
+    ``{"op": "session", "corp_id", "session_id"}`` (a member session still valid? answered
+    by :class:`SessionStatus`) or ``{"op": "end_session", "session_id", "expires_at"}`` (a
+    sign-out: the session is remembered as ended until it would have expired)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    op: Literal["installation", "installations", "quota", "install_outcome"]
+    op: AuthOp
     corp_id: str | None = Field(None, min_length=1, max_length=128)
     auth_code: str | None = Field(None, min_length=1, max_length=1024)
     wait_s: float = Field(0.0, ge=0, le=10)
+    session_id: str | None = Field(None, min_length=16, max_length=128)
+    expires_at: int | None = Field(None, ge=0, description="Unix seconds")
 
     @model_validator(mode="after")
     def _fields_of_op(self) -> AuthRequest:
-        if self.op == "installation" and self.corp_id is None:
-            raise ValueError("corp_id is required for op 'installation'")
-        if self.op == "install_outcome" and self.auth_code is None:
-            raise ValueError("auth_code is required for op 'install_outcome'")
+        for name in _REQUIRED.get(self.op, ()):
+            if getattr(self, name) is None:
+                raise ValueError(f"{name} is required for op {self.op!r}")
         return self
+
+
+class SessionStatus(BaseModel):
+    """The ``rpc.auth`` answer to ``op: session``: whether the member signed out of it, and
+    the installation of the session's corp as it is now (None: none known)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    ended: bool
+    installation: Installation | None = None
+
+    @property
+    def over(self) -> bool:
+        """The session no longer holds: signed out, or the corp uninstalled (or was refused).
+
+        A corp with no installation record yet (its install still being processed) does not
+        end the session: WeCom only signs in members of a corp that has the app.
+        """
+        installation = self.installation
+        return self.ended or (installation is not None and installation.status != "active")

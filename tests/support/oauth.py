@@ -1,9 +1,10 @@
 """Member sign-in, composed in the test: the gateway with its sign-in routes, the in-process
 bus, the real TokenService, the simulator and a fake ``rpc.auth`` server.
 
-auth_service is not here yet, so the test plays its part: it installs the member at the
+auth_service is not here, so the test plays its part: it installs the member at the
 simulator, exchanges the auth code, publishes ``auth.granted`` (token_service then serves the
-corp's tokens and tickets) and answers ``rpc.auth`` from :attr:`SignInRig.installations`.
+corp's tokens and tickets) and answers ``rpc.auth`` from :attr:`SignInRig.installations` and
+:attr:`SignInRig.ended_sessions`.
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ class SignInRig:
     browser: aiohttp.ClientSession
     installations: dict[str, dict[str, Any]] = field(default_factory=dict)
     auth_error: dict[str, str] | None = None
+    # Session ids signed out of (the fake rpc.auth's end_session), and how often each op ran.
+    ended_sessions: set[str] = field(default_factory=set)
+    auth_ops: dict[str, int] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return self.base + path
@@ -113,10 +117,19 @@ async def _serve_auth(rig: SignInRig) -> None:
         if rig.auth_error is not None:
             return json.dumps({"error": rig.auth_error}).encode()
         body = json.loads(request.body)
-        if body.get("op") != "installation":
-            error = {"code": "invalid_request", "message": "only op installation is faked"}
-            return json.dumps({"error": error}).encode()
-        return json.dumps({"installation": rig.installations.get(body["corp_id"])}).encode()
+        op = body.get("op")
+        rig.auth_ops[op] = rig.auth_ops.get(op, 0) + 1
+        if op == "installation":
+            return json.dumps({"installation": rig.installations.get(body["corp_id"])}).encode()
+        if op == "session":
+            installation = rig.installations.get(body["corp_id"])
+            ended = body["session_id"] in rig.ended_sessions
+            return json.dumps({"ended": ended, "installation": installation}).encode()
+        if op == "end_session":
+            rig.ended_sessions.add(body["session_id"])
+            return json.dumps({"ended": True}).encode()
+        error = {"code": "invalid_request", "message": f"op {op!r} is not faked"}
+        return json.dumps({"error": error}).encode()
 
     await rig.bus.serve(RPC_AUTH_QUEUE, answer)
 

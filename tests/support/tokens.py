@@ -113,6 +113,8 @@ def token_processes(
         {
             "AMQP_URL": amqp_url,
             "WECOM_API_BASE": api_base,
+            # Sandbox mode on purpose: a standalone service needs it asked for explicitly.
+            "WECOM_SANDBOX": "1",
             "DATA_DIR": str(data_dir),
             "DATA_KEY": base64.b64encode(DATA_KEY).decode(),
             "LOG_FORMAT": "json",

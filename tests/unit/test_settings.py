@@ -101,7 +101,7 @@ def test_standalone_gateway_without_amqp_url_refuses_to_start() -> None:
     """The in-process bus exists only inside `wecom-suite run`; alone it needs AMQP_URL."""
     result = subprocess.run(
         [sys.executable, "-m", "gateway"],
-        env={"PATH": "/usr/bin:/bin", "LOG_FORMAT": "json"},
+        env={"PATH": "/usr/bin:/bin", "LOG_FORMAT": "json", "WECOM_SANDBOX": "1"},
         capture_output=True,
         text=True,
         timeout=60,
