@@ -125,6 +125,7 @@ from shared.contracts.event_types import (
 )
 from shared.contracts.rpc import (
     CORP_TOKEN_KINDS,
+    AuthOp,
     AuthRequest,
     Installation,
     SessionStatus,
@@ -203,6 +204,7 @@ __all__ = [
     "AuthChangedPayload",
     "AuthGrantedPayload",
     "AuthRejectedPayload",
+    "AuthOp",
     "AuthRequest",
     "AuthRevokedPayload",
     "CancelAuthPayload",
