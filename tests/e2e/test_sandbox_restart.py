@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -44,6 +45,23 @@ def stop(process: subprocess.Popen[bytes]) -> list[dict[str, Any]]:
     assert process.stdout is not None
     lines = process.stdout.read().decode().splitlines()
     return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def read_until(process: subprocess.Popen[bytes], event: str, timeout: float = 30) -> list[Any]:
+    """The process's JSON log lines up to the first ``event`` (or all of them by the deadline).
+
+    Straight from the pipe's descriptor: a buffered readline could hold the line back.
+    """
+    assert process.stdout is not None
+    fd, pending = process.stdout.fileno(), b""
+    seen: list[Any] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not any(entry["event"] == event for entry in seen):
+        if select.select([fd], [], [], 0.2)[0]:
+            pending += os.read(fd, 65536)
+            *lines, pending = pending.split(b"\n")
+            seen += [json.loads(line) for line in lines if line.startswith(b"{")]
+    return seen
 
 
 def notify(base: str, data_dir: Path, text: str, *extra: str, **env: str) -> Any:
@@ -146,24 +164,22 @@ def test_after_a_restart_on_the_in_process_bus_the_member_still_gets_messages(
 
 @pytest.mark.timeout(180)
 def test_a_restart_without_the_state_file_warns_once_what_to_do(tmp_path: Path) -> None:
-    """The store says active, the simulator (its file deleted) knows nothing: one warning."""
-    env = {"DATA_DIR": str(tmp_path), "SIM_HTTP_PORT": str(free_port())}
+    """The store says active, the simulator (its file deleted) knows nothing: one warning;
+    installing again, as it says, makes notifications reach the member again."""
+    sim_port = free_port()
+    env = {"DATA_DIR": str(tmp_path), "SIM_HTTP_PORT": str(sim_port)}
     with wecom_suite_run(env=env, capture_output=True) as (process, base):
         install_through_the_pages(base)
         stop(process)
     (tmp_path / STATE_FILE).unlink()
 
-    with wecom_suite_run(env=env, capture_output=True) as (process, _):
-        assert process.stdout is not None
-        deadline = time.monotonic() + 30
-        seen: list[dict[str, Any]] = []
-        while time.monotonic() < deadline and not any(
-            entry["event"] == UNKNOWN_WARNING for entry in seen
-        ):
-            line = process.stdout.readline().decode()
-            if line.startswith("{"):
-                seen.append(json.loads(line))
+    with wecom_suite_run(env=env, capture_output=True) as (process, base):
+        seen = read_until(process, UNKNOWN_WARNING)
+        install_through_the_pages(base)
+        notify(base, tmp_path, "after installing again")
+        texts = wait_for_text(f"http://127.0.0.1:{sim_port}", "after installing again")
         seen += stop(process)
+    assert texts == ["after installing again"]
     [warning] = [entry for entry in seen if entry["event"] == UNKNOWN_WARNING]
     assert warning["level"] == "warning"
     assert warning["corps"] == {SANDBOX_DEFAULT_CORP: [SANDBOX_DEFAULT_USER]}
