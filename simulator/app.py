@@ -19,6 +19,7 @@ from simulator.control import ControlApi
 from simulator.control_data import DataControl
 from simulator.control_installs import InstallControl
 from simulator.pages import Pages
+from simulator.persistence import StatePersistence
 from simulator.pusher import CallbackPusher, DeliveryPolicy, run_ticket_schedule
 from simulator.settings import SimulatorSettings
 from simulator.state import Clock, Credentials, Lifetimes, SimulatorState
@@ -59,6 +60,10 @@ def build_simulator_app(
 ) -> web.Application:
     """The simulator's aiohttp app; the ticket schedule runs while the app is started."""
     state = build_state(settings, clock)
+    persistence = None
+    if settings.sim_state_file is not None:
+        persistence = StatePersistence(state, settings.sim_state_file)
+        persistence.load()
     pusher = CallbackPusher(
         state,
         cipher=CallbackCipher(settings.encoding_aes_key.get_secret_value()),
@@ -94,7 +99,9 @@ def build_simulator_app(
                 await schedule
             await pusher.close()
 
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(
+        middlewares=[error_middleware] + ([] if persistence is None else [persistence.middleware])
+    )
     app[STATE_KEY] = state
     api = WeComApi(
         state,
@@ -120,6 +127,9 @@ def build_simulator_app(
         ).routes()
     )
     app.add_routes(DataControl(state, pusher).routes())
+    if persistence is not None:
+        # Before the callbacks' context, so its cleanup (the last save) runs after theirs.
+        app.cleanup_ctx.append(persistence.lifetime)
     app.cleanup_ctx.append(callbacks)
     add_health_routes(app, readiness or Readiness(), registry or new_registry())
     return app

@@ -47,6 +47,7 @@ async def run_simulator(settings: SimulatorSettings) -> None:
         command_url=settings.sim_command_url,
         data_url=settings.sim_data_url,
         push_interval_s=settings.sim_ticket_interval_s,
+        state_file=None if settings.sim_state_file is None else str(settings.sim_state_file),
     )
     await run_components([server])
 

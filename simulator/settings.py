@@ -6,6 +6,7 @@ the services it stands in for; without them the public sandbox values apply.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, field_validator
@@ -50,6 +51,9 @@ class SimulatorSettings(WeComAppSettings, LogSettings):
     # Where a redirect install (§8.4) sends the browser: the gateway's install-complete page.
     sim_install_redirect_url: str = "http://127.0.0.1:8080/install/complete"
     sim_seed: int | None = None
+    # Where the state is kept across restarts (simulator/persistence.py); unset: memory only.
+    # `wecom-suite run` in sandbox mode defaults it to DATA_DIR/simulator-state.json.
+    sim_state_file: Path | None = None
     # Web sign-in (protocol doc §9): OAuth codes live 5 minutes.
     sim_oauth_code_ttl_s: float = Field(300, gt=0, le=86_400)
     sim_default_corp: str = Field(SANDBOX_DEFAULT_CORP, pattern=r"^[A-Za-z0-9_.@-]{1,64}$")

@@ -28,10 +28,11 @@ from shared.logging import configure_service_logging
 from shared.metrics import new_registry
 from shared.sandbox import mark_sandbox_mode
 from shared.settings import load_settings
-from simulator.app import build_simulator_app
+from simulator.app import STATE_KEY, build_simulator_app
 from simulator.settings import SimulatorSettings
 from token_service.service import TOKEN_TOPOLOGY, TokenService
 from token_service.settings import TokenSettings
+from wecom_suite.sandbox_check import SandboxCoherence
 
 log = structlog.get_logger(__name__)
 
@@ -50,13 +51,16 @@ def sandbox_simulator_settings(settings: AllInOneSettings) -> SimulatorSettings:
     """The simulator's settings in sandbox mode: unset callback URLs point at this process."""
     sim = load_settings(SimulatorSettings)
     gateway = _local_base(settings)
-    update: dict[str, str] = {}
+    update: dict[str, object] = {}
     if sim.sim_command_url is None:
         update["sim_command_url"] = f"{gateway}/wecom/command"
     if sim.sim_data_url is None:
         update["sim_data_url"] = f"{gateway}/wecom/data"
     if "sim_install_redirect_url" not in sim.model_fields_set:
         update["sim_install_redirect_url"] = f"{gateway}/install/complete"
+    if "sim_state_file" not in sim.model_fields_set:
+        # The sandbox survives a restart: the simulator's state lives beside the store.
+        update["sim_state_file"] = settings.data_dir / "simulator-state.json"
     if "sim_trusted_domain" not in sim.model_fields_set:
         # OAuth redirects come back to the gateway's public base URL (see run_all below).
         public = settings.public_base_url if "public_base_url" in settings.model_fields_set else ""
@@ -111,6 +115,8 @@ async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = No
                 sim_app, sim_settings.sim_http_host, sim_settings.sim_http_port, name="simulator"
             )
         )
+        # Last, once auth_service answers: does the simulator know the store's installs?
+        components.append(SandboxCoherence(bus, sim_app[STATE_KEY]))
         base = f"http://{settings.http_host}:{settings.http_port}"
         log.info(
             "sandbox_mode",
@@ -121,6 +127,7 @@ async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = No
             install_url=f"{base}/install",
             sign_in_url=f"{base}/oauth/login?next=/demo/",
             internal_api_key_file=str(settings.data_dir / "internal-api.key"),
+            simulator_state_file=str(sim_settings.sim_state_file),
             simulator=f"http://{sim_settings.sim_http_host}:{sim_settings.sim_http_port}"
             if sim_settings is not None
             else None,
