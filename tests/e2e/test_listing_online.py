@@ -145,7 +145,34 @@ async def test_wrong_echo_and_unreachable_urls_are_findings(unused_tcp_port: int
     finally:
         await runner.cleanup()
     details = [(item.field, item.finding.detail if item.finding else None) for item in results]
-    assert details == [("data_callback_url", "body"), ("command_callback_url", "error")]
+    assert details == [("data_callback_url", "body"), ("command_callback_url", "connect")]
+    unreachable = results[1].finding
+    assert unreachable is not None
+    assert unreachable.params["host"] == "127.0.0.1"
+    assert unreachable.params["port"] == unused_tcp_port
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_failures_are_explained_in_words(
+    unused_tcp_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str], lang: str
+) -> None:
+    """A refused connection and an unknown host read as what happened, never as an exception
+    class name (ClientConnectorError, …)."""
+    write_images(tmp_path)
+    listing = clean_listing()
+    listing["data_callback_url"] = f"http://127.0.0.1:{unused_tcp_port}/wecom/data"
+    listing["command_callback_url"] = "https://no-such-host.invalid/wecom/command"
+    path = write_listing(tmp_path, listing)
+    with pytest.raises(SystemExit):
+        main(["listing", "check", str(path), "--online", "--lang", lang])
+    text = capsys.readouterr().out
+    assert "Error" not in text.replace("error:", "")
+    if lang == "en":
+        assert f"could not connect to 127.0.0.1:{unused_tcp_port}" in text
+        assert "could not resolve the host name no-such-host.invalid" in text
+    else:
+        assert f"无法连接 127.0.0.1:{unused_tcp_port}" in text
+        assert "无法解析" in text
 
 
 @pytest.fixture
@@ -193,6 +220,23 @@ def tls_gateway(tmp_path: Path) -> Iterator[str]:
         thread.join(timeout=10)
         loop.close()
         structlog.reset_defaults()
+
+
+def test_an_untrusted_certificate_is_named_as_such(
+    tls_gateway: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without --ca-file the self-signed certificate fails, and the report says so in words."""
+    write_images(tmp_path)
+    listing = clean_listing()
+    listing["data_callback_url"] = f"{tls_gateway}/wecom/data"
+    listing["command_callback_url"] = f"{tls_gateway}/wecom/command"
+    path = write_listing(tmp_path, listing)
+    assert _check_online(path) == 1
+    document = json.loads(capsys.readouterr().out)
+    assert {item["rule"] for item in document["findings"]} == {"callback.verification"}
+    messages = [item["message"] for item in document["findings"]]
+    assert len(messages) == 2
+    assert all(m.startswith("certificate not valid for localhost") for m in messages), messages
 
 
 def test_clean_listing_passes_online_against_an_https_sandbox_gateway(

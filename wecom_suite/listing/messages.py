@@ -39,9 +39,33 @@ EN: Messages = {
         "URL verification of {url} timed out",
         "an answer within 1 s",
     ),
+    "callback.verification.connect": (
+        "could not connect to {host}:{port} for {url} ({reason})",
+        "a server listening at that address and port, reachable from the internet",
+    ),
+    "callback.verification.dns": (
+        "could not resolve the host name {host} of {url}",
+        "a domain name with a DNS record",
+    ),
+    "callback.verification.certificate": (
+        "certificate not valid for {host} ({reason})",
+        "a certificate from a public CA that names this host and has not expired",
+    ),
+    "callback.verification.tls": (
+        "the TLS handshake with {host} failed for {url}",
+        "https with a current TLS version and certificate",
+    ),
+    "callback.verification.disconnected": (
+        "{url} closed the connection without answering",
+        "an HTTP answer to the verification request",
+    ),
+    "callback.verification.url": (
+        "{url} is not a URL that can be requested",
+        "https://domain/path",
+    ),
     "callback.verification.error": (
-        "URL verification of {url} failed: {error}",
-        "a reachable URL",
+        "URL verification of {url} failed: the answer could not be read ({error})",
+        "a well-formed HTTP answer",
     ),
     "callback.verification.status": (
         "URL verification of {url} got HTTP {status}",
@@ -79,7 +103,25 @@ ZH: Messages = {
     "ip.invalid": ("{value} 不是 IP 地址", "IPv4 或 IPv6 地址"),
     "ip.not_public": ("{value} 不是公网地址", "服务器调用接口所用的公网 IP"),
     "callback.verification.timeout": ("{url} 的 URL 验证超时", "1 秒内应答"),
-    "callback.verification.error": ("{url} 的 URL 验证失败：{error}", "可访问的 URL"),
+    "callback.verification.connect": (
+        "无法连接 {host}:{port}（{url}，{reason}）",
+        "该地址和端口上有服务在监听，且可从公网访问",
+    ),
+    "callback.verification.dns": ("无法解析 {url} 的域名 {host}", "有 DNS 解析记录的域名"),
+    "callback.verification.certificate": (
+        "{host} 的证书无效（{reason}）",
+        "由公共 CA 签发、包含该域名且未过期的证书",
+    ),
+    "callback.verification.tls": (
+        "与 {host} 的 TLS 握手失败（{url}）",
+        "https，且 TLS 版本与证书有效",
+    ),
+    "callback.verification.disconnected": ("{url} 未应答即关闭了连接", "对验证请求的 HTTP 应答"),
+    "callback.verification.url": ("{url} 不是可访问的 URL", "https://域名/路径"),
+    "callback.verification.error": (
+        "{url} 的 URL 验证失败：应答无法读取（{error}）",
+        "格式正确的 HTTP 应答",
+    ),
     "callback.verification.status": (
         "{url} 的 URL 验证返回 HTTP {status}",
         "HTTP 200 且正文为解密后的 echostr（检查 Token 与 EncodingAESKey）",

@@ -10,9 +10,10 @@ import asyncio
 import secrets
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Final
 
 import aiohttp
 
@@ -53,8 +54,8 @@ async def _verify_one(
     except TimeoutError:
         return Verification(field, url, Finding("callback.verification", field, params, "timeout"))
     except (aiohttp.ClientError, ValueError) as exc:
-        params["error"] = type(exc).__name__
-        return Verification(field, url, Finding("callback.verification", field, params, "error"))
+        detail = _describe_failure(exc, params)
+        return Verification(field, url, Finding("callback.verification", field, params, detail))
     if status != 200:
         params["status"] = status
         return Verification(field, url, Finding("callback.verification", field, params, "status"))
@@ -62,6 +63,43 @@ async def _verify_one(
         params["body"] = body[:_BODY_SHOWN].decode("utf-8", "replace")
         return Verification(field, url, Finding("callback.verification", field, params, "body"))
     return Verification(field, url, None)
+
+
+def _describe_failure(exc: aiohttp.ClientError | ValueError, params: dict[str, str | int]) -> str:
+    """Which message explains ``exc`` in words (the finding's detail); fills its params."""
+    for kind, detail, words in _FAILURES:
+        if isinstance(exc, kind):
+            params.update(words(exc))
+            return detail
+    # Anything else aiohttp raises while reading the answer (a malformed response, …).
+    params["error"] = type(exc).__name__
+    return "error"
+
+
+def _certificate_reason(exc: aiohttp.ClientConnectorCertificateError) -> str:
+    error = exc.certificate_error
+    reason = getattr(error, "verify_message", None) or getattr(error, "reason", None)
+    return str(reason or "not trusted")
+
+
+# First match wins: aiohttp's certificate, TLS and DNS errors are kinds of connection errors.
+_FAILURES: Final[tuple[tuple[type[Exception], str, Callable[[Any], dict[str, str | int]]], ...]] = (
+    (
+        aiohttp.ClientConnectorCertificateError,
+        "certificate",
+        lambda exc: {"host": exc.host, "reason": _certificate_reason(exc)},
+    ),
+    (aiohttp.ClientSSLError, "tls", lambda exc: {"host": exc.host}),
+    (aiohttp.ClientConnectorDNSError, "dns", lambda exc: {"host": exc.host}),
+    (
+        aiohttp.ClientConnectorError,
+        "connect",
+        lambda exc: {"host": exc.host, "port": exc.port, "reason": exc.strerror or "refused"},
+    ),
+    (aiohttp.ServerDisconnectedError, "disconnected", lambda _: {}),
+    (aiohttp.InvalidURL, "url", lambda _: {}),
+    (ValueError, "url", lambda _: {}),
+)
 
 
 async def verify_callback_urls(
