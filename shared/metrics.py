@@ -1,4 +1,5 @@
-"""Prometheus helpers: one registry per service instance and the ``/metrics`` handler.
+"""Prometheus helpers: one registry per service instance, with the process, platform, GC and
+build-info series every service exports, and the ``/metrics`` body.
 
 A registry per instance (not the process-global default) lets the all-in-one process and
 the tests run several services side by side without name clashes.
@@ -8,15 +9,46 @@ from __future__ import annotations
 
 from weakref import WeakKeyDictionary
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from shared.version import package_version
 
 # Latency buckets tuned for callback and publish paths: sub-millisecond to WeCom's 1 s deadline.
 FAST_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
 def new_registry() -> CollectorRegistry:
-    """A fresh registry that also exports the process and platform collectors."""
-    return CollectorRegistry(auto_describe=True)
+    """A fresh registry that already exports what every service shares.
+
+    Those are the process (``process_*``: CPU, resident memory, open file descriptors, start
+    time), platform (``python_info``) and garbage-collector (``python_gc_*``) collectors, and
+    ``wecom_build_info{version}``, always 1, so a dashboard can tell which release each
+    replica runs.
+
+    Returns:
+        A registry of its own: the all-in-one process holds several side by side.
+    """
+    registry = CollectorRegistry(auto_describe=True)
+    # The collectors are stateless readers (of /proc, the interpreter, gc.get_stats()): the
+    # library's global instances can sit in any number of registries at once.
+    for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+        registry.register(collector)
+    Gauge(
+        "wecom_build_info",
+        "The running wecom-suite release (always 1; the version is the label).",
+        ["version"],
+        registry=registry,
+    ).labels(package_version()).set(1)
+    return registry
 
 
 def render_metrics(registry: CollectorRegistry) -> tuple[bytes, str]:
