@@ -25,7 +25,7 @@ from shared.bus.topology import BASE_TOPOLOGY, RPC_TOPOLOGY, UNROUTED_QUEUE
 from shared.tokens import TokensClient
 from simulator.app import STATE_KEY, build_simulator_app
 from tests.support import rabbitmq
-from tests.support.process import free_port, http_get
+from tests.support.process import free_port, http_get, wait_ready
 from tests.support.simulator import SimulatorHarness, quiet_settings
 from tests.support.tokens import DATA_KEY, eventually
 
@@ -74,18 +74,7 @@ def service(
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"{module} exited: {log_path.read_text()}")
-            try:
-                if http_get(base + "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{module} not ready: {log_path.read_text()}")
-            time.sleep(0.1)
+        wait_ready(process, base, module, log=log_path.read_text)
         yield base
     finally:
         if process.poll() is None:

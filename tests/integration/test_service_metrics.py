@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared.version import package_version
-from tests.support.process import free_port, http_get
+from tests.support.process import free_port, http_get, wait_ready
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +32,8 @@ def start(service: str, amqp_url: str, data_dir: Path) -> tuple[subprocess.Popen
     env.update(
         {
             "AMQP_URL": amqp_url,
+            # Sandbox mode on purpose: a standalone service needs it asked for explicitly.
+            "WECOM_SANDBOX": "1",
             "DATA_DIR": str(data_dir),
             "HTTP_PORT": str(port),
             "LOG_FORMAT": "json",
@@ -48,19 +49,9 @@ def start(service: str, amqp_url: str, data_dir: Path) -> tuple[subprocess.Popen
     return process, port
 
 
-def wait_ready(process: subprocess.Popen[bytes], port: int, service: str) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            pytest.fail(f"{service} exited with status {process.returncode}")
-        try:
-            if http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200:
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            pytest.fail(f"{service} did not become ready in {READY_TIMEOUT_S} s")
-        time.sleep(0.1)
+def wait_service_ready(process: subprocess.Popen[bytes], port: int, service: str) -> None:
+    """Until the service on ``port`` answers /readyz 200."""
+    wait_ready(process, f"http://127.0.0.1:{port}", service)
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +65,7 @@ def service_ports(
     }
     try:
         for service, (process, port) in started.items():
-            wait_ready(process, port, service)
+            wait_service_ready(process, port, service)
         yield {service: port for service, (_, port) in started.items()}
     finally:
         for process, _ in started.values():

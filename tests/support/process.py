@@ -11,7 +11,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import pytest
@@ -32,6 +32,30 @@ def http_get(url: str) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+def wait_ready(
+    process: subprocess.Popen[bytes],
+    base: str,
+    name: str,
+    *,
+    timeout_s: float = READY_TIMEOUT_S,
+    log: Callable[[], str] = lambda: "",
+) -> None:
+    """Until ``base``/readyz answers 200; fails the test, with ``log()``, if ``process`` exits
+    first or ``timeout_s`` passes (the log says where start-up stopped)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            pytest.fail(f"{name} exited with status {process.returncode}\n{log()}")
+        try:
+            if http_get(base + "/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            pytest.fail(f"{name} did not become ready in {timeout_s} s\n{log()}")
+        time.sleep(0.1)
 
 
 @contextmanager
@@ -65,18 +89,7 @@ def wecom_suite_run(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"wecom-suite run exited with status {process.returncode}")
-            try:
-                if http_get(base + "/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"wecom-suite run did not become ready in {READY_TIMEOUT_S} s")
-            time.sleep(0.1)
+        wait_ready(process, base, "wecom-suite run")
         yield process, base
     finally:
         if process.poll() is None:

@@ -22,7 +22,7 @@ from shared.bus.topology import EVENTS_EXCHANGE
 from shared.contracts import EventEnvelope, permanent_code_context
 from shared.sandbox import SANDBOX_SUITE_ID
 from shared.storage.crypto import SecretBox
-from tests.support.process import free_port, http_get
+from tests.support.process import free_port, wait_ready
 
 DATA_KEY = bytes(range(32))
 READY_TIMEOUT_S = 30.0
@@ -80,23 +80,7 @@ class TokenProcesses:
 
 
 def _wait_ready(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(
-                f"token_service exited with {process.returncode}:\n{log_path.read_text()}"
-            )
-        try:
-            if http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200:
-                return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            # The log says where start-up stopped (the broker, the store, the simulator).
-            raise AssertionError(
-                f"token_service not ready in {READY_TIMEOUT_S} s:\n{log_path.read_text()}"
-            )
-        time.sleep(0.1)
+    wait_ready(process, f"http://127.0.0.1:{port}", "token_service", log=log_path.read_text)
 
 
 @contextmanager
