@@ -1,5 +1,6 @@
-"""Pure install logic: the install-limit ledger and its admission rules, quota warnings, and
-the installation record. No I/O here, so every rule is unit-tested.
+"""Pure install logic: the install-limit ledger and its admission rules, quota warnings, the
+installation record and how each event changes it, and the auth-code record. No I/O here, so
+every rule is unit-tested.
 
 The ledger is one small document (at most a few hundred accounts: WeCom allows 10 corps and
 100 users) updated by compare-and-set, which is what makes concurrent admissions atomic on
@@ -211,6 +212,17 @@ InstallStatus = Literal["active", "revoked", "refused"]
 
 
 @dataclass(frozen=True)
+class AuthInfo:
+    """What ``auth_info``/``auth_corp_info`` say about a grant."""
+
+    corp_name: str | None
+    agent_id: int | None
+    auth_mode: int | None
+    members: tuple[str, ...] = ()
+    edition: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
 class InstallationRecord:
     """What auth_service keeps per corp. The permanent code is clear here, sealed at rest."""
 
@@ -259,3 +271,223 @@ def is_test_install(*, corp_id: str, state_test: bool, test_corp_ids: frozenset[
     """WeCom marks no install as a test (protocol doc §13.4): it is one when it came through
     ``/install?test=1`` (the signed state says so) or its corp is a known test enterprise."""
     return state_test or corp_id in test_corp_ids
+
+
+# --- how each event changes an installation (the merge rules) ---------------------------------
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One exchanged install as the installation record needs it."""
+
+    corp_id: str
+    permanent_code: str
+    info: AuthInfo
+    installer_user_id: str | None
+    installer_open_userid: str | None
+    test: bool
+
+
+def installed(
+    current: InstallationRecord | None,
+    grant: Grant,
+    *,
+    refusal: Refusal | None,
+    admitted: list[str],
+    occurred_at: float,
+    now: float,
+) -> InstallationRecord | None:
+    """The record after an install (the corp's first, or another member's); None to keep it.
+
+    Another member of an installed corp leaves the corp installed whatever this member's
+    outcome, and members merge whatever order events came in. A refused first install is
+    recorded ``refused`` with its permanent code kept (it cannot be fetched again).
+    """
+    info = grant.info
+    if current is not None and current.status == "active":
+        if refusal is not None:
+            return None
+        return replace(
+            current,
+            members=tuple(sorted(set(current.members) | set(admitted))),
+            corp_name=info.corp_name or current.corp_name,
+            agent_id=info.agent_id if info.agent_id is not None else current.agent_id,
+            permanent_code=grant.permanent_code,
+            changed_at=max(current.changed_at, occurred_at),
+            updated_at=now,
+        )
+    if current is not None and not current.applies(occurred_at):
+        return None  # revoked or refused after this install happened
+    return InstallationRecord(
+        corp_id=grant.corp_id,
+        status="refused" if refusal is not None else "active",
+        changed_at=occurred_at,
+        installed_at=now,
+        updated_at=now,
+        corp_name=info.corp_name,
+        agent_id=info.agent_id,
+        auth_mode=info.auth_mode,
+        test=grant.test,
+        reason=None if refusal is None else refusal.reason,
+        members=tuple(sorted(admitted)),
+        installer_user_id=grant.installer_user_id,
+        installer_open_userid=grant.installer_open_userid,
+        edition=info.edition,
+        permanent_code=grant.permanent_code,
+    )
+
+
+def rekeyed(
+    current: InstallationRecord | None, permanent_code: str, *, occurred_at: float, now: float
+) -> InstallationRecord | None:
+    """reset_permanent_code: the corp's old code is void, the new one kept (§5.5)."""
+    if current is None or not current.applies(occurred_at):
+        return None
+    return replace(current, permanent_code=permanent_code, changed_at=occurred_at, updated_at=now)
+
+
+def regranted(
+    current: InstallationRecord | None,
+    info: AuthInfo,
+    members: set[str],
+    *,
+    occurred_at: float,
+    now: float,
+) -> InstallationRecord | None:
+    """change_auth: the grant as WeCom now reports it, with the members admitted."""
+    if current is None or current.status != "active" or not current.applies(occurred_at):
+        return None
+    return replace(
+        current,
+        corp_name=info.corp_name or current.corp_name,
+        agent_id=info.agent_id if info.agent_id is not None else current.agent_id,
+        auth_mode=info.auth_mode,
+        edition=info.edition,
+        members=tuple(sorted(members)),
+        changed_at=occurred_at,
+        updated_at=now,
+    )
+
+
+def revoked(
+    current: InstallationRecord | None, *, occurred_at: float, now: float
+) -> InstallationRecord | None:
+    """cancel_auth: a tombstone without the (void) code, so a late older event cannot
+    resurrect the corp."""
+    if current is None or not current.applies(occurred_at) or current.status == "revoked":
+        return None
+    return replace(
+        current,
+        status="revoked",
+        reason="uninstalled",
+        permanent_code=None,
+        members=(),
+        changed_at=occurred_at,
+        updated_at=now,
+    )
+
+
+def member_changed(
+    current: InstallationRecord | None,
+    user_id: str,
+    *,
+    present: bool,
+    occurred_at: float,
+    now: float,
+) -> InstallationRecord | None:
+    """subscribe / unsubscribe: the member list with ``user_id`` added or removed."""
+    if current is None or current.status != "active" or not current.applies(occurred_at):
+        return None
+    return replace(
+        current,
+        members=with_member(current.members, user_id, present=present),
+        changed_at=occurred_at,
+        updated_at=now,
+    )
+
+
+def released(ledger: Ledger, corp_id: str, users: list[str]) -> Admission:
+    """The ledger with ``users`` of ``corp_id`` no longer active."""
+    for user in users:
+        ledger = release_member(ledger, corp_id, user)
+    return Admission(ledger)
+
+
+def released_corp(ledger: Ledger, corp_id: str) -> Admission:
+    """The ledger with ``corp_id`` and all its accounts no longer active."""
+    return Admission(release_corp(ledger, corp_id))
+
+
+# --- the auth-code record -----------------------------------------------------------------
+
+OutcomeStatus = Literal["installed", "refused", "expired", "ignored"]
+CodeStatus = Literal["claimed", "exchanged", "done"]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of an auth code."""
+
+    status: OutcomeStatus
+    corp_id: str | None = None
+    corp_name: str | None = None
+    limit: InstallLimit | None = None
+    reason: str | None = None
+    test: bool = False
+
+
+@dataclass(frozen=True)
+class CodeRecord:
+    """The exchange of one auth code, keyed by its hash: claimed by one event, then exchanged
+    (the sealed result kept), then done (its outcome kept for late duplicates)."""
+
+    status: CodeStatus
+    event_id: str
+    claimed_at: float = 0.0
+    state_test: bool = False
+    app_state: str | None = None
+    exchange: str | None = None  # the sealed exchange result (it holds the permanent code)
+    outcome: Outcome | None = None
+
+    def to_doc(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"status": self.status, "event_id": self.event_id}
+        if self.status != "done":
+            doc["claimed_at"] = self.claimed_at
+        if self.status == "exchanged":
+            doc |= {
+                "state_test": self.state_test,
+                "app_state": self.app_state,
+                "exchange": self.exchange,
+            }
+        if self.outcome is not None:
+            doc |= {
+                "outcome": self.outcome.status,
+                "corp_id": self.outcome.corp_id,
+                "corp_name": self.outcome.corp_name,
+                "limit": self.outcome.limit,
+                "reason": self.outcome.reason,
+                "test": self.outcome.test,
+            }
+        return doc
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any]) -> CodeRecord:
+        outcome = None
+        if doc.get("outcome") is not None:
+            outcome = Outcome(
+                status=doc["outcome"],
+                corp_id=doc.get("corp_id"),
+                corp_name=doc.get("corp_name"),
+                limit=doc.get("limit"),
+                reason=doc.get("reason"),
+                test=bool(doc.get("test")),
+            )
+        return cls(
+            status=doc["status"],
+            event_id=str(doc.get("event_id", "")),
+            claimed_at=float(doc.get("claimed_at", 0.0)),
+            state_test=bool(doc.get("state_test")),
+            app_state=doc.get("app_state"),
+            exchange=doc.get("exchange"),
+            outcome=outcome,
+        )
