@@ -62,10 +62,15 @@ class AuthCodes:
         *,
         source_id: str,
         apply: Apply,
+        state: str | None = None,
         state_test: bool = False,
         app_state: str | None = None,
     ) -> None:
-        """Exchange ``auth_code`` once and ``apply`` the result, recording the outcome."""
+        """Exchange ``auth_code`` once and ``apply`` the result, recording the outcome.
+
+        ``state`` is our signed install state that came with the code (its ``state_test``
+        and ``app_state`` are what it says): trusted only for the one code it completes.
+        """
         now = self._clock()
         record = await self._repository.claim_code(auth_code, source_id, now=now)
         if record is not None:
@@ -84,7 +89,7 @@ class AuthCodes:
             record = CodeRecord("claimed", source_id, claimed_at=now)
         if record.status == "claimed":
             exchanged_record = await self._exchange(
-                auth_code, source_id, record, state_test, app_state
+                auth_code, source_id, record, state, state_test, app_state
             )
             if exchanged_record is None:
                 return
@@ -100,8 +105,6 @@ class AuthCodes:
                 record, exchange=self._repository.seal_exchange(auth_code, exchanged.to_json())
             )
             await self._repository.save_code(auth_code, record)
-        if exchanged.auth_type is not None:
-            log.info("auth_corp_info_auth_type", auth_type=exchanged.auth_type)  # §13.4: see
         outcome = await apply(exchanged, record)
         await self._finish(auth_code, source_id, outcome)
 
@@ -110,6 +113,7 @@ class AuthCodes:
         auth_code: str,
         source_id: str,
         claim: CodeRecord,
+        state: str | None,
         state_test: bool,
         app_state: str | None,
     ) -> CodeRecord | None:
@@ -132,6 +136,8 @@ class AuthCodes:
             log.warning("auth_code_unusable", errcode=exc.errcode)
             await self._finish(auth_code, source_id, Outcome("expired"))
             return None
+        if state is not None and not await self._state_completes(auth_code, state, exchanged):
+            state_test, app_state = False, None
         record = CodeRecord(
             "exchanged",
             source_id,
@@ -142,6 +148,18 @@ class AuthCodes:
         )
         await self._repository.save_code(auth_code, record)
         return record
+
+    async def _state_completes(self, auth_code: str, state: str, exchanged: Exchanged) -> bool:
+        """Whether ``state`` belongs to this code: WeCom echoes the install link's state in
+        get_permanent_code (§8.5), and a state completes at most one code. Otherwise a test
+        state carried over to another install would make it a test one."""
+        if exchanged.state is not None and exchanged.state != state:
+            log.warning("install_state_not_this_codes", corp_id=exchanged.corp_id)
+            return False
+        if not await self._repository.bind_state(state, auth_code):
+            log.warning("install_state_already_used", corp_id=exchanged.corp_id)
+            return False
+        return True
 
     async def _finish(self, auth_code: str, source_id: str, outcome: Outcome) -> None:
         await self._repository.save_code(auth_code, CodeRecord("done", source_id, outcome=outcome))

@@ -25,12 +25,13 @@ WARNING_LEVELS: tuple[Literal[80, 100], ...] = (80, 100)
 class Limits:
     """The caps in force (``INSTALL_LIMIT_*``) and how uses are counted.
 
-    ``lifetime`` counts every corp and user that ever installed, uninstalled or not: WeCom's
-    rule reads "at most 10 distinct enterprises and 100 distinct users may install" (protocol
-    doc §13.3) and does not say an uninstall frees a slot, so the safe reading never admits an
-    install WeCom might count against the app. ``active`` counts only current installs.
-    Test accounts are always counted while active: WeCom's words are "10 test accounts at a
-    time".
+    The release limits (``corps``, ``users``) count released installs only; test installs
+    count only against ``test_accounts`` (protocol doc §13.3 lists them apart: 10 enterprises
+    and 100 users may install the app, and up to 10 test accounts per app at a time).
+    ``lifetime`` counts every corp and user that ever had the released app, uninstalled or
+    not: WeCom's rule does not say an uninstall frees a slot, so the safe reading never admits
+    an install WeCom might count against the app. ``active`` counts only current released
+    installs. Test accounts are always counted while active: WeCom's words are "at a time".
     """
 
     corps: int = 10
@@ -45,10 +46,12 @@ class Limits:
 
 @dataclass(frozen=True, slots=True)
 class Mark:
-    """A corp or an account (corp + user) in the ledger: active or not, test or released."""
+    """A corp or an account (corp + user) in the ledger: active or not, test or released now,
+    and whether it ever had the released app (what the ``lifetime`` policy counts)."""
 
     active: bool
     test: bool
+    released: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +77,9 @@ class Ledger:
 
     def usage(self, policy: CountingPolicy) -> Usage:
         def counted(marks: dict[str, Mark]) -> int:
-            return len(marks) if policy == "lifetime" else sum(m.active for m in marks.values())
+            if policy == "lifetime":
+                return sum(m.released for m in marks.values())
+            return sum(m.active and not m.test for m in marks.values())
 
         return Usage(
             corps=counted(self.corps),
@@ -83,18 +88,24 @@ class Ledger:
         )
 
     def to_doc(self) -> dict[str, Any]:
-        return {
-            "corps": {k: [m.active, m.test] for k, m in sorted(self.corps.items())},
-            "accounts": {k: [m.active, m.test] for k, m in sorted(self.accounts.items())},
-        }
+        def marks(items: dict[str, Mark]) -> dict[str, list[bool]]:
+            return {k: [m.active, m.test, m.released] for k, m in sorted(items.items())}
+
+        return {"corps": marks(self.corps), "accounts": marks(self.accounts)}
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any] | None) -> Ledger:
         if not doc:
             return cls()
+
+        def mark(value: list[bool]) -> Mark:
+            # A ledger written before the third field: everything not test was released.
+            released = bool(value[2]) if len(value) > 2 else not value[1]
+            return Mark(bool(value[0]), bool(value[1]), released)
+
         return cls(
-            corps={k: Mark(bool(v[0]), bool(v[1])) for k, v in doc.get("corps", {}).items()},
-            accounts={k: Mark(bool(v[0]), bool(v[1])) for k, v in doc.get("accounts", {}).items()},
+            corps={k: mark(v) for k, v in doc.get("corps", {}).items()},
+            accounts={k: mark(v) for k, v in doc.get("accounts", {}).items()},
         )
 
 
@@ -150,11 +161,21 @@ def admit(
             )
     corps = dict(ledger.corps)
     corp = corps.get(corp_id)
-    corps[corp_id] = Mark(active=True, test=test if corp is None else corp.test and test)
+    # A corp is a test one while it has only test installs; once released, it counts.
+    corp_test = test if corp is None or not corp.active else corp.test and test
+    corps[corp_id] = Mark(True, corp_test, (corp is not None and corp.released) or not test)
     accounts = dict(ledger.accounts)
     for user in members:
-        accounts[account_key(corp_id, user)] = Mark(active=True, test=test)
-    candidate = Ledger(corps, accounts)
+        key = account_key(corp_id, user)
+        mark = accounts.get(key)
+        accounts[key] = Mark(True, test, (mark is not None and mark.released) or not test)
+    return _within_limits(ledger, Ledger(corps, accounts), limits, members)
+
+
+def _within_limits(
+    ledger: Ledger, candidate: Ledger, limits: Limits, members: list[str]
+) -> Admission:
+    """``candidate`` admitted, unless a count it grows goes over its limit."""
     before, after = ledger.usage(limits.policy), candidate.usage(limits.policy)
     for name in LIMIT_NAMES:
         grew = after.of(name) > before.of(name)
@@ -164,13 +185,30 @@ def admit(
     return Admission(candidate)
 
 
+def reclassify(ledger: Ledger, limits: Limits, *, corp_id: str, test: bool) -> Admission:
+    """The corp's current installs moved to the test (or released) kind: a correction, so
+    its active accounts count as if they had arrived as that kind, re-admitted against the
+    other kind's limits (all or nothing). Accounts that already left keep their history."""
+    prefix = f"{corp_id}/"
+    accounts = dict(ledger.accounts)
+    moved = [key for key, mark in accounts.items() if key.startswith(prefix) and mark.active]
+    for key in moved:
+        accounts[key] = Mark(True, test, not test)
+    corp = ledger.corps.get(corp_id)
+    history = any(mark.released for key, mark in accounts.items() if key.startswith(prefix))
+    corps = dict(ledger.corps)
+    corps[corp_id] = Mark(True if corp is None else corp.active, test, not test or history)
+    members = [key[len(prefix) :] for key in moved]
+    return _within_limits(ledger, Ledger(corps, accounts), limits, members)
+
+
 def release_member(ledger: Ledger, corp_id: str, user_id: str) -> Ledger:
     """A member no longer has the app (unsubscribe): their account stops being active."""
     key = account_key(corp_id, user_id)
     mark = ledger.accounts.get(key)
     if mark is None or not mark.active:
         return ledger
-    return replace(ledger, accounts={**ledger.accounts, key: Mark(False, mark.test)})
+    return replace(ledger, accounts={**ledger.accounts, key: replace(mark, active=False)})
 
 
 def release_corp(ledger: Ledger, corp_id: str) -> Ledger:
@@ -178,9 +216,9 @@ def release_corp(ledger: Ledger, corp_id: str) -> Ledger:
     prefix = f"{corp_id}/"
     corps = dict(ledger.corps)
     if corp_id in corps:
-        corps[corp_id] = Mark(False, corps[corp_id].test)
+        corps[corp_id] = replace(corps[corp_id], active=False)
     accounts = {
-        key: Mark(False, mark.test) if key.startswith(prefix) else mark
+        key: replace(mark, active=False) if key.startswith(prefix) else mark
         for key, mark in ledger.accounts.items()
     }
     return Ledger(corps, accounts)
@@ -267,10 +305,26 @@ def with_member(members: tuple[str, ...], user_id: str, *, present: bool) -> tup
     return tuple(sorted(updated))
 
 
-def is_test_install(*, corp_id: str, state_test: bool, test_corp_ids: frozenset[str]) -> bool:
+def is_test_install(
+    *,
+    corp_id: str,
+    state_test: bool,
+    test_corp_ids: frozenset[str],
+    user_id: str | None = None,
+    test_accounts: frozenset[str] = frozenset(),
+) -> bool:
     """WeCom marks no install as a test (protocol doc §13.4): it is one when it came through
-    ``/install?test=1`` (the signed state says so) or its corp is a known test enterprise."""
-    return state_test or corp_id in test_corp_ids
+    ``/install?test=1`` (the signed state, bound to this auth code, says so), its corp is a
+    known test enterprise (``TEST_CORP_IDS``), or its installer is one of the developer's
+    test accounts (``TEST_ACCOUNTS``, ``corp:user`` pairs, for installs by ``create_auth``)."""
+    if state_test or corp_id in test_corp_ids:
+        return True
+    return user_id is not None and test_account(corp_id, user_id) in test_accounts
+
+
+def test_account(corp_id: str, user_id: str) -> str:
+    """A ``TEST_ACCOUNTS`` entry: ``corp:user``."""
+    return f"{corp_id}:{user_id}"
 
 
 # --- how each event changes an installation (the merge rules) ---------------------------------

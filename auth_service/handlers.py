@@ -108,6 +108,7 @@ class AuthHandlers:
                 redirect.auth_code,
                 source_id=source,
                 occurred_at=occurred_at,
+                state=redirect.state if redirect.state_valid else None,
                 state_test=redirect.state_valid and redirect.test,
                 app_state=redirect.app_state if redirect.state_valid else None,
             )
@@ -157,6 +158,16 @@ class AuthHandlers:
             reply = {"installations": [view(r).model_dump(mode="json") for r in records]}
         elif request.op == "quota":
             reply = await self._installs.quota()
+        elif request.op == "set_test":
+            record, refusal = await self._installs.set_test(
+                request.corp_id or "", bool(request.test)
+            )
+            reply = {
+                "installation": None if record is None else view(record).model_dump(mode="json"),
+                "refused": None
+                if refusal is None
+                else {"limit": refusal.limit, "reason": refusal.reason},
+            }
         else:
             reply = await self._installs.outcome(request.auth_code or "", request.wait_s)
         return json.dumps(reply).encode()

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 from auth_service.auth_codes import CLAIM_FRESH_S, AuthCodes
-from auth_service.domain import CodeRecord, Limits, Outcome
+from auth_service.domain import CodeRecord, InstallationRecord, Limits, Outcome, Refusal
 from auth_service.exchange import AuthApi, Exchanged
 from auth_service.lifecycle import Lifecycle, Publish, event_id, view
 from auth_service.store import AuthRepository
@@ -29,11 +29,19 @@ class Installs:
         *,
         limits: Limits,
         test_corp_ids: frozenset[str],
+        test_accounts: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.codes = AuthCodes(repository, api, clock=clock)
         self.lifecycle = Lifecycle(
-            repository, api, box, publish, limits=limits, test_corp_ids=test_corp_ids, clock=clock
+            repository,
+            api,
+            box,
+            publish,
+            limits=limits,
+            test_corp_ids=test_corp_ids,
+            test_accounts=test_accounts,
+            clock=clock,
         )
         self.limits = limits
 
@@ -43,6 +51,7 @@ class Installs:
         *,
         source_id: str,
         occurred_at: float,
+        state: str | None = None,
         state_test: bool = False,
         app_state: str | None = None,
         reset: bool = False,
@@ -58,7 +67,12 @@ class Installs:
             )
 
         await self.codes.exchange_once(
-            auth_code, source_id=source_id, apply=apply, state_test=state_test, app_state=app_state
+            auth_code,
+            source_id=source_id,
+            apply=apply,
+            state=state,
+            state_test=state_test,
+            app_state=app_state,
         )
 
     async def on_change_auth(self, corp_id: str, *, source_id: str, occurred_at: float) -> None:
@@ -79,3 +93,8 @@ class Installs:
 
     async def quota(self) -> dict[str, Any]:
         return await self.lifecycle.quota()
+
+    async def set_test(
+        self, corp_id: str, test: bool
+    ) -> tuple[InstallationRecord | None, Refusal | None]:
+        return await self.lifecycle.set_test(corp_id, test)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,7 @@ from auth_service.domain import (
     is_test_install,
     member_changed,
     quota_warnings,
+    reclassify,
     regranted,
     rekeyed,
     released,
@@ -72,9 +74,11 @@ class Lifecycle:
         *,
         limits: Limits,
         test_corp_ids: frozenset[str],
+        test_accounts: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repository = repository
+        self._test_accounts = test_accounts
         self._api = api
         self._box = box
         self._publish = publish
@@ -120,16 +124,29 @@ class Lifecycle:
     ) -> Outcome:
         """Admit and record an exchanged install; ``auth.granted`` or ``auth.rejected``."""
         corp_id, info = exchanged.corp_id, exchanged.info
+        installer = exchanged.installer_user_id
         test = is_test_install(
-            corp_id=corp_id, state_test=state_test, test_corp_ids=self._test_corp_ids
+            corp_id=corp_id,
+            state_test=state_test,
+            test_corp_ids=self._test_corp_ids,
+            user_id=installer,
+            test_accounts=self._test_accounts,
         )
+        if exchanged.auth_type is not None:
+            # Undocumented (§13.4: only SKIT's sample shows it): logged next to what we
+            # concluded, never used, until its meaning is known.
+            log.info(
+                "auth_corp_info_auth_type",
+                corp_id=corp_id,
+                auth_type=exchanged.auth_type,
+                test=test,
+            )
         current = await self._repository.installation(corp_id)
         if current is not None and current.status != "active" and not current.applies(occurred_at):
             # Revoked (or refused) after this install happened: admitting it would count
             # slots no later event ever releases.
             log.info("install_older_than_state", corp_id=corp_id)
             return Outcome("ignored", corp_id, info.corp_name, test=test)
-        installer = exchanged.installer_user_id
         first = [installer] if installer else []
         # The install itself is the corp and its installer: all or nothing. Its refusal is
         # reported once the refused installation is recorded.
@@ -322,6 +339,35 @@ class Lifecycle:
         )
         if stored is not None:
             await self._changed(stored, source_id, occurred_at)
+
+    async def set_test(
+        self, corp_id: str, test: bool
+    ) -> tuple[InstallationRecord | None, Refusal | None]:
+        """Move an active installation between test and released (``POST
+        /api/v1/installations/{corp_id}/test``): its accounts are re-admitted against the
+        other kind's limits; refused (nothing changed) if that would exceed one."""
+        current = await self._repository.installation(corp_id)
+        if current is None or current.status != "active":
+            return None, None
+        if current.test != test:
+            _, admission = await self._repository.update_ledger(
+                lambda ledger: reclassify(ledger, self.limits, corp_id=corp_id, test=test)
+            )
+            if admission.refusal is not None:
+                log.warning(
+                    "reclassify_refused", corp_id=corp_id, test=test, limit=admission.refusal.limit
+                )
+                return current, admission.refusal
+        now = self._clock()
+
+        def change(record: InstallationRecord | None) -> InstallationRecord | None:
+            if record is None or record.status != "active" or record.test == test:
+                return None
+            return replace(record, test=test, updated_at=now)
+
+        stored = await self._repository.update_installation(corp_id, change)
+        log.info("installation_reclassified", corp_id=corp_id, test=test)
+        return stored or await self._repository.installation(corp_id), None
 
     # --- events out -----------------------------------------------------------------------
 

@@ -87,6 +87,7 @@ class AuthService(BusService):
             EventPublisher(self.bus, self._settings.suite_id),
             limits=self._settings.limits,
             test_corp_ids=self._settings.test_corps,
+            test_accounts=self._settings.test_account_pairs,
         )
         self.handlers = AuthHandlers(self.installs, repository)
 

@@ -21,12 +21,16 @@ from shared.storage.crypto import SecretBox
 INSTALLATIONS: Final = "auth_installations"
 LEDGER: Final = "auth_ledger"
 CODES: Final = "auth_codes"
-COLLECTIONS: Final = (INSTALLATIONS, LEDGER, CODES)
+STATES: Final = "auth_states"
+COLLECTIONS: Final = (INSTALLATIONS, LEDGER, CODES, STATES)
 
 _LEDGER_KEY: Final = "ledger"
 # Auth codes live 10 minutes at WeCom (§1.3); their records outlive them so that a late
 # duplicate (a WeCom retry, the other delivery path) still finds the first outcome.
 CODE_RECORD_TTL_S: Final = 3600.0
+# An install state is honoured for 20 minutes plus a day's grace (gateway.install_domain):
+# its binding to the one auth code it completed must outlive that.
+STATE_BINDING_TTL_S: Final = 2 * 86_400.0
 
 
 def code_key(auth_code: str) -> str:
@@ -70,6 +74,16 @@ class AuthRepository:
     async def code_record(self, auth_code: str) -> CodeRecord | None:
         doc = await self._store.get(CODES, code_key(auth_code))
         return None if doc is None else CodeRecord.from_doc(doc)
+
+    async def bind_state(self, state: str, auth_code: str) -> bool:
+        """Bind an install ``state`` to the one auth code it completes; False when it is
+        already bound to another code (a state completes at most one install)."""
+        key = code_key(state)
+        doc = {"code": code_key(auth_code)}
+        if await self._store.insert_if_absent(STATES, key, doc, ttl=STATE_BINDING_TTL_S):
+            return True
+        bound = await self._store.get(STATES, key)
+        return bound is not None and bound.get("code") == doc["code"]
 
     def seal_exchange(self, auth_code: str, result: dict[str, Any]) -> str:
         """The exchange result (it holds the permanent code) sealed for the code record."""

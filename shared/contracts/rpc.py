@@ -58,19 +58,23 @@ class Installation(BaseModel):
 
 class AuthRequest(BaseModel):
     """An ``rpc.auth`` request: ``{"op": "installation", "corp_id"}``, ``{"op":
-    "installations"}``, ``{"op": "quota"}`` or ``{"op": "install_outcome", "auth_code"}``."""
+    "installations"}``, ``{"op": "quota"}``, ``{"op": "install_outcome", "auth_code"}`` or
+    ``{"op": "set_test", "corp_id", "test"}``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    op: Literal["installation", "installations", "quota", "install_outcome"]
+    op: Literal["installation", "installations", "quota", "install_outcome", "set_test"]
     corp_id: str | None = Field(None, min_length=1, max_length=128)
     auth_code: str | None = Field(None, min_length=1, max_length=1024)
     wait_s: float = Field(0.0, ge=0, le=10)
+    test: bool | None = None
 
     @model_validator(mode="after")
     def _fields_of_op(self) -> AuthRequest:
         if self.op == "installation" and self.corp_id is None:
             raise ValueError("corp_id is required for op 'installation'")
+        if self.op == "set_test" and (self.corp_id is None or self.test is None):
+            raise ValueError("corp_id and test are required for op 'set_test'")
         if self.op == "install_outcome" and self.auth_code is None:
             raise ValueError("auth_code is required for op 'install_outcome'")
         return self

@@ -68,7 +68,7 @@ async def test_a_test_install_is_counted_apart(module_amqp_url: str, tmp_path: P
         assert found.test is True
         quota = await stack.auth.request(_quota())
         assert quota["test_accounts"] == {"used": 1, "limit": 10}
-        assert quota["users"]["used"] == 1
+        assert quota["users"]["used"] == 0  # the release limits count released installs only
         assert quota["policy"] == "lifetime"
         # An unsigned "test" claim (state_valid false) is a released install.
         other = await stack.install("wwcorpu", "ursula", via="redirect")
@@ -314,3 +314,47 @@ async def test_a_member_leaving_reported_only_by_unsubscribe_frees_their_seat_wh
         assert (left["pushed"], left["delivered"]) == ("unsubscribe", True)
         await eventually(lambda: _used(stack, "users", 1, limit_value=100))
         await stack.installation("wwleave", status="active")
+
+
+async def test_ten_test_installs_then_ten_real_customers_are_all_admitted(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """WeCom's life cycle: 10 test accounts install and uninstall again; the 10 real
+    customers after them all get the app, under the default lifetime policy."""
+    async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
+        for index in range(10):
+            await _redirect_install(stack, f"wwdev{index}", "dev", test=True)
+            await stack.installation(f"wwdev{index}", status="active")
+            await stack.sim.call("POST", "/_sim/uninstall", body={"corp_id": f"wwdev{index}"})
+            await stack.installation(f"wwdev{index}", status="revoked")
+        for index in range(10):
+            await stack.install(f"wwreal{index}", "boss", via="callback")
+        for index in range(10):
+            assert (await stack.installation(f"wwreal{index}", status="active")).test is False
+        quota = await stack.auth.request(_quota())
+        assert quota["corps"] == {"used": 10, "limit": 10}
+        assert quota["test_accounts"]["used"] == 0
+        assert stack.of_type("auth.rejected") == []
+
+
+async def test_a_test_account_by_create_auth_and_a_move_between_the_kinds(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """TEST_ACCOUNTS marks the developer's account arriving by create_auth a test install;
+    set_test moves a released installation to test and back within the limits."""
+    async with install_stack(
+        module_amqp_url, tmp_path, sim=NO_SIM_LIMITS, test_accounts="wwmine:me",
+        install_limit_corps=1,
+    ) as stack:  # fmt: skip
+        await stack.install("wwmine", "me", via="callback")
+        assert (await stack.installation("wwmine", status="active")).test is True
+        await stack.install("wwother", "you", via="callback")
+        assert (await stack.installation("wwother", status="active")).test is False
+        moved = await stack.auth.request(AuthRequest(op="set_test", corp_id="wwother", test=True))
+        assert moved["refused"] is None
+        assert moved["installation"]["test"] is True
+        assert (await stack.auth.request(_quota()))["corps"]["used"] == 0
+        back = await stack.auth.request(AuthRequest(op="set_test", corp_id="wwmine", test=False))
+        assert back["refused"] is None
+        again = await stack.auth.request(AuthRequest(op="set_test", corp_id="wwother", test=False))
+        assert again["refused"]["limit"] == "corps"

@@ -297,3 +297,29 @@ async def test_a_malformed_request_gets_no_server_version_either(rig: Rig) -> No
     assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400")
     assert b"aiohttp/" not in answer
     assert b"Python/" not in answer
+
+
+async def test_an_installation_is_moved_between_test_and_released(rig: Rig) -> None:
+    """POST /api/v1/installations/{corp_id}/test: 200 with the installation, 409 when the
+    other limits are full, 404 for no installation, 400 for a body without a boolean."""
+    bearer = {"Authorization": f"Bearer {API_KEY}"}
+    url = rig.url("/api/v1/installations/wwcorp/test")
+    rig.auth_answers["set_test"] = {"installation": {"corp_id": "wwcorp", "test": True}}
+    async with rig.session.post(url, json={"test": True}, headers=bearer) as response:
+        assert response.status == 200
+        assert (await response.json())["installation"]["test"] is True
+    rig.auth_answers["set_test"] = {
+        "installation": {"corp_id": "wwcorp"},
+        "refused": {"limit": "corps", "reason": "at most 10 enterprises"},
+    }
+    async with rig.session.post(url, json={"test": False}, headers=bearer) as response:
+        assert response.status == 409
+        assert "at most 10 enterprises" in (await response.json())["error"]["message"]
+    rig.auth_answers["set_test"] = {"installation": None, "refused": None}
+    async with rig.session.post(url, json={"test": False}, headers=bearer) as response:
+        assert response.status == 404
+    for body in (b"{}", b'{"test": "yes"}', b"[]", b"nope"):
+        async with rig.session.post(url, data=body, headers=bearer) as response:
+            assert response.status == 400
+    async with rig.session.post(url, json={"test": True}) as response:
+        assert response.status == 401

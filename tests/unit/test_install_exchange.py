@@ -226,3 +226,105 @@ async def test_an_install_older_than_a_revocation_takes_no_slot(store: SQLiteSto
     assert (await service.outcome("code-9", 0))["status"] == "ignored"
     ledger = await AuthRepository(store, BOX).ledger()
     assert not ledger.corps["wwcorp"].active
+
+
+class EchoingApi(FakeApi):
+    """WeCom echoing each code's install-link state and naming its own corp and installer."""
+
+    def __init__(self, states: dict[str, str | None], installers: dict[str, str]) -> None:
+        super().__init__()
+        self.states = states
+        self.installers = installers
+
+    async def exchange(self, auth_code: str) -> Exchanged:
+        base = await super().exchange(auth_code)
+        user = self.installers.get(auth_code, "alice")
+        return replace(
+            base,
+            corp_id=f"ww-{auth_code}",
+            state=self.states.get(auth_code),
+            installer_user_id=user,
+            info=replace(base.info, members=(user,)),
+        )
+
+
+def _installs_with(store: SQLiteStore, api: FakeApi, events: Events, **options: Any) -> Installs:
+    return Installs(
+        AuthRepository(store, BOX),
+        api,  # type: ignore[arg-type]
+        BOX,
+        events,
+        limits=options.pop("limits", Limits()),
+        test_corp_ids=frozenset(),
+        clock=Clock(),
+        **options,
+    )
+
+
+async def test_a_test_state_completes_one_auth_code_only(store: SQLiteStore) -> None:
+    """A signed test state is trusted for the first code it completes; carried to a second
+    code it makes no test install and brings no app_state."""
+    api, events = EchoingApi({}, {}), Events()
+    service = _installs_with(store, api, events)
+    state = "i1t-signed-state"
+    for code in ("first", "second"):
+        await service.on_auth_code(
+            code, source_id=code, occurred_at=1.0, state=state, state_test=True, app_state="c1"
+        )
+    granted = [payload.model_dump() for kind, payload in events.published if kind == "auth.granted"]
+    assert [(g["corp_id"], g["test"], g["app_state"]) for g in granted] == [
+        ("ww-first", True, "c1"),
+        ("ww-second", False, None),
+    ]
+
+
+async def test_a_state_that_wecom_did_not_echo_for_the_code_is_not_trusted(
+    store: SQLiteStore,
+) -> None:
+    """WeCom echoes the install link's state for each code: a test state on a code whose
+    install carried another state (a formal one) does not make it a test install."""
+    api, events = EchoingApi({"formal": "i1r-other"}, {}), Events()
+    service = _installs_with(store, api, events)
+    await service.on_auth_code(
+        "formal", source_id="e", occurred_at=1.0, state="i1t-mine", state_test=True
+    )
+    [(_, granted)] = events.published
+    assert granted.model_dump()["test"] is False
+
+
+async def test_a_test_account_installing_by_create_auth_is_a_test_install(
+    store: SQLiteStore,
+) -> None:
+    """TEST_ACCOUNTS recognises the developer's own account arriving by create_auth."""
+    api, events = EchoingApi({}, {"dev": "me", "cust": "boss"}), Events()
+    service = _installs_with(store, api, events, test_accounts=frozenset({"ww-dev:me"}))
+    await service.on_auth_code("dev", source_id="a", occurred_at=1.0)
+    await service.on_auth_code("cust", source_id="b", occurred_at=1.0)
+    tests = [payload.model_dump()["test"] for _, payload in events.published]
+    assert tests == [True, False]
+    quota = await service.quota()
+    assert (quota["corps"]["used"], quota["users"]["used"]) == (1, 1)
+    assert quota["test_accounts"]["used"] == 1
+
+
+async def test_an_installation_moves_between_test_and_released_within_the_limits(
+    store: SQLiteStore,
+) -> None:
+    """set_test re-admits the installation against the other kind's limits."""
+    api, events = EchoingApi({}, {}), Events()
+    limits = Limits(corps=1, users=10, test_accounts=10)
+    service = _installs_with(store, api, events, limits=limits)
+    await service.on_auth_code("a", source_id="a", occurred_at=1.0)
+    record, refusal = await service.set_test("ww-a", True)
+    assert refusal is None
+    assert record is not None
+    assert record.test is True
+    assert (await service.quota())["corps"]["used"] == 0
+    await service.on_auth_code("b", source_id="b", occurred_at=2.0)
+    _, refusal = await service.set_test("ww-a", False)
+    assert refusal is not None
+    assert refusal.limit == "corps"
+    found = await AuthRepository(store, BOX).installation("ww-a")
+    assert found is not None
+    assert found.test is True
+    assert await service.set_test("ww-none", True) == (None, None)
