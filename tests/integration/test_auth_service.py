@@ -358,3 +358,22 @@ async def test_a_test_account_by_create_auth_and_a_move_between_the_kinds(
         assert back["refused"] is None
         again = await stack.auth.request(AuthRequest(op="set_test", corp_id="wwother", test=False))
         assert again["refused"]["limit"] == "corps"
+
+
+async def test_a_later_member_changes_no_corp_token(module_amqp_url: str, tmp_path: Path) -> None:
+    """A later member's auth.granted carries the permanent code token_service holds: the
+    corp's cached token stays, with no extra get_corp_token."""
+    async with install_stack(module_amqp_url, tmp_path) as stack:
+        await stack.install("wwkeep", "amy", via="callback")
+        await stack.installation("wwkeep", status="active")
+        first = await eventually(lambda: stack.tokens.get("corp", corp_id="wwkeep"))
+        assert await stack.calls("/cgi-bin/service/get_corp_token") == 1
+        # WeCom stamps events in whole seconds: the later member comes in a later one.
+        await asyncio.sleep(1.1)
+        await stack.install("wwkeep", "ben", via="callback")
+        await eventually(lambda: _members(stack, "wwkeep", ["amy", "ben"]))
+        await eventually(lambda: _has(stack, "auth.granted", 2))
+        await settle(stack, 0.5)  # token_service applies the second grant meanwhile
+        again = await stack.tokens.get("corp", corp_id="wwkeep")
+        assert again.token == first.token
+        assert await stack.calls("/cgi-bin/service/get_corp_token") == 1
