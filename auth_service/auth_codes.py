@@ -14,12 +14,15 @@ from dataclasses import replace
 from typing import Any
 
 import structlog
+from prometheus_client import Counter
 
-from auth_service.domain import CodeRecord, Outcome
+from auth_service.domain import LOST_REASON, CodeRecord, Outcome
 from auth_service.exchange import AuthApi, Exchanged
+from auth_service.metrics import AuthMetrics
 from auth_service.store import AuthRepository
 from shared.bus.abc import RetryLater
 from shared.errors import ServiceError
+from shared.metrics import new_registry
 from shared.wecom.api import WeComApiError, WeComUnavailable
 
 log = structlog.get_logger(__name__)
@@ -33,6 +36,8 @@ _CODE_UNUSABLE = frozenset({40029, 40078})
 
 # What to do with a code's complete exchange result: (result, its record) → the outcome.
 Apply = Callable[[Exchanged, CodeRecord], Awaitable[Outcome]]
+# Told of a lost install, with its app_state.
+Lost = Callable[[str | None], Awaitable[None]]
 
 
 def _maybe_used(exc: Exception) -> bool:
@@ -50,11 +55,14 @@ class AuthCodes:
         repository: AuthRepository,
         api: AuthApi,
         *,
+        exchanges: Counter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repository = repository
         self._api = api
         self._clock = clock
+        # By outcome (see auth_service.metrics); a private one when not wired.
+        self._exchanges = exchanges or AuthMetrics.create(new_registry()).exchanges
 
     async def exchange_once(
         self,
@@ -62,6 +70,7 @@ class AuthCodes:
         *,
         source_id: str,
         apply: Apply,
+        lost: Lost,
         state: str | None = None,
         state_test: bool = False,
         app_state: str | None = None,
@@ -70,6 +79,7 @@ class AuthCodes:
 
         ``state`` is our signed install state that came with the code (its ``state_test``
         and ``app_state`` are what it says): trusted only for the one code it completes.
+        ``lost`` is told of an install whose result was lost (see :meth:`_exchange`).
         """
         now = self._clock()
         record = await self._repository.claim_code(auth_code, source_id, now=now)
@@ -87,9 +97,9 @@ class AuthCodes:
                 raise RetryLater("this auth code is being processed by another delivery")
         else:
             record = CodeRecord("claimed", source_id, claimed_at=now)
-        if record.status == "claimed":
+        if record.status in ("claimed", "sent"):
             exchanged_record = await self._exchange(
-                auth_code, source_id, record, state, state_test, app_state
+                auth_code, record, state, state_test, app_state, lost
             )
             if exchanged_record is None:
                 return
@@ -111,15 +121,32 @@ class AuthCodes:
     async def _exchange(
         self,
         auth_code: str,
-        source_id: str,
         claim: CodeRecord,
         state: str | None,
         state_test: bool,
         app_state: str | None,
+        lost: Lost,
     ) -> CodeRecord | None:
         """Call WeCom with the claimed code and store the sealed result at once; the new
-        record, or None when the code turned out unusable (finished as ``expired``) or a twin
-        delivery got there first."""
+        record, or None when the code turned out unusable (finished as ``expired``, or
+        ``lost``) or a twin delivery got there first.
+
+        The record says ``sent`` before WeCom is called. A resumed claim that finds it so
+        does not know whether WeCom answered the crashed attempt: it asks again, and a "code
+        used" answer then means WeCom consumed the code and its result (the permanent code,
+        which cannot be fetched again) was lost with the crash.
+        """
+        source_id, resumed = claim.event_id, claim.status == "sent"
+        if resumed:
+            state_test, app_state = claim.state_test, claim.app_state
+        sent = CodeRecord(
+            "sent",
+            source_id,
+            claimed_at=self._clock(),
+            state_test=state_test,
+            app_state=app_state,
+        )
+        await self._repository.save_code(auth_code, sent)
         try:
             exchanged = await self._api.exchange(auth_code)
         except (WeComUnavailable, ServiceError) as exc:
@@ -128,20 +155,29 @@ class AuthCodes:
                 # claim the code afresh instead of waiting out the claim.
                 await self._repository.release_code(auth_code, source_id)
             if not isinstance(exc, WeComApiError) or exc.errcode not in _CODE_UNUSABLE:
+                self._exchanges.labels("failed" if _maybe_used(exc) else "not_sent").inc()
                 raise
             latest = await self._repository.code_record(auth_code)
             if latest is not None and latest.status in ("exchanged", "done"):
                 # A twin delivery of this very event exchanged it meanwhile; it finishes.
                 return None
+            self._exchanges.labels("lost" if resumed else "unusable").inc()
+            if resumed:
+                # An answer, not a fault of ours to trace: the crash was earlier.
+                log.error("install_lost", errcode=exc.errcode, app_state=app_state)  # noqa: TRY400
+                await lost(app_state)
+                await self._finish(auth_code, source_id, Outcome("lost", reason=LOST_REASON))
+                return None
             log.warning("auth_code_unusable", errcode=exc.errcode)
             await self._finish(auth_code, source_id, Outcome("expired"))
             return None
+        self._exchanges.labels("exchanged").inc()
         if state is not None and not await self._state_completes(auth_code, state, exchanged):
             state_test, app_state = False, None
         record = CodeRecord(
             "exchanged",
             source_id,
-            claimed_at=claim.claimed_at,
+            claimed_at=sent.claimed_at,
             state_test=state_test,
             app_state=app_state,
             exchange=self._repository.seal_exchange(auth_code, exchanged.to_json()),

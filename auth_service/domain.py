@@ -246,7 +246,12 @@ def quota_warnings(before: Usage, after: Usage, limits: Limits) -> list[QuotaWar
     return warnings
 
 
-InstallStatus = Literal["active", "revoked", "refused"]
+# lost: WeCom has the app installed in the corp but its permanent code never reached us.
+InstallStatus = Literal["active", "revoked", "refused", "lost"]
+LOST_REASON = (
+    "WeCom consumed the auth code but its answer was lost (a crash in between): "
+    "the member must install the app again"
+)
 
 
 @dataclass(frozen=True)
@@ -358,6 +363,8 @@ def installed(
     recorded ``refused`` with its permanent code kept (it cannot be fetched again).
     """
     info = grant.info
+    if current is not None and current.status == "lost":
+        current = None  # installed again, as a lost install's member must: start afresh
     if current is not None and current.status == "active":
         if refusal is not None:
             return None
@@ -474,8 +481,10 @@ def released_corp(ledger: Ledger, corp_id: str) -> Admission:
 
 # --- the auth-code record -----------------------------------------------------------------
 
-OutcomeStatus = Literal["installed", "refused", "expired", "ignored"]
-CodeStatus = Literal["claimed", "exchanged", "done"]
+OutcomeStatus = Literal["installed", "refused", "expired", "ignored", "lost"]
+# claimed → sent (about to call WeCom: from here a missing result may be a lost install) →
+# exchanged (the sealed result stored) → done.
+CodeStatus = Literal["claimed", "sent", "exchanged", "done"]
 
 
 @dataclass(frozen=True)
@@ -507,7 +516,7 @@ class CodeRecord:
         doc: dict[str, Any] = {"status": self.status, "event_id": self.event_id}
         if self.status != "done":
             doc["claimed_at"] = self.claimed_at
-        if self.status == "exchanged":
+        if self.status in ("sent", "exchanged"):
             doc |= {
                 "state_test": self.state_test,
                 "app_state": self.app_state,

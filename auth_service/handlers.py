@@ -83,6 +83,7 @@ class AuthHandlers:
         envelope = read_envelope(delivery.message.body)
         try:
             await self._dispatch(envelope)
+            await self._installs.refresh_metrics()
         except ValidationError as exc:
             raise InvalidRequest(
                 f"bad {envelope.type} payload: {describe_validation(exc)}"
@@ -162,6 +163,7 @@ class AuthHandlers:
             record, refusal = await self._installs.set_test(
                 request.corp_id or "", bool(request.test)
             )
+            await self._installs.refresh_metrics()
             reply = {
                 "installation": None if record is None else view(record).model_dump(mode="json"),
                 "refused": None

@@ -11,7 +11,9 @@ from auth_service.auth_codes import CLAIM_FRESH_S, AuthCodes
 from auth_service.domain import CodeRecord, InstallationRecord, Limits, Outcome, Refusal
 from auth_service.exchange import AuthApi, Exchanged
 from auth_service.lifecycle import Lifecycle, Publish, event_id, view
+from auth_service.metrics import AuthMetrics
 from auth_service.store import AuthRepository
+from shared.metrics import new_registry
 from shared.storage.crypto import SecretBox
 
 __all__ = ["CLAIM_FRESH_S", "Installs", "Outcome", "Publish", "event_id", "view"]
@@ -30,9 +32,12 @@ class Installs:
         limits: Limits,
         test_corp_ids: frozenset[str],
         test_accounts: frozenset[str] = frozenset(),
+        metrics: AuthMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.codes = AuthCodes(repository, api, clock=clock)
+        metrics = metrics or AuthMetrics.create(new_registry())
+        self.metrics = metrics
+        self.codes = AuthCodes(repository, api, exchanges=metrics.exchanges, clock=clock)
         self.lifecycle = Lifecycle(
             repository,
             api,
@@ -41,6 +46,7 @@ class Installs:
             limits=limits,
             test_corp_ids=test_corp_ids,
             test_accounts=test_accounts,
+            metrics=metrics,
             clock=clock,
         )
         self.limits = limits
@@ -66,10 +72,14 @@ class Installs:
                 exchanged, source_id, occurred_at, record.state_test, record.app_state
             )
 
+        async def lost(app_state: str | None) -> None:
+            await self.lifecycle.lost(None, app_state, source_id, occurred_at)
+
         await self.codes.exchange_once(
             auth_code,
             source_id=source_id,
             apply=apply,
+            lost=lost,
             state=state,
             state_test=state_test,
             app_state=app_state,
@@ -93,6 +103,9 @@ class Installs:
 
     async def quota(self) -> dict[str, Any]:
         return await self.lifecycle.quota()
+
+    async def refresh_metrics(self) -> None:
+        await self.lifecycle.refresh_metrics()
 
     async def set_test(
         self, corp_id: str, test: bool

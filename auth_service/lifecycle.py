@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 
 from auth_service.domain import (
+    LOST_REASON,
     Admission,
     Grant,
     InstallationRecord,
@@ -35,10 +36,12 @@ from auth_service.domain import (
     revoked,
 )
 from auth_service.exchange import AuthApi, Exchanged
+from auth_service.metrics import AuthMetrics, kind_of
 from auth_service.store import AuthRepository
 from shared.contracts import (
     AuthChangedPayload,
     AuthGrantedPayload,
+    AuthLostPayload,
     AuthRejectedPayload,
     AuthRevokedPayload,
     Installation,
@@ -48,6 +51,7 @@ from shared.contracts import (
     permanent_code_context,
     stable_event_id,
 )
+from shared.metrics import new_registry
 from shared.storage.crypto import SecretBox
 
 log = structlog.get_logger(__name__)
@@ -75,10 +79,12 @@ class Lifecycle:
         limits: Limits,
         test_corp_ids: frozenset[str],
         test_accounts: frozenset[str] = frozenset(),
+        metrics: AuthMetrics | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._repository = repository
         self._test_accounts = test_accounts
+        self.metrics = metrics or AuthMetrics.create(new_registry())
         self._api = api
         self._box = box
         self._publish = publish
@@ -104,6 +110,13 @@ class Lifecycle:
         before, admission = await self._repository.update_ledger(
             lambda ledger: admit(ledger, self.limits, corp_id=corp_id, members=members, test=test)
         )
+        refused = admission.refusal
+        self.metrics.admissions.labels(
+            kind_of(test),
+            "admitted" if refused is None else "refused",
+            "" if refused is None else refused.limit,
+        ).inc()
+        self.metrics.record_quota(admission.ledger.usage(self.limits.policy), self.limits)
         if admission.refusal is None:
             await self._warn(
                 before.usage(self.limits.policy), admission.ledger, source_id, occurred_at
@@ -142,7 +155,8 @@ class Lifecycle:
                 test=test,
             )
         current = await self._repository.installation(corp_id)
-        if current is not None and current.status != "active" and not current.applies(occurred_at):
+        inactive = current is not None and current.status not in ("active", "lost")
+        if current is not None and inactive and not current.applies(occurred_at):
             # Revoked (or refused) after this install happened: admitting it would count
             # slots no later event ever releases.
             log.info("install_older_than_state", corp_id=corp_id)
@@ -242,10 +256,41 @@ class Lifecycle:
 
     # --- change_auth, cancel_auth, members ------------------------------------------------
 
+    async def lost(
+        self, corp_id: str | None, app_state: str | None, source_id: str, occurred_at: float
+    ) -> None:
+        """An install WeCom has and we cannot use (its permanent code never reached us):
+        ``auth.lost``, and the corp listed ``lost`` when we know it."""
+        log.error("installation_lost", corp_id=corp_id, app_state=app_state)
+        self.metrics.lost.inc()
+        if corp_id is not None:
+            now = self._clock()
+
+            def change(record: InstallationRecord | None) -> InstallationRecord | None:
+                if record is not None:
+                    return None
+                return InstallationRecord(
+                    corp_id=corp_id,
+                    status="lost",
+                    changed_at=occurred_at,
+                    installed_at=now,
+                    updated_at=now,
+                    reason=LOST_REASON,
+                )
+
+            await self._repository.update_installation(corp_id, change)
+        payload = AuthLostPayload(corp_id=corp_id, reason=LOST_REASON, app_state=app_state)
+        await self._publish(event_types.AUTH_LOST, payload, corp_id, occurred_at, source_id)
+
     async def on_change_auth(self, corp_id: str, *, source_id: str, occurred_at: float) -> None:
         """Re-read the grant (§5.3) and apply who has the app now."""
         current = await self._repository.installation(corp_id)
-        if current is None or current.status != "active" or current.permanent_code is None:
+        if current is None:
+            # WeCom changes only grants it holds: one we never recorded is an install whose
+            # permanent code never reached us (the crash window of the exchange).
+            await self.lost(corp_id, None, source_id, occurred_at)
+            return
+        if current.status != "active" or current.permanent_code is None:
             log.info("change_auth_for_inactive_corp", corp_id=corp_id)
             return
         if not current.applies(occurred_at):
@@ -433,10 +478,16 @@ class Lifecycle:
                 payload,
                 None,
                 occurred_at,
-                f"{source_id}/{warning.limit}",
+                f"{source_id}/{warning.limit}/{warning.level}",
             )
 
     # --- queries (rpc.auth) ---------------------------------------------------------------
+
+    async def refresh_metrics(self) -> None:
+        """Installations by status and kind, and quota use, as stored now."""
+        self.metrics.record_installations(await self._repository.installations())
+        usage = (await self._repository.ledger()).usage(self.limits.policy)
+        self.metrics.record_quota(usage, self.limits)
 
     async def quota(self) -> dict[str, Any]:
         """The ``quota`` reply (design.md ``GET /api/v1/quota``)."""

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry
 from auth_service.exchange import AuthApi
 from auth_service.handlers import CONSUMED_EVENTS, AuthHandlers, EventPublisher
 from auth_service.installs import Installs
+from auth_service.metrics import AuthMetrics
 from auth_service.settings import AuthServiceSettings, AuthSettings
 from auth_service.store import COLLECTIONS, AuthRepository
 from shared.bus.abc import Bus
@@ -24,6 +25,7 @@ from shared.bus.topology import (
 )
 from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
+from shared.metrics import new_registry
 from shared.storage.abc import DocumentStore
 from shared.storage.crypto import SecretBox, load_data_key
 from shared.storage.factory import create_service_store
@@ -58,7 +60,6 @@ class AuthService(BusService):
         registry: CollectorRegistry | None = None,
         readiness: Readiness | None = None,
     ) -> None:
-        del registry  # no metrics of its own beyond the bus's; taken as every service's is
         super().__init__(
             bus,
             bus_component,
@@ -66,6 +67,7 @@ class AuthService(BusService):
             readiness,
         )
         self._settings = settings
+        self.metrics = AuthMetrics.create(registry or new_registry())
         self._client = WeComClient(settings.api_base, timeout_s=settings.wecom_api_timeout_s)
         self.installs: Installs | None = None
         self.handlers: AuthHandlers | None = None
@@ -88,8 +90,10 @@ class AuthService(BusService):
             limits=self._settings.limits,
             test_corp_ids=self._settings.test_corps,
             test_accounts=self._settings.test_account_pairs,
+            metrics=self.metrics,
         )
         self.handlers = AuthHandlers(self.installs, repository)
+        await self.installs.refresh_metrics()
 
     def subscriptions(self) -> list[Subscription]:
         if self.handlers is None:

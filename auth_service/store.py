@@ -59,13 +59,14 @@ class AuthRepository:
         return await self.code_record(auth_code)
 
     async def release_code(self, auth_code: str, event_id: str) -> None:
-        """Drop ``event_id``'s claim while it is still only a claim (nothing exchanged)."""
+        """Drop ``event_id``'s claim while nothing is exchanged (the caller knows its call
+        never reached WeCom)."""
         key = code_key(auth_code)
         record = await self._store.get_record(CODES, key)
         if record is None:
             return
         code = CodeRecord.from_doc(record.doc)
-        if code.status == "claimed" and code.event_id == event_id:
+        if code.status in ("claimed", "sent") and code.event_id == event_id:
             await self._store.compare_and_delete(CODES, key, record.version)
 
     async def save_code(self, auth_code: str, record: CodeRecord) -> None:

@@ -263,6 +263,14 @@ def outcome_page(outcome: dict[str, object]) -> web.Response:
             ("Not installed", f"Sorry: {en}."),
             status=403,
         )
+    if status == "lost":
+        return page(
+            "lost",
+            ("安装未完成", "企业微信已受理安装，但结果未能保存。请重新安装应用。"),
+            ("The install did not complete",
+             "WeCom accepted the install but its result was lost. Please install the app again."),
+            status=410,
+        )  # fmt: skip
     if status in ("expired", "ignored"):
         return page(
             "expired",

@@ -76,6 +76,7 @@ from shared.contracts.envelope import (
 from shared.contracts.event_types import (
     AUTH_CHANGED,
     AUTH_GRANTED,
+    AUTH_LOST,
     AUTH_QUOTA_WARNING,
     AUTH_REJECTED,
     AUTH_REVOKED,
@@ -135,6 +136,7 @@ from shared.contracts.service_events import (
     SERVICE_EVENT_MODELS,
     AuthChangedPayload,
     AuthGrantedPayload,
+    AuthLostPayload,
     AuthRejectedPayload,
     AuthRevokedPayload,
     InstallLimit,
@@ -148,6 +150,7 @@ from shared.contracts.service_events import (
 __all__ = [
     "AUTH_CHANGED",
     "AUTH_GRANTED",
+    "AUTH_LOST",
     "AUTH_QUOTA_WARNING",
     "AUTH_REJECTED",
     "AUTH_REVOKED",
@@ -201,6 +204,7 @@ __all__ = [
     "ApproveSpecialAuthPayload",
     "AuthChangedPayload",
     "AuthGrantedPayload",
+    "AuthLostPayload",
     "AuthRejectedPayload",
     "AuthRequest",
     "AuthRevokedPayload",

@@ -50,7 +50,7 @@ class Installation(BaseModel):
     agent_id: int | None = None
     members: list[str] = Field(default_factory=list, description="user ids that installed")
     test: bool = False
-    status: Literal["active", "revoked", "refused"]
+    status: Literal["active", "revoked", "refused", "lost"]
     reason: str | None = Field(None, description="why refused or revoked")
     installed_at: datetime | None = None
     updated_at: datetime | None = None

@@ -323,3 +323,17 @@ async def test_an_installation_is_moved_between_test_and_released(rig: Rig) -> N
             assert response.status == 400
     async with rig.session.post(url, json={"test": True}) as response:
         assert response.status == 401
+
+
+async def test_a_lost_install_tells_the_member_to_install_again(rig: Rig) -> None:
+    """An install whose result was lost shows a 410 page asking to install again."""
+    rig.auth_answers["install_outcome"] = {"status": "lost"}
+    async with rig.session.get(rig.url("/install"), allow_redirects=False) as response:
+        state = parse_qs(urlsplit(response.headers["Location"]).query)["state"][0]
+    query = {"auth_code": "code-lost", "state": state}
+    async with rig.session.get(rig.url("/install/complete"), params=query) as response:
+        assert response.status == 410
+        text = await response.text()
+    assert 'data-outcome="lost"' in text
+    assert "install the app again" in text
+    assert text.index("重新安装") < text.index("install the app again")  # Chinese first
