@@ -38,6 +38,8 @@ class Limits:
     users: int = 100
     test_accounts: int = 10
     policy: CountingPolicy = "lifetime"
+    # False: the app is offline (INSTALLS_OPEN=false, seed §4.2): no new corps or members.
+    open: bool = True
 
     def of(self, name: LimitName) -> int:
         value: int = getattr(self, name)
@@ -129,6 +131,8 @@ class Admission:
 
 
 def _reason(limit: InstallLimit, limits: Limits) -> str:
+    if limit == "installs_closed":
+        return "installs_closed"
     if limit == "test_and_released":
         return (
             "one WeCom account cannot have both the test and the released app installed "
@@ -143,6 +147,21 @@ def _reason(limit: InstallLimit, limits: Limits) -> str:
     return f"the app may be installed by at most {limits.of(limit)} {what} ({setting})"
 
 
+def _already_in(ledger: Ledger, corp_id: str, members: list[str]) -> bool:
+    """Whether the corp and every one of ``members`` have the app now."""
+    corp = ledger.corps.get(corp_id)
+    if corp is None or not corp.active:
+        return False
+    return all(
+        (mark := ledger.accounts.get(account_key(corp_id, user))) is not None and mark.active
+        for user in members
+    )
+
+
+def _one(members: list[str]) -> str | None:
+    return members[0] if len(members) == 1 else None
+
+
 def admit(
     ledger: Ledger, limits: Limits, *, corp_id: str, members: list[str], test: bool
 ) -> Admission:
@@ -152,6 +171,9 @@ def admit(
     never half-installed. Re-admitting what the ledger already counts changes no count, which
     makes a redelivered install idempotent.
     """
+    if not limits.open and not _already_in(ledger, corp_id, members):
+        # Offline: WeCom stops new installs, existing ones keep working (§13.3).
+        return Admission(ledger, Refusal("installs_closed", "installs_closed", _one(members)))
     for user in members:
         mark = ledger.accounts.get(account_key(corp_id, user))
         if mark is not None and mark.active and mark.test != test:

@@ -26,6 +26,9 @@ class AuthSettings(WeComApiSettings, StoreSettings):
     # corp:user pairs of the developer's own test accounts: their installs by create_auth
     # (the developer centre's test QR code) are test installs.
     test_accounts: str = ""
+    # false: the app is offline (seed §4.2): new corps and members are refused, existing
+    # installations keep working.
+    installs_open: bool = True
     # v2 is WeCom's recommendation ("the old one can time out", §8.6).
     auth_permanent_code_api: Literal["v1", "v2"] = "v2"
 
@@ -41,6 +44,7 @@ class AuthSettings(WeComApiSettings, StoreSettings):
             users=self.install_limit_users,
             test_accounts=self.install_limit_test_accounts,
             policy=self.install_counting_policy,
+            open=self.installs_open,
         )
 
     @field_validator("test_accounts")

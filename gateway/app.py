@@ -104,6 +104,7 @@ def build_gateway_app(
             install_base=settings.install_base,
             public_base_url=settings.public_base_url,
             rate_per_minute=settings.install_rate_per_minute,
+            installs_open=settings.installs_open,
             wall_clock=wall_clock,
         )
         app.add_routes(installs.routes())

@@ -4,13 +4,13 @@
 
 from __future__ import annotations
 
-import html
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import urlencode
 
+import jinja2
 import structlog
 from aiohttp import web
 
@@ -44,15 +44,20 @@ _MAX_CODE_BYTES: Final = 512  # §1.3: credentials are at most 512 bytes
 
 _PAGE: Final = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
-<title>{title_en}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;
-line-height:1.5}}h1{{font-size:1.4rem}}.en{{color:#555}}</style></head>
-<body><main data-outcome="{outcome}">
-<h1>{title_zh}</h1><p>{detail_zh}</p>
-<h1 class="en" lang="en">{title_en}</h1><p class="en" lang="en">{detail_en}</p>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{%- if refresh_s is not none %}
+<meta http-equiv="refresh" content="{{ refresh_s }}">{% endif %}
+<title>{{ en[0] }}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;
+line-height:1.5}h1{font-size:1.4rem}.en{color:#555}</style></head>
+<body><main data-outcome="{{ outcome }}">
+<h1>{{ zh[0] }}</h1><p>{{ zh[1] }}</p>
+<h1 class="en" lang="en">{{ en[0] }}</h1><p class="en" lang="en">{{ en[1] }}</p>
 </main></body></html>
 """
+# Autoescaped: every value is text, never markup. The <style> block is static, so the CSP
+# hash of it (shared.http) matches whatever the page says.
+_TEMPLATE: Final = jinja2.Environment(autoescape=True).from_string(_PAGE)
 
 
 def page(
@@ -63,17 +68,21 @@ def page(
     status: int = 200,
     refresh_s: int | None = None,
 ) -> web.Response:
-    """A small bilingual page; ``refresh_s`` reloads it (a wait that needs no JavaScript)."""
-    refresh = "" if refresh_s is None else f'\n<meta http-equiv="refresh" content="{refresh_s}">'
-    text = _PAGE.format(
-        refresh=refresh,
-        outcome=html.escape(outcome),
-        title_zh=html.escape(zh[0]),
-        detail_zh=html.escape(zh[1]),
-        title_en=html.escape(en[0]),
-        detail_en=html.escape(en[1]),
-    )
+    """A small bilingual page, Chinese first; ``refresh_s`` reloads it (a wait that needs no
+    JavaScript)."""
+    text = _TEMPLATE.render(outcome=outcome, zh=zh, en=en, refresh_s=refresh_s)
     return web.Response(text=text, status=status, content_type="text/html", headers=_NO_STORE)
+
+
+def closed_page() -> web.Response:
+    """The page of an offline app (``INSTALLS_OPEN=false``)."""
+    zh, en = LIMIT_TEXTS["installs_closed"]
+    return page(
+        "installs_closed",
+        ("应用已下线", f"{zh}。"),
+        ("The app is offline", f"Sorry: {en}."),
+        status=403,
+    )
 
 
 class InstallHandlers:
@@ -89,9 +98,11 @@ class InstallHandlers:
         install_base: str,
         public_base_url: str,
         rate_per_minute: int = 30,
+        installs_open: bool = True,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._bus = bus
+        self._installs_open = installs_open
         self._tokens = tokens
         self._auth = auth
         self._wecom = wecom
@@ -126,6 +137,10 @@ class InstallHandlers:
         info of a test or a formal install (§8.3), then WeCom's install page (§8.4)."""
         if (limited := self._too_many(request)) is not None:
             return limited
+        if not self._installs_open:
+            # Offline (seed §4.2): a new install would only be refused after WeCom's page.
+            log.info("install_refused_offline")
+            return closed_page()
         test = request.query.get("test") in ("1", "true")
         app_state = request.query.get("state", "")
         if not APP_STATE_PATTERN.match(app_state):

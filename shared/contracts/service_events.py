@@ -81,7 +81,8 @@ class AuthLostPayload(_ServicePayload):
     )
 
 
-InstallLimit = Literal["corps", "users", "test_accounts", "test_and_released"]
+# installs_closed: INSTALLS_OPEN=false, the app is offline and takes no new corps or members.
+InstallLimit = Literal["corps", "users", "test_accounts", "test_and_released", "installs_closed"]
 
 
 class AuthRejectedPayload(_ServicePayload):

@@ -377,3 +377,27 @@ async def test_a_later_member_changes_no_corp_token(module_amqp_url: str, tmp_pa
         again = await stack.tokens.get("corp", corp_id="wwkeep")
         assert again.token == first.token
         assert await stack.calls("/cgi-bin/service/get_corp_token") == 1
+
+
+async def test_going_offline_refuses_new_corps_and_members_and_keeps_the_installed(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """INSTALLS_OPEN=false: a new corp and a new member of an installed corp are refused
+    (auth.rejected, installs_closed); the installed corp keeps its tokens and members."""
+    async with install_stack(module_amqp_url, tmp_path) as stack:
+        await stack.install("wwstay", "amy", via="callback")
+        await stack.installation("wwstay", status="active")
+        await stack.stop_services()
+        stack.auth_settings = stack.auth_settings.model_copy(update={"installs_open": False})
+        await stack.start_services()
+        await stack.install("wwnew", "nia", via="callback")
+        refused = await stack.installation("wwnew", status="refused")
+        assert refused.reason == "installs_closed"
+        await stack.publish("data.event.subscribe", {"FromUserName": "ben"}, corp_id="wwstay")
+        await eventually(lambda: _has(stack, "auth.rejected", 2))
+        rejected = [(e.corp_id, e.payload["limit"]) for e in stack.of_type("auth.rejected")]
+        assert sorted(rejected) == [("wwnew", "installs_closed"), ("wwstay", "installs_closed")]
+        assert all(e.payload["reason"] == "installs_closed" for e in stack.of_type("auth.rejected"))
+        kept = await stack.installation("wwstay", status="active")
+        assert kept.members == ["amy"]
+        assert (await eventually(lambda: stack.tokens.get("corp", corp_id="wwstay"))).token

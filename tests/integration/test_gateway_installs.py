@@ -337,3 +337,30 @@ async def test_a_lost_install_tells_the_member_to_install_again(rig: Rig) -> Non
     assert 'data-outcome="lost"' in text
     assert "install the app again" in text
     assert text.index("重新安装") < text.index("install the app again")  # Chinese first
+
+
+async def test_an_offline_app_refuses_new_installs_with_a_clear_page() -> None:
+    """INSTALLS_OPEN=false: /install answers a bilingual 403 page and asks WeCom nothing."""
+    bus = InProcessBus(BASE_TOPOLOGY.merged(RPC_TOPOLOGY))
+    await bus.start()
+    settings = GatewaySettings(
+        installs_open=False,
+        wecom_install_base="https://install.example.test",
+        public_base_url="https://app.example.test",
+    )
+    server = TestServer(build_gateway_app(settings, bus, data_key=KEY), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(server.make_url("/install"), allow_redirects=False) as response,
+        ):
+            assert response.status == 403
+            text = await response.text()
+        assert 'data-outcome="installs_closed"' in text
+        body = text[text.index("<main") :]
+        assert body.index("应用已下线") < body.index("The app is offline")  # Chinese first
+        assert "existing installations keep working" in text
+    finally:
+        await server.close()
+        await bus.close()

@@ -197,3 +197,22 @@ def test_a_ledger_written_before_the_released_field_reads_as_it_counted() -> Non
     ledger = Ledger.from_doc({"corps": {"c1": [True, False]}, "accounts": {"c1/a": [False, True]}})
     assert ledger.corps["c1"] == Mark(True, False, True)
     assert ledger.accounts["c1/a"] == Mark(False, True, False)
+
+
+def test_offline_refuses_new_corps_and_members_and_keeps_the_installed() -> None:
+    """INSTALLS_OPEN=false: a new corp or a new member is refused (installs_closed); what is
+    installed is re-admitted unchanged."""
+    ledger = installed(("c1", ["alice"], False))
+    closed = Limits(corps=2, users=3, test_accounts=1, open=False)
+    new_corp = admit(ledger, closed, corp_id="c2", members=["bob"], test=False)
+    assert new_corp.refusal is not None
+    assert (new_corp.refusal.limit, new_corp.refusal.reason) == (
+        "installs_closed",
+        "installs_closed",
+    )
+    new_member = admit(ledger, closed, corp_id="c1", members=["carol"], test=False)
+    assert new_member.refusal is not None
+    assert new_member.refusal.limit == "installs_closed"
+    assert admit(ledger, closed, corp_id="c1", members=["alice"], test=False).admitted
+    assert admit(release_corp(ledger, "c1"), closed, corp_id="c1", members=["alice"],
+                 test=False).refusal is not None  # fmt: skip
