@@ -4,6 +4,7 @@ and the publisher of ``auth.*`` events."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,8 @@ from shared.errors import InvalidRequest, describe_validation
 from shared.tokens import TokenUnavailable
 
 log = structlog.get_logger(__name__)
+
+_QR_STATE = re.compile(r"^[A-Za-z0-9]{1,32}\Z")
 
 CONSUMED_EVENTS = (
     event_types.COMMAND_CREATE_AUTH,
@@ -99,9 +102,12 @@ class AuthHandlers:
         kind = envelope.type
         if kind == event_types.COMMAND_CREATE_AUTH:
             created = CreateAuthPayload.model_validate(envelope.payload)
-            # A QR/market install's State is not ours: it never marks a test install.
+            # A QR/market install's State is not ours: it never marks a test install, but it
+            # tells the developer's campaigns apart (GET /install/qrcode?state=), so it comes
+            # back as app_state when it is one WeCom accepts (§8.11).
+            app_state = created.state if created.state and _QR_STATE.match(created.state) else None
             await self._installs.on_auth_code(
-                created.auth_code, source_id=source, occurred_at=occurred_at
+                created.auth_code, source_id=source, occurred_at=occurred_at, app_state=app_state
             )
         elif kind == event_types.INSTALL_REDIRECT:
             redirect = InstallRedirectPayload.model_validate(envelope.payload)

@@ -21,6 +21,7 @@ from gateway.install_domain import (
     InstallStateCodec,
     RateLimiter,
 )
+from gateway.install_qrcode import QR_STATE_PATTERN, AppQrCodes
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus, BusError
 from shared.bus.events import publish_event
@@ -33,7 +34,7 @@ from shared.contracts import (
 )
 from shared.errors import ServiceError
 from shared.tokens import TokensClient
-from shared.wecom.api import WeComClient, with_token
+from shared.wecom.api import WeComApiError, WeComClient, with_token
 
 log = structlog.get_logger(__name__)
 
@@ -99,10 +100,12 @@ class InstallHandlers:
         public_base_url: str,
         rate_per_minute: int = 30,
         installs_open: bool = True,
+        qrcodes: AppQrCodes | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._bus = bus
         self._installs_open = installs_open
+        self._qrcodes = qrcodes
         self._tokens = tokens
         self._auth = auth
         self._wecom = wecom
@@ -130,7 +133,58 @@ class InstallHandlers:
         return [
             web.get("/install", self.install),
             web.get("/install/complete", self.complete),
+            web.get("/install/qrcode", self.qrcode),
         ]
+
+    async def qrcode(self, request: web.Request) -> web.StreamResponse:
+        """The app's install QR code as ``image/png`` (§8.11); ``?state=`` (up to 32 letters
+        and digits) comes back as ``app_state`` on the installs it brings."""
+        if (limited := self._too_many(request)) is not None:
+            return limited
+        if not self._installs_open:
+            return closed_page()
+        app_state = request.query.get("state", "")
+        if not QR_STATE_PATTERN.match(app_state):
+            return page(
+                "invalid",
+                ("二维码参数无效", "state 只能包含字母和数字，最多 32 个。"),
+                ("Invalid QR code link", "state may hold at most 32 letters and digits."),
+                status=400,
+            )
+        if self._qrcodes is None:
+            raise web.HTTPNotFound
+        try:
+            image = await self._qrcodes.png(app_state)
+        except WeComApiError as exc:
+            # WeCom serves the code only for a released ("online") app (§8.11).
+            log.warning("app_qrcode_refused", errcode=exc.errcode)
+            return page(
+                "not_released",
+                (
+                    "暂时没有安装二维码",
+                    "应用发布（上线）后才有安装二维码。请先在开发者中心发布应用"
+                    f"（企业微信错误码 {exc.errcode}）。",
+                ),
+                (
+                    "No install QR code yet",
+                    "WeCom gives the app's QR code only once the app is released: release it in "
+                    f"the developer centre first (WeCom errcode {exc.errcode}).",
+                ),
+                status=503,
+            )
+        except ServiceError as exc:
+            log.warning("app_qrcode_unavailable", error=exc.code)
+            return page(
+                "unavailable",
+                ("暂时无法获取二维码", "请稍后重试。"),
+                ("The QR code is unavailable right now", f"Please try again shortly ({exc.code})."),
+                status=503,
+            )
+        return web.Response(
+            body=image,
+            content_type="image/png",
+            headers={"Cache-Control": "public, max-age=300"},
+        )
 
     async def install(self, request: web.Request) -> web.StreamResponse:
         """A fresh pre_auth_code (never reused: one per install attempt, §8.2), the session
@@ -216,10 +270,12 @@ class InstallHandlers:
             return page(
                 "invalid",
                 ("安装链接无效", "此安装不是从本应用的安装链接开始的。请从安装链接重新开始。"),
-                ("Invalid install link",
-                 "This install did not start from this app's install link. Start again there."),
+                (
+                    "Invalid install link",
+                    "This install did not start from this app's install link. Start again there.",
+                ),
                 status=400,
-            )  # fmt: skip
+            )
         payload = InstallRedirectPayload(
             auth_code=auth_code,
             state=state_raw,
@@ -237,11 +293,13 @@ class InstallHandlers:
             return page(
                 "unavailable",
                 ("暂时无法完成安装", "请稍后刷新本页。授权码十分钟内有效。"),
-                ("The install cannot be completed right now",
-                 "Reload this page shortly; the auth code stays valid for 10 minutes."),
+                (
+                    "The install cannot be completed right now",
+                    "Reload this page shortly; the auth code stays valid for 10 minutes.",
+                ),
                 status=503,
                 refresh_s=5,
-            )  # fmt: skip
+            )
         return outcome_page(outcome)
 
     async def _publish(self, payload: InstallRedirectPayload) -> None:
@@ -266,9 +324,12 @@ def outcome_page(outcome: dict[str, object]) -> web.Response:
         return page(
             "installed",
             ("安装成功", f"应用{kind}已安装到 {corp}。可以关闭本页，在企业微信中打开应用。"),
-            ("Installed", f"The app is installed in {corp}. You can close this page and open "
-             "the app in WeCom."),
-        )  # fmt: skip
+            (
+                "Installed",
+                f"The app is installed in {corp}. You can close this page and open "
+                "the app in WeCom.",
+            ),
+        )
     if status == "refused":
         limit = str(outcome.get("limit") or "")
         zh, en = LIMIT_TEXTS.get(limit, ("已达到安装上限", "an install limit was reached"))
@@ -282,18 +343,22 @@ def outcome_page(outcome: dict[str, object]) -> web.Response:
         return page(
             "lost",
             ("安装未完成", "企业微信已受理安装，但结果未能保存。请重新安装应用。"),
-            ("The install did not complete",
-             "WeCom accepted the install but its result was lost. Please install the app again."),
+            (
+                "The install did not complete",
+                "WeCom accepted the install but its result was lost. Please install the app again.",
+            ),
             status=410,
-        )  # fmt: skip
+        )
     if status in ("expired", "ignored"):
         return page(
             "expired",
             ("授权码已失效", "授权码已使用或已过期（十分钟）。请从安装链接重新开始。"),
-            ("The auth code is no longer valid",
-             "It was used already or expired (10 minutes). Start again from the install link."),
+            (
+                "The auth code is no longer valid",
+                "It was used already or expired (10 minutes). Start again from the install link.",
+            ),
             status=410,
-        )  # fmt: skip
+        )
     return page(
         "processing",
         ("正在处理", "安装正在处理中，本页会自动刷新。"),

@@ -15,6 +15,7 @@ from shared.lifecycle import Readiness
 from shared.metrics import new_registry
 from shared.wecom.crypto import CallbackCipher
 from simulator.api import WeComApi
+from simulator.app_qrcode import AppQrCode
 from simulator.control import ControlApi
 from simulator.control_data import DataControl
 from simulator.control_installs import InstallControl
@@ -120,6 +121,11 @@ def build_simulator_app(
         ).routes()
     )
     app.add_routes(DataControl(state, pusher).routes())
+    app.add_routes(
+        AppQrCode(
+            state, pusher, settings.sim_later_members, released=settings.sim_app_released
+        ).routes()
+    )
     app.cleanup_ctx.append(callbacks)
     add_health_routes(app, readiness or Readiness(), registry or new_registry())
     return app

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
+from gateway.app import build_gateway_app
+from gateway.settings import GatewaySettings
 from shared.contracts import AuthRequest
 from tests.support.installs import InstallStack, install_stack, settle
+from tests.support.qr import decode_qr
 from tests.support.tokens import eventually
 
 pytestmark = pytest.mark.integration
@@ -401,3 +409,71 @@ async def test_going_offline_refuses_new_corps_and_members_and_keeps_the_install
         kept = await stack.installation("wwstay", status="active")
         assert kept.members == ["amy"]
         assert (await eventually(lambda: stack.tokens.get("corp", corp_id="wwstay"))).token
+
+
+async def test_the_install_qr_code_is_served_cached_and_a_scan_installs_with_its_state(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """GET /install/qrcode answers the simulator's QR code (fetched once for concurrent
+    requests); scanning it installs the corp, and auth.granted carries its state."""
+    async with (
+        install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack,
+        _install_pages(stack) as pages,
+    ):
+        answers = await asyncio.gather(
+            *(pages.get_bytes("/install/qrcode?state=spring24") for _ in range(5))
+        )
+        assert {status for status, _, _ in answers} == {200}
+        assert {kind for _, kind, _ in answers} == {"image/png"}
+        assert await stack.calls("/cgi-bin/service/get_app_qrcode") == 1
+        url = await decode_qr(answers[0][2], tmp_path)
+        scan = f"{url}&sim_corp=wwscan&sim_user=sam"
+        async with pages.session.get(scan, allow_redirects=False) as response:
+            assert response.status == 200
+        found = await stack.installation("wwscan", status="active")
+        assert found.test is False
+        await eventually(lambda: _has(stack, "auth.granted", 1))
+        assert stack.of_type("auth.granted")[0].payload["app_state"] == "spring24"
+        status, _, _ = await pages.get_bytes("/install/qrcode?state=" + "x" * 33)
+        assert status == 400
+
+
+async def test_the_qr_code_page_says_release_first_when_wecom_refuses(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """An unreleased app (SIM_APP_RELEASED=false) gets a clear 503 page, not an image."""
+    sim = {**NO_SIM_LIMITS, "sim_app_released": False}
+    async with install_stack(module_amqp_url, tmp_path, sim=sim) as stack:
+        async with _install_pages(stack) as pages:
+            status, kind, body = await pages.get_bytes("/install/qrcode")
+        assert (status, kind) == (503, "text/html")
+        text = body.decode()
+        assert 'data-outcome="not_released"' in text
+        assert "release it in the developer centre" in text
+
+
+@dataclass
+class _Pages:
+    session: aiohttp.ClientSession
+    server: TestServer
+
+    async def get_bytes(self, path: str) -> tuple[int, str, bytes]:
+        async with self.session.get(self.server.make_url(path)) as response:
+            return response.status, response.content_type, await response.read()
+
+
+@asynccontextmanager
+async def _install_pages(stack: InstallStack) -> AsyncIterator[_Pages]:
+    """A gateway serving the install pages on the stack's bus (the stack's own gateway only
+    receives callbacks)."""
+    settings = GatewaySettings(
+        wecom_api_base=stack.sim.url("").rstrip("/"), public_base_url="https://app.example.test"
+    )
+    app = build_gateway_app(settings, stack.bus, data_key=bytes(range(32)))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield _Pages(session, server)
+    finally:
+        await server.close()
