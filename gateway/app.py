@@ -8,6 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from gateway.admin import AdminHandlers
 from gateway.demo import demo_routes
 from gateway.domain import CallbackProcessor, ReceiveIdPolicy, ReplayCache
 from gateway.handlers import CallbackHandlers
@@ -110,6 +111,17 @@ def build_gateway_app(
             wall_clock=wall_clock,
         )
         app.add_routes(installs.routes())
+        app.add_routes(
+            AdminHandlers(
+                tokens=tokens,
+                auth=auth,
+                wecom=wecom,
+                data_key=data_key,
+                session_ttl_s=settings.oauth_session_ttl_s,
+                secure_cookies=settings.secure_cookies,
+                wall_clock=wall_clock,
+            ).routes()
+        )
         if serve_demo:
             app.add_routes(demo_routes())
     if internal_api_key is not None:

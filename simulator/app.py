@@ -14,6 +14,7 @@ from shared.http import add_health_routes, error_middleware
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry
 from shared.wecom.crypto import CallbackCipher
+from simulator.admin_login import AdminLogin
 from simulator.api import WeComApi
 from simulator.app_qrcode import AppQrCode
 from simulator.control import ControlApi
@@ -121,6 +122,7 @@ def build_simulator_app(
         ).routes()
     )
     app.add_routes(DataControl(state, pusher).routes())
+    app.add_routes(AdminLogin(state, settings.sim_business_settings_url).routes())
     app.add_routes(
         AppQrCode(
             state, pusher, settings.sim_later_members, released=settings.sim_app_released

@@ -5,19 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
-import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from gateway.app import build_gateway_app
-from gateway.settings import GatewaySettings
 from shared.contracts import AuthRequest
-from tests.support.installs import InstallStack, install_stack, settle
+from tests.support.installs import InstallStack, install_pages, install_stack, settle
 from tests.support.qr import decode_qr
 from tests.support.tokens import eventually
 
@@ -418,7 +411,7 @@ async def test_the_install_qr_code_is_served_cached_and_a_scan_installs_with_its
     requests); scanning it installs the corp, and auth.granted carries its state."""
     async with (
         install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack,
-        _install_pages(stack) as pages,
+        install_pages(stack) as pages,
     ):
         answers = await asyncio.gather(
             *(pages.get_bytes("/install/qrcode?state=spring24") for _ in range(5))
@@ -444,36 +437,9 @@ async def test_the_qr_code_page_says_release_first_when_wecom_refuses(
     """An unreleased app (SIM_APP_RELEASED=false) gets a clear 503 page, not an image."""
     sim = {**NO_SIM_LIMITS, "sim_app_released": False}
     async with install_stack(module_amqp_url, tmp_path, sim=sim) as stack:
-        async with _install_pages(stack) as pages:
+        async with install_pages(stack) as pages:
             status, kind, body = await pages.get_bytes("/install/qrcode")
         assert (status, kind) == (503, "text/html")
         text = body.decode()
         assert 'data-outcome="not_released"' in text
         assert "release it in the developer centre" in text
-
-
-@dataclass
-class _Pages:
-    session: aiohttp.ClientSession
-    server: TestServer
-
-    async def get_bytes(self, path: str) -> tuple[int, str, bytes]:
-        async with self.session.get(self.server.make_url(path)) as response:
-            return response.status, response.content_type, await response.read()
-
-
-@asynccontextmanager
-async def _install_pages(stack: InstallStack) -> AsyncIterator[_Pages]:
-    """A gateway serving the install pages on the stack's bus (the stack's own gateway only
-    receives callbacks)."""
-    settings = GatewaySettings(
-        wecom_api_base=stack.sim.url("").rstrip("/"), public_base_url="https://app.example.test"
-    )
-    app = build_gateway_app(settings, stack.bus, data_key=bytes(range(32)))
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server()
-    try:
-        async with aiohttp.ClientSession() as session:
-            yield _Pages(session, server)
-    finally:
-        await server.close()
