@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from auth_service.service import AuthService
 from shared.contracts import AuthRequest
 from tests.support.installs import InstallStack, install_pages, install_stack, settle
 from tests.support.qr import decode_qr
@@ -443,3 +444,31 @@ async def test_the_qr_code_page_says_release_first_when_wecom_refuses(
         text = body.decode()
         assert 'data-outcome="not_released"' in text
         assert "release it in the developer centre" in text
+
+
+async def test_one_quota_warning_per_crossing_with_two_auth_service_processes(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """Twelve installs racing, consumed by two auth_service instances sharing the store: the
+    80 % and 100 % crossings of the corps limit are announced once each."""
+    async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
+        second = AuthService(stack.auth_settings, stack.bus, stack.bus_component)
+        await second.start()
+        try:
+            answers = [
+                await stack.install(f"wwwarn{index:02d}", "u", via="redirect")
+                for index in range(12)
+            ]
+            await asyncio.gather(
+                *(stack.publish("install.redirect", {"auth_code": a["auth_code"]}) for a in answers)
+            )
+            await eventually(lambda: _used(stack, "corps", 10, limit_value=10), timeout=30)
+            await eventually(lambda: _has(stack, "auth.rejected", 2), timeout=30)
+            await eventually(lambda: _has(stack, "auth.quota_warning", 2), timeout=30)
+            await settle(stack, 0.5)  # a duplicate warning would be in flight by now
+        finally:
+            await second.stop()
+        warnings = sorted(
+            (e.payload["limit"], e.payload["level"]) for e in stack.of_type("auth.quota_warning")
+        )
+        assert warnings == [("corps", 80), ("corps", 100)]
