@@ -1,5 +1,6 @@
 """``GET /install`` and ``GET /install/complete``: the website install flow (protocol doc §8.2–
-§8.4) as the gateway serves it. Pages are plain HTML in Chinese and English; no JavaScript.
+§8.4) as the gateway serves it, and ``GET /install/qrcode``, the app's install QR code (§8.11).
+Pages are plain HTML in Chinese and English; no JavaScript.
 """
 
 from __future__ import annotations
