@@ -86,28 +86,35 @@ class Installs:
         )
 
     async def on_change_auth(self, corp_id: str, *, source_id: str, occurred_at: float) -> None:
+        """``change_auth`` (see :meth:`Lifecycle.on_change_auth`)."""
         await self.lifecycle.on_change_auth(corp_id, source_id=source_id, occurred_at=occurred_at)
 
     async def on_cancel_auth(self, corp_id: str, *, source_id: str, occurred_at: float) -> None:
+        """``cancel_auth`` (see :meth:`Lifecycle.on_cancel_auth`)."""
         await self.lifecycle.on_cancel_auth(corp_id, source_id=source_id, occurred_at=occurred_at)
 
     async def on_member(
         self, corp_id: str, user_id: str, *, present: bool, source_id: str, occurred_at: float
     ) -> None:
+        """``subscribe``/``unsubscribe`` (see :meth:`Lifecycle.on_member`)."""
         await self.lifecycle.on_member(
             corp_id, user_id, present=present, source_id=source_id, occurred_at=occurred_at
         )
 
     async def outcome(self, auth_code: str, wait_s: float) -> dict[str, Any]:
+        """The ``install_outcome`` reply (see :meth:`AuthCodes.outcome`)."""
         return await self.codes.outcome(auth_code, wait_s)
 
     async def quota(self) -> dict[str, Any]:
+        """The ``quota`` reply."""
         return await self.lifecycle.quota()
 
     async def refresh_metrics(self) -> None:
+        """Installations and quota gauges as stored now."""
         await self.lifecycle.refresh_metrics()
 
     async def set_test(
         self, corp_id: str, test: bool
     ) -> tuple[InstallationRecord | None, Refusal | None]:
+        """Move an installation between test and released (see :meth:`Lifecycle.set_test`)."""
         return await self.lifecycle.set_test(corp_id, test)
