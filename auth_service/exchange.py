@@ -6,21 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from auth_service.domain import AuthInfo
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComClient, WeComUnavailable, with_token
 
+__all__ = ["ApiVersion", "AuthApi", "AuthInfo", "Exchanged", "parse_auth_info"]
+
 ApiVersion = Literal["v1", "v2"]
-
-
-@dataclass(frozen=True)
-class AuthInfo:
-    """What ``auth_info``/``auth_corp_info`` say about a grant."""
-
-    corp_name: str | None
-    agent_id: int | None
-    auth_mode: int | None
-    members: tuple[str, ...] = ()
-    edition: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

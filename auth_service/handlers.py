@@ -4,6 +4,7 @@ and the publisher of ``auth.*`` events."""
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -37,6 +38,8 @@ from shared.tokens import TokenUnavailable
 log = structlog.get_logger(__name__)
 
 # The event types consumed here are bound in shared.bus.product_topology.
+# A QR-code install's State (WeCom's rule for get_app_qrcode: up to 32 letters and digits).
+_QR_STATE = re.compile(r"^[A-Za-z0-9]{1,32}\Z")
 
 
 class EventPublisher:
@@ -98,6 +101,7 @@ class AuthHandlers:
             return
         try:
             await self._dispatch(envelope)
+            await self._installs.refresh_metrics()
         except ValidationError as exc:
             raise InvalidRequest(
                 f"bad {envelope.type} payload: {describe_validation(exc)}"
@@ -113,9 +117,12 @@ class AuthHandlers:
         kind = envelope.type
         if kind == event_types.COMMAND_CREATE_AUTH:
             created = CreateAuthPayload.model_validate(envelope.payload)
-            # A QR/market install's State is not ours: it never marks a test install.
+            # A QR/market install's State is not ours: it never marks a test install, but it
+            # tells the developer's campaigns apart (GET /install/qrcode?state=), so it comes
+            # back as app_state when it is one WeCom accepts (§8.11).
+            app_state = created.state if created.state and _QR_STATE.match(created.state) else None
             await self._installs.on_auth_code(
-                created.auth_code, source_id=source, occurred_at=occurred_at
+                created.auth_code, source_id=source, occurred_at=occurred_at, app_state=app_state
             )
         elif kind == event_types.INSTALL_REDIRECT:
             redirect = InstallRedirectPayload.model_validate(envelope.payload)
@@ -123,6 +130,7 @@ class AuthHandlers:
                 redirect.auth_code,
                 source_id=source,
                 occurred_at=occurred_at,
+                state=redirect.state if redirect.state_valid else None,
                 state_test=redirect.state_valid and redirect.test,
                 app_state=redirect.app_state if redirect.state_valid else None,
             )
@@ -174,6 +182,17 @@ class AuthHandlers:
             reply = await self._installs.quota()
         elif request.op in ("session", "end_session"):
             reply = await self._session_op(request)
+        elif request.op == "set_test":
+            record, refusal = await self._installs.set_test(
+                request.corp_id or "", bool(request.test)
+            )
+            await self._installs.refresh_metrics()
+            reply = {
+                "installation": None if record is None else view(record).model_dump(mode="json"),
+                "refused": None
+                if refusal is None
+                else {"limit": refusal.limit, "reason": refusal.reason},
+            }
         else:
             reply = await self._installs.outcome(request.auth_code or "", request.wait_s)
         return json.dumps(reply).encode()

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 
 from auth_service.exchange import AuthApi
 from auth_service.handlers import AuthHandlers, EventPublisher
 from auth_service.installs import Installs
+from auth_service.metrics import AuthMetrics
 from auth_service.sessions import SESSION_COLLECTIONS, EndedSessions
 from auth_service.settings import AuthServiceSettings, AuthSettings
 from auth_service.store import COLLECTIONS, AuthRepository
@@ -48,12 +49,6 @@ class AuthService(BusService):
         readiness: Readiness | None = None,
     ) -> None:
         self._registry = registry or new_registry()
-        self._other_suite = Counter(
-            "wecom_auth_events_other_suite",
-            "Instruction callbacks (command.*) ignored because they carry another suite_id.",
-            ["type"],
-            registry=self._registry,
-        )
         super().__init__(
             bus,
             bus_component,
@@ -61,6 +56,7 @@ class AuthService(BusService):
             readiness,
         )
         self._settings = settings
+        self.metrics = AuthMetrics.create(self._registry)
         self._client = WeComClient(settings.api_base, timeout_s=settings.wecom_api_timeout_s)
         self.installs: Installs | None = None
         self.handlers: AuthHandlers | None = None
@@ -82,14 +78,17 @@ class AuthService(BusService):
             EventPublisher(self.bus, self._settings.suite_id),
             limits=self._settings.limits,
             test_corp_ids=self._settings.test_corps,
+            test_accounts=self._settings.test_account_pairs,
+            metrics=self.metrics,
         )
         self.handlers = AuthHandlers(
             self.installs,
             repository,
             suite_id=self._settings.suite_id,
             sessions=EndedSessions(self.store),
-            other_suite=lambda kind: self._other_suite.labels(kind).inc(),
+            other_suite=lambda kind: self.metrics.other_suite.labels(kind).inc(),
         )
+        await self.installs.refresh_metrics()
 
     def other_suite_events(self, event_type: str) -> float:
         """How many ``event_type`` instructions of another suite were ignored so far."""

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from auth_service.domain import CountingPolicy, Limits
+from auth_service.domain import CountingPolicy, Limits, test_account
 from shared.settings import BusSettings, HttpSettings, LogSettings, StoreSettings, WeComApiSettings
 
 
@@ -23,6 +23,12 @@ class AuthSettings(WeComApiSettings, StoreSettings):
     install_counting_policy: CountingPolicy = "lifetime"
     # Corp ids of the developer's own test enterprises (WeCom marks no install as a test).
     test_corp_ids: str = ""
+    # corp:user pairs of the developer's own test accounts: their installs by create_auth
+    # (the developer centre's test QR code) are test installs.
+    test_accounts: str = ""
+    # false: the app is offline (seed §4.2): new corps and members are refused, existing
+    # installations keep working.
+    installs_open: bool = True
     # v2 is WeCom's recommendation ("the old one can time out", §8.6).
     auth_permanent_code_api: Literal["v1", "v2"] = "v2"
 
@@ -38,11 +44,27 @@ class AuthSettings(WeComApiSettings, StoreSettings):
             users=self.install_limit_users,
             test_accounts=self.install_limit_test_accounts,
             policy=self.install_counting_policy,
+            open=self.installs_open,
         )
+
+    @field_validator("test_accounts")
+    @classmethod
+    def _pairs(cls, value: str) -> str:
+        for part in filter(None, (item.strip() for item in value.split(","))):
+            corp, _, user = part.partition(":")
+            if not corp.strip() or not user.strip():
+                raise ValueError(f"TEST_ACCOUNTS entries are corp:user pairs, not {part!r}")
+        return value
 
     @property
     def test_corps(self) -> frozenset[str]:
         return frozenset(part.strip() for part in self.test_corp_ids.split(",") if part.strip())
+
+    @property
+    def test_account_pairs(self) -> frozenset[str]:
+        """``TEST_ACCOUNTS`` as ``corp:user`` strings (see ``domain.test_account``)."""
+        pairs = (part.partition(":") for part in self.test_accounts.split(",") if part.strip())
+        return frozenset(test_account(corp.strip(), user.strip()) for corp, _, user in pairs)
 
 
 class AuthServiceSettings(AuthSettings, HttpSettings, BusSettings, LogSettings):

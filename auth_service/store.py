@@ -11,9 +11,9 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Final, Literal
+from typing import Any, Final
 
-from auth_service.domain import Admission, InstallationRecord, Ledger
+from auth_service.domain import Admission, CodeRecord, InstallationRecord, Ledger
 from shared.storage.abc import DocumentStore, StoredRecord
 from shared.storage.cas import Decision, Keep, Write, compare_and_update
 from shared.storage.crypto import SecretBox
@@ -21,14 +21,16 @@ from shared.storage.crypto import SecretBox
 INSTALLATIONS: Final = "auth_installations"
 LEDGER: Final = "auth_ledger"
 CODES: Final = "auth_codes"
-COLLECTIONS: Final = (INSTALLATIONS, LEDGER, CODES)
+STATES: Final = "auth_states"
+COLLECTIONS: Final = (INSTALLATIONS, LEDGER, CODES, STATES)
 
 _LEDGER_KEY: Final = "ledger"
 # Auth codes live 10 minutes at WeCom (§1.3); their records outlive them so that a late
 # duplicate (a WeCom retry, the other delivery path) still finds the first outcome.
 CODE_RECORD_TTL_S: Final = 3600.0
-
-CodeStatus = Literal["claimed", "exchanged", "done"]
+# An install state is honoured for 20 minutes plus a day's grace (gateway.install_domain):
+# its binding to the one auth code it completed must outlive that.
+STATE_BINDING_TTL_S: Final = 2 * 86_400.0
 
 
 def code_key(auth_code: str) -> str:
@@ -43,9 +45,7 @@ class AuthRepository:
 
     # --- auth-code exchange records -------------------------------------------------------
 
-    async def claim_code(
-        self, auth_code: str, event_id: str, *, now: float
-    ) -> dict[str, Any] | None:
+    async def claim_code(self, auth_code: str, event_id: str, *, now: float) -> CodeRecord | None:
         """Claim the exchange of ``auth_code`` for ``event_id``.
 
         Returns None when this event now holds the claim (go on and exchange), else the
@@ -53,25 +53,38 @@ class AuthRepository:
         is the same event redelivered and resumes from the record).
         """
         key = code_key(auth_code)
-        doc = {"status": "claimed", "event_id": event_id, "claimed_at": now}
+        doc = CodeRecord("claimed", event_id, claimed_at=now).to_doc()
         if await self._store.insert_if_absent(CODES, key, doc, ttl=CODE_RECORD_TTL_S):
             return None
-        return await self._store.get(CODES, key)
+        return await self.code_record(auth_code)
 
     async def release_code(self, auth_code: str, event_id: str) -> None:
-        """Drop ``event_id``'s claim while it is still only a claim (nothing exchanged)."""
+        """Drop ``event_id``'s claim while nothing is exchanged (the caller knows its call
+        never reached WeCom)."""
         key = code_key(auth_code)
         record = await self._store.get_record(CODES, key)
-        if record is None or record.doc.get("status") != "claimed":
+        if record is None:
             return
-        if record.doc.get("event_id") == event_id:
+        code = CodeRecord.from_doc(record.doc)
+        if code.status in ("claimed", "sent") and code.event_id == event_id:
             await self._store.compare_and_delete(CODES, key, record.version)
 
-    async def save_code(self, auth_code: str, doc: dict[str, Any]) -> None:
-        await self._store.put(CODES, code_key(auth_code), doc, ttl=CODE_RECORD_TTL_S)
+    async def save_code(self, auth_code: str, record: CodeRecord) -> None:
+        await self._store.put(CODES, code_key(auth_code), record.to_doc(), ttl=CODE_RECORD_TTL_S)
 
-    async def code_record(self, auth_code: str) -> dict[str, Any] | None:
-        return await self._store.get(CODES, code_key(auth_code))
+    async def code_record(self, auth_code: str) -> CodeRecord | None:
+        doc = await self._store.get(CODES, code_key(auth_code))
+        return None if doc is None else CodeRecord.from_doc(doc)
+
+    async def bind_state(self, state: str, auth_code: str) -> bool:
+        """Bind an install ``state`` to the one auth code it completes; False when it is
+        already bound to another code (a state completes at most one install)."""
+        key = code_key(state)
+        doc = {"code": code_key(auth_code)}
+        if await self._store.insert_if_absent(STATES, key, doc, ttl=STATE_BINDING_TTL_S):
+            return True
+        bound = await self._store.get(STATES, key)
+        return bound is not None and bound.get("code") == doc["code"]
 
     def seal_exchange(self, auth_code: str, result: dict[str, Any]) -> str:
         """The exchange result (it holds the permanent code) sealed for the code record."""

@@ -8,11 +8,13 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
+from gateway.admin import AdminHandlers
 from gateway.demo import demo_routes
 from gateway.domain import CallbackProcessor, ReceiveIdPolicy, ReplayCache
 from gateway.handlers import CallbackHandlers
 from gateway.install import InstallHandlers
 from gateway.install_domain import InstallStateCodec
+from gateway.install_qrcode import AppQrCodes
 from gateway.internal_api import MAX_NOTIFICATION_BYTES, InternalApi
 from gateway.jssdk import JsSdkHandlers
 from gateway.metrics import GatewayMetrics
@@ -104,9 +106,22 @@ def build_gateway_app(
             install_base=settings.install_base,
             public_base_url=settings.public_base_url,
             rate_per_minute=settings.install_rate_per_minute,
+            installs_open=settings.installs_open,
+            qrcodes=_qrcodes(app, settings, wecom, tokens),
             wall_clock=wall_clock,
         )
         app.add_routes(installs.routes())
+        app.add_routes(
+            AdminHandlers(
+                tokens=tokens,
+                auth=auth,
+                wecom=wecom,
+                data_key=data_key,
+                session_ttl_s=settings.oauth_session_ttl_s,
+                secure_cookies=settings.secure_cookies,
+                wall_clock=wall_clock,
+            ).routes()
+        )
         if serve_demo:
             app.add_routes(demo_routes())
     if internal_api_key is not None:
@@ -157,3 +172,17 @@ def _add_sign_in(
         sessions, tokens, auth, trusted_domain=settings.trusted_domain, wall_clock=wall_clock
     )
     app.add_routes(sign_in.routes() + jssdk.routes())
+
+
+def _qrcodes(
+    app: web.Application, settings: GatewaySettings, wecom: WeComClient, tokens: TokensClient
+) -> AppQrCodes:
+    """The install QR code cache of ``GET /install/qrcode``; its image downloads close with
+    the app."""
+    qrcodes = AppQrCodes(wecom, tokens, settings.suite_id, timeout_s=settings.wecom_api_timeout_s)
+
+    async def close(_: web.Application) -> None:
+        await qrcodes.close()
+
+    app.on_cleanup.append(close)
+    return qrcodes

@@ -1,16 +1,17 @@
 """``GET /install`` and ``GET /install/complete``: the website install flow (protocol doc §8.2–
-§8.4) as the gateway serves it. Pages are plain HTML in Chinese and English; no JavaScript.
+§8.4) as the gateway serves it, and ``GET /install/qrcode``, the app's install QR code (§8.11).
+Pages are plain HTML in Chinese and English; no JavaScript.
 """
 
 from __future__ import annotations
 
-import html
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import urlencode
 
+import jinja2
 import structlog
 from aiohttp import web
 
@@ -21,6 +22,7 @@ from gateway.install_domain import (
     InstallStateCodec,
     RateLimiter,
 )
+from gateway.install_qrcode import QR_STATE_PATTERN, AppQrCodes
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus, BusError
 from shared.bus.events import publish_event
@@ -33,7 +35,7 @@ from shared.contracts import (
 )
 from shared.errors import ServiceError
 from shared.tokens import TokensClient
-from shared.wecom.api import WeComClient, with_token
+from shared.wecom.api import WeComApiError, WeComClient, with_token
 
 log = structlog.get_logger(__name__)
 
@@ -44,15 +46,20 @@ _MAX_CODE_BYTES: Final = 512  # §1.3: credentials are at most 512 bytes
 
 _PAGE: Final = """<!doctype html>
 <html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">{refresh}
-<title>{title_en}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;
-line-height:1.5}}h1{{font-size:1.4rem}}.en{{color:#555}}</style></head>
-<body><main data-outcome="{outcome}">
-<h1>{title_zh}</h1><p>{detail_zh}</p>
-<h1 class="en" lang="en">{title_en}</h1><p class="en" lang="en">{detail_en}</p>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+{%- if refresh_s is not none %}
+<meta http-equiv="refresh" content="{{ refresh_s }}">{% endif %}
+<title>{{ en[0] }}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;
+line-height:1.5}h1{font-size:1.4rem}.en{color:#555}</style></head>
+<body><main data-outcome="{{ outcome }}">
+<h1>{{ zh[0] }}</h1><p>{{ zh[1] }}</p>
+<h1 class="en" lang="en">{{ en[0] }}</h1><p class="en" lang="en">{{ en[1] }}</p>
 </main></body></html>
 """
+# Autoescaped: every value is text, never markup. The <style> block is static, so the CSP
+# hash of it (shared.http) matches whatever the page says.
+_TEMPLATE: Final = jinja2.Environment(autoescape=True).from_string(_PAGE)
 
 
 def page(
@@ -63,17 +70,21 @@ def page(
     status: int = 200,
     refresh_s: int | None = None,
 ) -> web.Response:
-    """A small bilingual page; ``refresh_s`` reloads it (a wait that needs no JavaScript)."""
-    refresh = "" if refresh_s is None else f'\n<meta http-equiv="refresh" content="{refresh_s}">'
-    text = _PAGE.format(
-        refresh=refresh,
-        outcome=html.escape(outcome),
-        title_zh=html.escape(zh[0]),
-        detail_zh=html.escape(zh[1]),
-        title_en=html.escape(en[0]),
-        detail_en=html.escape(en[1]),
-    )
+    """A small bilingual page, Chinese first; ``refresh_s`` reloads it (a wait that needs no
+    JavaScript)."""
+    text = _TEMPLATE.render(outcome=outcome, zh=zh, en=en, refresh_s=refresh_s)
     return web.Response(text=text, status=status, content_type="text/html", headers=_NO_STORE)
+
+
+def closed_page() -> web.Response:
+    """The page of an offline app (``INSTALLS_OPEN=false``)."""
+    zh, en = LIMIT_TEXTS["installs_closed"]
+    return page(
+        "installs_closed",
+        ("应用已下线", f"{zh}。"),
+        ("The app is offline", f"Sorry: {en}."),
+        status=403,
+    )
 
 
 class InstallHandlers:
@@ -89,9 +100,13 @@ class InstallHandlers:
         install_base: str,
         public_base_url: str,
         rate_per_minute: int = 30,
+        installs_open: bool = True,
+        qrcodes: AppQrCodes | None = None,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._bus = bus
+        self._installs_open = installs_open
+        self._qrcodes = qrcodes
         self._tokens = tokens
         self._auth = auth
         self._wecom = wecom
@@ -119,13 +134,68 @@ class InstallHandlers:
         return [
             web.get("/install", self.install),
             web.get("/install/complete", self.complete),
+            web.get("/install/qrcode", self.qrcode),
         ]
+
+    async def qrcode(self, request: web.Request) -> web.StreamResponse:
+        """The app's install QR code as ``image/png`` (§8.11); ``?state=`` (up to 32 letters
+        and digits) comes back as ``app_state`` on the installs it brings."""
+        if (limited := self._too_many(request)) is not None:
+            return limited
+        if not self._installs_open:
+            return closed_page()
+        app_state = request.query.get("state", "")
+        if not QR_STATE_PATTERN.match(app_state):
+            return page(
+                "invalid",
+                ("二维码参数无效", "state 只能包含字母和数字，最多 32 个。"),
+                ("Invalid QR code link", "state may hold at most 32 letters and digits."),
+                status=400,
+            )
+        if self._qrcodes is None:
+            raise web.HTTPNotFound
+        try:
+            image = await self._qrcodes.png(app_state)
+        except WeComApiError as exc:
+            # WeCom serves the code only for a released ("online") app (§8.11).
+            log.warning("app_qrcode_refused", errcode=exc.errcode)
+            return page(
+                "not_released",
+                (
+                    "暂时没有安装二维码",
+                    "应用发布（上线）后才有安装二维码。请先在开发者中心发布应用"
+                    f"（企业微信错误码 {exc.errcode}）。",
+                ),
+                (
+                    "No install QR code yet",
+                    "WeCom gives the app's QR code only once the app is released: release it in "
+                    f"the developer centre first (WeCom errcode {exc.errcode}).",
+                ),
+                status=503,
+            )
+        except ServiceError as exc:
+            log.warning("app_qrcode_unavailable", error=exc.code)
+            return page(
+                "unavailable",
+                ("暂时无法获取二维码", "请稍后重试。"),
+                ("The QR code is unavailable right now", f"Please try again shortly ({exc.code})."),
+                status=503,
+            )
+        return web.Response(
+            body=image,
+            content_type="image/png",
+            headers={"Cache-Control": "public, max-age=300"},
+        )
 
     async def install(self, request: web.Request) -> web.StreamResponse:
         """A fresh pre_auth_code (never reused: one per install attempt, §8.2), the session
         info of a test or a formal install (§8.3), then WeCom's install page (§8.4)."""
         if (limited := self._too_many(request)) is not None:
             return limited
+        if not self._installs_open:
+            # Offline (seed §4.2): a new install would only be refused after WeCom's page.
+            log.info("install_refused_offline")
+            return closed_page()
         test = request.query.get("test") in ("1", "true")
         app_state = request.query.get("state", "")
         if not APP_STATE_PATTERN.match(app_state):
@@ -201,10 +271,12 @@ class InstallHandlers:
             return page(
                 "invalid",
                 ("安装链接无效", "此安装不是从本应用的安装链接开始的。请从安装链接重新开始。"),
-                ("Invalid install link",
-                 "This install did not start from this app's install link. Start again there."),
+                (
+                    "Invalid install link",
+                    "This install did not start from this app's install link. Start again there.",
+                ),
                 status=400,
-            )  # fmt: skip
+            )
         payload = InstallRedirectPayload(
             auth_code=auth_code,
             state=state_raw,
@@ -222,11 +294,13 @@ class InstallHandlers:
             return page(
                 "unavailable",
                 ("暂时无法完成安装", "请稍后刷新本页。授权码十分钟内有效。"),
-                ("The install cannot be completed right now",
-                 "Reload this page shortly; the auth code stays valid for 10 minutes."),
+                (
+                    "The install cannot be completed right now",
+                    "Reload this page shortly; the auth code stays valid for 10 minutes.",
+                ),
                 status=503,
                 refresh_s=5,
-            )  # fmt: skip
+            )
         return outcome_page(outcome)
 
     async def _publish(self, payload: InstallRedirectPayload) -> None:
@@ -251,9 +325,12 @@ def outcome_page(outcome: dict[str, object]) -> web.Response:
         return page(
             "installed",
             ("安装成功", f"应用{kind}已安装到 {corp}。可以关闭本页，在企业微信中打开应用。"),
-            ("Installed", f"The app is installed in {corp}. You can close this page and open "
-             "the app in WeCom."),
-        )  # fmt: skip
+            (
+                "Installed",
+                f"The app is installed in {corp}. You can close this page and open "
+                "the app in WeCom.",
+            ),
+        )
     if status == "refused":
         limit = str(outcome.get("limit") or "")
         zh, en = LIMIT_TEXTS.get(limit, ("已达到安装上限", "an install limit was reached"))
@@ -263,14 +340,26 @@ def outcome_page(outcome: dict[str, object]) -> web.Response:
             ("Not installed", f"Sorry: {en}."),
             status=403,
         )
+    if status == "lost":
+        return page(
+            "lost",
+            ("安装未完成", "企业微信已受理安装，但结果未能保存。请重新安装应用。"),
+            (
+                "The install did not complete",
+                "WeCom accepted the install but its result was lost. Please install the app again.",
+            ),
+            status=410,
+        )
     if status in ("expired", "ignored"):
         return page(
             "expired",
             ("授权码已失效", "授权码已使用或已过期（十分钟）。请从安装链接重新开始。"),
-            ("The auth code is no longer valid",
-             "It was used already or expired (10 minutes). Start again from the install link."),
+            (
+                "The auth code is no longer valid",
+                "It was used already or expired (10 minutes). Start again from the install link.",
+            ),
             status=410,
-        )  # fmt: skip
+        )
     return page(
         "processing",
         ("正在处理", "安装正在处理中，本页会自动刷新。"),

@@ -121,4 +121,8 @@ LIMIT_TEXTS: Final = {
         "同一账号不能同时安装测试版和正式版",
         "one account cannot have both the test and the released app installed",
     ),
+    "installs_closed": (
+        "应用已下线，暂停新的安装，已安装的企业可以继续使用",
+        "the app is offline and takes no new installs; existing installations keep working",
+    ),
 }

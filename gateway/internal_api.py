@@ -14,7 +14,7 @@ from shared.auth_client import AuthClient
 from shared.bus.abc import Bus, Message
 from shared.bus.topology import NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY
 from shared.contracts import AuthRequest
-from shared.errors import InvalidRequest, PayloadTooLarge, Unauthorized
+from shared.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 from shared.http import read_body_within
 from shared.notify import parse_notify_request
 
@@ -22,6 +22,7 @@ log = structlog.get_logger(__name__)
 
 # Inline media ride inside a request (base64); 20 MB video plus a third for base64.
 MAX_NOTIFICATION_BYTES: Final = 28 * 1024 * 1024
+MAX_SET_TEST_BYTES: Final = 1024
 
 
 class InternalApi:
@@ -37,6 +38,7 @@ class InternalApi:
         return [
             web.get("/api/v1/installations", self.installations),
             web.get("/api/v1/quota", self.quota),
+            web.post("/api/v1/installations/{corp_id}/test", self.set_test),
             web.post("/api/v1/notifications", self.notify),
         ]
 
@@ -55,6 +57,35 @@ class InternalApi:
     async def quota(self, request: web.Request) -> web.Response:
         self._authorize(request)
         return web.json_response(await self._auth.request(AuthRequest(op="quota")))
+
+    async def set_test(self, request: web.Request) -> web.Response:
+        """Move an installation between test and released: ``{"test": true|false}`` → 200
+        ``{"installation"}``; 404 when the corp has no active installation; 409 when the
+        other kind's limits are full (nothing changed)."""
+        self._authorize(request)
+        if request.content_length is not None and request.content_length > MAX_SET_TEST_BYTES:
+            raise PayloadTooLarge(f"the body is at most {MAX_SET_TEST_BYTES} bytes")
+        raw = await read_body_within(request.read(), self._body_timeout_s)
+        if len(raw) > MAX_SET_TEST_BYTES:
+            raise PayloadTooLarge(f"the body is at most {MAX_SET_TEST_BYTES} bytes")
+        try:
+            body = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise InvalidRequest('the body must be {"test": true|false}') from None
+        if not isinstance(body, dict) or not isinstance(body.get("test"), bool):
+            raise InvalidRequest('the body must be {"test": true|false}')
+        corp_id = request.match_info["corp_id"]
+        if not 0 < len(corp_id) <= 128:
+            raise InvalidRequest("the corp id must be 1 to 128 characters")
+        reply = await self._auth.request(
+            AuthRequest(op="set_test", corp_id=corp_id, test=body["test"])
+        )
+        refused = reply.get("refused")
+        if refused:
+            raise Conflict(f"{refused.get('limit')}: {refused.get('reason')}")
+        if reply.get("installation") is None:
+            raise NotFound(f"no active installation for corp {corp_id}")
+        return web.json_response({"installation": reply["installation"]})
 
     async def notify(self, request: web.Request) -> web.Response:
         """Validate a ``notify.request`` and publish it to ``wecom.notify``; 202 with its id.

@@ -45,6 +45,8 @@ class GatewaySettings(WeComApiSettings, StoreSettings, HttpSettings, BusSettings
     internal_api_key: SecretStr | None = None
     # Requests per minute per client address to /install and /install/complete (0: no limit).
     install_rate_per_minute: int = Field(30, ge=0, le=100_000)
+    # false: the app is offline: /install refuses (auth_service refuses new installs too).
+    installs_open: bool = True
     # Requests per minute per client address to /oauth/callback (0: no limit).
     oauth_callback_rate_per_minute: int = Field(30, ge=0, le=100_000)
 

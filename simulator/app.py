@@ -14,7 +14,9 @@ from shared.http import add_health_routes, error_middleware
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry
 from shared.wecom.crypto import CallbackCipher
+from simulator.admin_login import AdminLogin
 from simulator.api import WeComApi
+from simulator.app_qrcode import AppQrCode
 from simulator.control import ControlApi
 from simulator.control_data import DataControl
 from simulator.control_installs import InstallControl
@@ -127,6 +129,12 @@ def build_simulator_app(
         ).routes()
     )
     app.add_routes(DataControl(state, pusher).routes())
+    app.add_routes(AdminLogin(state, settings.sim_business_settings_url).routes())
+    app.add_routes(
+        AppQrCode(
+            state, pusher, settings.sim_later_members, released=settings.sim_app_released
+        ).routes()
+    )
     if persistence is not None:
         # Before the callbacks' context, so its cleanup (the last save) runs after theirs.
         app.cleanup_ctx.append(persistence.lifetime)

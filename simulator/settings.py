@@ -67,6 +67,10 @@ class SimulatorSettings(WeComAppSettings, LogSettings):
     # §15 q4: how a further member of a corp that has the app is reported: create_auth
     # (as for every install) or a data-callback subscribe event (the visible range grew).
     sim_later_members: Literal["create_auth", "subscribe"] = "create_auth"
+    # §8.11: get_app_qrcode serves the install QR code only for a released (online) app.
+    sim_app_released: bool = True
+    # The app's business-settings URL (业务设置URL) an admin is sent to from WeCom's console.
+    sim_business_settings_url: str = "http://127.0.0.1:8080/admin"
     # Protocol doc §1.2: API calls only from whitelisted IPs (60020). Empty: no check.
     sim_ip_allowlist: str = ""
     # Protocol doc §11.7, per app and member; 0 switches one window off.

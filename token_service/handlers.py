@@ -28,7 +28,7 @@ from shared.contracts import (
 )
 from shared.errors import InvalidRequest, describe_validation
 from shared.storage.crypto import SecretBox
-from token_service.domain import SuiteTicket
+from token_service.domain import CorpGrant, SuiteTicket
 from token_service.manager import TokenManager
 from token_service.metrics import TokenMetrics
 from token_service.store import TokenRepository
@@ -114,6 +114,7 @@ class TokenHandlers:
         code = self._box.open(
             payload.permanent_code_sealed, context=permanent_code_context(payload.corp_id)
         )
+        before = await self._repository.get_grant(payload.corp_id)
         grant = await self._repository.apply_grant(
             "granted",
             corp_id=payload.corp_id,
@@ -121,8 +122,9 @@ class TokenHandlers:
             permanent_code=code,
             agent_id=payload.agent_id,
         )
-        if grant is not None:
-            # A re-install brings a new permanent code: tokens of the old one are void.
+        if grant is not None and _new_code(before, code):
+            # A re-install brings a new permanent code: tokens of the old one are void. A
+            # later member's install carries the code we hold: its tokens stay good.
             await self._manager.forget_corp(payload.corp_id)
         log.info("grant_applied", change="granted", corp_id=payload.corp_id, applied=bool(grant))
 
@@ -134,6 +136,7 @@ class TokenHandlers:
                 payload.permanent_code_sealed, context=permanent_code_context(payload.corp_id)
             )
         )
+        before = await self._repository.get_grant(payload.corp_id)
         grant = await self._repository.apply_grant(
             "changed",
             corp_id=payload.corp_id,
@@ -141,7 +144,7 @@ class TokenHandlers:
             permanent_code=code,
             agent_id=payload.agent_id,
         )
-        if grant is not None and code is not None:
+        if grant is not None and code is not None and _new_code(before, code):
             await self._manager.forget_corp(payload.corp_id)
         log.info("grant_applied", change="changed", corp_id=payload.corp_id, applied=bool(grant))
 
@@ -151,3 +154,13 @@ class TokenHandlers:
         )
         await self._manager.forget_corp(payload.corp_id)
         log.info("grant_applied", change="revoked", corp_id=payload.corp_id, applied=bool(grant))
+
+
+def _new_code(before: CorpGrant | None, code: str) -> bool:
+    """Whether ``code`` replaces the permanent code the cached tokens were made from.
+
+    ``before`` is read just ahead of the grant's atomic update: two different codes racing
+    for one corp could make this miss a change, and then the stale-token retry (40014/42001)
+    still replaces the void token on its first use.
+    """
+    return before is None or before.revoked or before.permanent_code != code

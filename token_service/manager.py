@@ -201,12 +201,15 @@ class TokenManager:
                     "corp",
                     lambda: self._fetcher.corp_token(suite, corp_id, code),
                     deadline=deadline,
+                    corp_id=corp_id,
                 ),
             )
         fetch = self._fetcher.jsapi_ticket if key.kind == "jsapi" else self._fetcher.agent_ticket
         return await self._with_token(
             TokenKey("corp", corp_id),
-            lambda corp: self._guarded(key.kind, lambda: fetch(corp), deadline=deadline),
+            lambda corp: self._guarded(
+                key.kind, lambda: fetch(corp), deadline=deadline, corp_id=corp_id
+            ),
         )
 
     async def _with_token(
@@ -231,7 +234,12 @@ class TokenManager:
         )
 
     async def _guarded(
-        self, kind: str, call: Callable[[], Awaitable[CachedToken]], *, deadline: float
+        self,
+        kind: str,
+        call: Callable[[], Awaitable[CachedToken]],
+        *,
+        deadline: float,
+        corp_id: str | None = None,
     ) -> CachedToken:
         """One WeCom token call with transient retries, counted, and with the operator told
         what to fix when the failure is theirs to fix."""
@@ -242,7 +250,10 @@ class TokenManager:
             raise
         self._metrics.refreshes.labels(kind, "ok").inc()
         log.info(
-            "token_refreshed", kind=kind, expires_in_s=round(token.expires_at - token.fetched_at)
+            "token_refreshed",
+            kind=kind,
+            corp_id=corp_id,  # which corp's token: an operator tracing one customer needs it
+            expires_in_s=round(token.expires_at - token.fetched_at),
         )
         return token
 

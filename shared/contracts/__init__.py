@@ -76,6 +76,7 @@ from shared.contracts.envelope import (
 from shared.contracts.event_types import (
     AUTH_CHANGED,
     AUTH_GRANTED,
+    AUTH_LOST,
     AUTH_QUOTA_WARNING,
     AUTH_REJECTED,
     AUTH_REVOKED,
@@ -137,6 +138,7 @@ from shared.contracts.service_events import (
     SERVICE_EVENT_MODELS,
     AuthChangedPayload,
     AuthGrantedPayload,
+    AuthLostPayload,
     AuthRejectedPayload,
     AuthRevokedPayload,
     InstallLimit,
@@ -150,6 +152,7 @@ from shared.contracts.service_events import (
 __all__ = [
     "AUTH_CHANGED",
     "AUTH_GRANTED",
+    "AUTH_LOST",
     "AUTH_QUOTA_WARNING",
     "AUTH_REJECTED",
     "AUTH_REVOKED",
@@ -203,6 +206,7 @@ __all__ = [
     "ApproveSpecialAuthPayload",
     "AuthChangedPayload",
     "AuthGrantedPayload",
+    "AuthLostPayload",
     "AuthOp",
     "AuthRejectedPayload",
     "AuthRequest",

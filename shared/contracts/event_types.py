@@ -68,6 +68,7 @@ AUTH_CHANGED: Final = "auth.changed"
 AUTH_REVOKED: Final = "auth.revoked"
 AUTH_REJECTED: Final = "auth.rejected"
 AUTH_QUOTA_WARNING: Final = "auth.quota_warning"
+AUTH_LOST: Final = "auth.lost"
 NOTIFY_RESULT: Final = "notify.result"
 
 # --- Messages that are not events ---------------------------------------------------------------

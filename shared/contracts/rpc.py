@@ -50,14 +50,20 @@ class Installation(BaseModel):
     agent_id: int | None = None
     members: list[str] = Field(default_factory=list, description="user ids that installed")
     test: bool = False
-    status: Literal["active", "revoked", "refused"]
+    status: Literal["active", "revoked", "refused", "lost"]
     reason: str | None = Field(None, description="why refused or revoked")
     installed_at: datetime | None = None
     updated_at: datetime | None = None
 
 
 AuthOp = Literal[
-    "installation", "installations", "quota", "install_outcome", "session", "end_session"
+    "installation",
+    "installations",
+    "quota",
+    "install_outcome",
+    "set_test",
+    "session",
+    "end_session",
 ]
 # Which fields each op needs (the others it ignores).
 _REQUIRED: dict[str, tuple[str, ...]] = {
@@ -65,15 +71,18 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "install_outcome": ("auth_code",),
     "session": ("corp_id", "session_id"),
     "end_session": ("session_id", "expires_at"),
+    "set_test": ("corp_id", "test"),
 }
 
 
 class AuthRequest(BaseModel):
     """An ``rpc.auth`` request: ``{"op": "installation", "corp_id"}``, ``{"op":
     "installations"}``, ``{"op": "quota"}``, ``{"op": "install_outcome", "auth_code"}``,
-    ``{"op": "session", "corp_id", "session_id"}`` (a member session still valid? answered
-    by :class:`SessionStatus`) or ``{"op": "end_session", "session_id", "expires_at"}`` (a
-    sign-out: the session is remembered as ended until it would have expired)."""
+    ``{"op": "set_test", "corp_id", "test"}`` (move an installation between test and
+    released), ``{"op": "session", "corp_id", "session_id"}`` (a member session still
+    valid? answered by :class:`SessionStatus`) or ``{"op": "end_session", "session_id",
+    "expires_at"}`` (a sign-out: the session is remembered as ended until it would have
+    expired)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -83,6 +92,7 @@ class AuthRequest(BaseModel):
     wait_s: float = Field(0.0, ge=0, le=10)
     session_id: str | None = Field(None, min_length=16, max_length=128)
     expires_at: int | None = Field(None, ge=0, description="Unix seconds")
+    test: bool | None = None
 
     @model_validator(mode="after")
     def _fields_of_op(self) -> AuthRequest:

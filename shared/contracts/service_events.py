@@ -67,7 +67,22 @@ class AuthRevokedPayload(_ServicePayload):
     reason: str | None = None
 
 
-InstallLimit = Literal["corps", "users", "test_accounts", "test_and_released"]
+class AuthLostPayload(_ServicePayload):
+    """``auth.lost``: WeCom consumed an auth code whose exchange result was lost (a crash
+    after WeCom answered, before the result was stored): the permanent code cannot be fetched
+    again, so the member must install the app again."""
+
+    corp_id: str | None = Field(
+        None, description="the corp, when known (WeCom's answer that named it was lost)"
+    )
+    reason: str
+    app_state: str | None = Field(
+        None, description="the caller's own ?state= of the install that was lost"
+    )
+
+
+# installs_closed: INSTALLS_OPEN=false, the app is offline and takes no new corps or members.
+InstallLimit = Literal["corps", "users", "test_accounts", "test_and_released", "installs_closed"]
 
 
 class AuthRejectedPayload(_ServicePayload):
@@ -110,6 +125,7 @@ SERVICE_EVENT_MODELS: dict[str, type[Payload]] = {
     event_types.AUTH_GRANTED: AuthGrantedPayload,
     event_types.AUTH_CHANGED: AuthChangedPayload,
     event_types.AUTH_REVOKED: AuthRevokedPayload,
+    event_types.AUTH_LOST: AuthLostPayload,
     event_types.AUTH_REJECTED: AuthRejectedPayload,
     event_types.AUTH_QUOTA_WARNING: QuotaWarningPayload,
     event_types.INSTALL_REDIRECT: InstallRedirectPayload,

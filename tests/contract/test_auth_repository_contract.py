@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from auth_service.domain import Admission, InstallationRecord, Ledger, Limits, admit
+from auth_service.domain import (
+    Admission,
+    CodeRecord,
+    InstallationRecord,
+    Ledger,
+    Limits,
+    admit,
+)
 from auth_service.store import COLLECTIONS, AuthRepository
 from shared.storage import SecretBox
 from tests.support.store_backends import BACKENDS, Backend, FakeClock
@@ -64,12 +71,14 @@ async def test_an_auth_code_is_claimed_once_and_never_stored_in_clear(
     code = "auth-code-secret-123"
     assert await a.claim_code(code, "event-1", now=5.0) is None
     existing = await b.claim_code(code, "event-2", now=6.0)
-    assert existing == {"status": "claimed", "event_id": "event-1", "claimed_at": 5.0}
+    assert existing is not None
+    assert existing.to_doc() == {"status": "claimed", "event_id": "event-1", "claimed_at": 5.0}
     sealed = a.seal_exchange(code, {"permanent_code": "perm-secret-456"})
-    await a.save_code(code, {"status": "exchanged", "event_id": "event-1", "exchange": sealed})
+    await a.save_code(code, CodeRecord("exchanged", "event-1", exchange=sealed))
     record = await b.code_record(code)
     assert record is not None
-    assert b.open_exchange(code, record["exchange"]) == {"permanent_code": "perm-secret-456"}
+    assert record.exchange is not None
+    assert b.open_exchange(code, record.exchange) == {"permanent_code": "perm-secret-456"}
     raw = await backend.raw_bytes()
     assert b"auth-code-secret-123" not in raw
     assert b"perm-secret-456" not in raw

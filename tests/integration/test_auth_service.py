@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from auth_service.service import AuthService
 from shared.contracts import AuthRequest
-from tests.support.installs import InstallStack, install_stack, wait_idle
+from tests.support.installs import InstallStack, install_pages, install_stack, wait_idle
+from tests.support.qr import decode_qr
 from tests.support.tokens import eventually
 
 pytestmark = pytest.mark.integration
@@ -71,7 +73,7 @@ async def test_a_test_install_is_counted_apart(module_amqp_url: str, tmp_path: P
         assert found.test is True
         quota = await stack.auth.request(_quota())
         assert quota["test_accounts"] == {"used": 1, "limit": 10}
-        assert quota["users"]["used"] == 1
+        assert quota["users"]["used"] == 0  # the release limits count released installs only
         assert quota["policy"] == "lifetime"
         # An unsigned "test" claim (state_valid false) is a released install.
         other = await stack.install("wwcorpu", "ursula", via="redirect")
@@ -324,3 +326,159 @@ async def test_a_member_leaving_reported_only_by_unsubscribe_frees_their_seat_wh
         assert (left["pushed"], left["delivered"]) == ("unsubscribe", True)
         await eventually(lambda: _used(stack, "users", 1, limit_value=100))
         await stack.installation("wwleave", status="active")
+
+
+async def test_ten_test_installs_then_ten_real_customers_are_all_admitted(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """WeCom's life cycle: 10 test accounts install and uninstall again; the 10 real
+    customers after them all get the app, under the default lifetime policy."""
+    async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
+        for index in range(10):
+            await _redirect_install(stack, f"wwdev{index}", "dev", test=True)
+            await stack.installation(f"wwdev{index}", status="active")
+            await stack.sim.call("POST", "/_sim/uninstall", body={"corp_id": f"wwdev{index}"})
+            await stack.installation(f"wwdev{index}", status="revoked")
+        for index in range(10):
+            await stack.install(f"wwreal{index}", "boss", via="callback")
+        for index in range(10):
+            assert (await stack.installation(f"wwreal{index}", status="active")).test is False
+        quota = await stack.auth.request(_quota())
+        assert quota["corps"] == {"used": 10, "limit": 10}
+        assert quota["test_accounts"]["used"] == 0
+        assert stack.of_type("auth.rejected") == []
+
+
+async def test_a_test_account_by_create_auth_and_a_move_between_the_kinds(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """TEST_ACCOUNTS marks the developer's account arriving by create_auth a test install;
+    set_test moves a released installation to test and back within the limits."""
+    async with install_stack(
+        module_amqp_url, tmp_path, sim=NO_SIM_LIMITS, test_accounts="wwmine:me",
+        install_limit_corps=1,
+    ) as stack:  # fmt: skip
+        await stack.install("wwmine", "me", via="callback")
+        assert (await stack.installation("wwmine", status="active")).test is True
+        await stack.install("wwother", "you", via="callback")
+        assert (await stack.installation("wwother", status="active")).test is False
+        moved = await stack.auth.request(AuthRequest(op="set_test", corp_id="wwother", test=True))
+        assert moved["refused"] is None
+        assert moved["installation"]["test"] is True
+        assert (await stack.auth.request(_quota()))["corps"]["used"] == 0
+        back = await stack.auth.request(AuthRequest(op="set_test", corp_id="wwmine", test=False))
+        assert back["refused"] is None
+        again = await stack.auth.request(AuthRequest(op="set_test", corp_id="wwother", test=False))
+        assert again["refused"]["limit"] == "corps"
+
+
+async def test_a_later_member_changes_no_corp_token(module_amqp_url: str, tmp_path: Path) -> None:
+    """A later member's auth.granted carries the permanent code token_service holds: the
+    corp's cached token stays, with no extra get_corp_token."""
+    async with install_stack(module_amqp_url, tmp_path) as stack:
+        await stack.install("wwkeep", "amy", via="callback")
+        await stack.installation("wwkeep", status="active")
+        first = await eventually(lambda: stack.tokens.get("corp", corp_id="wwkeep"))
+        assert await stack.calls("/cgi-bin/service/get_corp_token") == 1
+        # WeCom stamps events in whole seconds: the later member comes in a later one.
+        await asyncio.sleep(1.1)
+        await stack.install("wwkeep", "ben", via="callback")
+        await eventually(lambda: _members(stack, "wwkeep", ["amy", "ben"]))
+        await eventually(lambda: _has(stack, "auth.granted", 2))
+        await wait_idle(stack)  # token_service has applied the second grant
+        again = await stack.tokens.get("corp", corp_id="wwkeep")
+        assert again.token == first.token
+        assert await stack.calls("/cgi-bin/service/get_corp_token") == 1
+
+
+async def test_going_offline_refuses_new_corps_and_members_and_keeps_the_installed(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """INSTALLS_OPEN=false: a new corp and a new member of an installed corp are refused
+    (auth.rejected, installs_closed); the installed corp keeps its tokens and members."""
+    async with install_stack(module_amqp_url, tmp_path) as stack:
+        await stack.install("wwstay", "amy", via="callback")
+        await stack.installation("wwstay", status="active")
+        await stack.stop_services()
+        stack.auth_settings = stack.auth_settings.model_copy(update={"installs_open": False})
+        await stack.start_services()
+        await stack.install("wwnew", "nia", via="callback")
+        refused = await stack.installation("wwnew", status="refused")
+        assert refused.reason == "installs_closed"
+        await stack.publish("data.event.subscribe", {"FromUserName": "ben"}, corp_id="wwstay")
+        await eventually(lambda: _has(stack, "auth.rejected", 2))
+        rejected = [(e.corp_id, e.payload["limit"]) for e in stack.of_type("auth.rejected")]
+        assert sorted(rejected) == [("wwnew", "installs_closed"), ("wwstay", "installs_closed")]
+        assert all(e.payload["reason"] == "installs_closed" for e in stack.of_type("auth.rejected"))
+        kept = await stack.installation("wwstay", status="active")
+        assert kept.members == ["amy"]
+        assert (await eventually(lambda: stack.tokens.get("corp", corp_id="wwstay"))).token
+
+
+async def test_the_install_qr_code_is_served_cached_and_a_scan_installs_with_its_state(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """GET /install/qrcode answers the simulator's QR code (fetched once for concurrent
+    requests); scanning it installs the corp, and auth.granted carries its state."""
+    async with (
+        install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack,
+        install_pages(stack) as pages,
+    ):
+        answers = await asyncio.gather(
+            *(pages.get_bytes("/install/qrcode?state=spring24") for _ in range(5))
+        )
+        assert {status for status, _, _ in answers} == {200}
+        assert {kind for _, kind, _ in answers} == {"image/png"}
+        assert await stack.calls("/cgi-bin/service/get_app_qrcode") == 1
+        url = await decode_qr(answers[0][2], tmp_path)
+        scan = f"{url}&sim_corp=wwscan&sim_user=sam"
+        async with pages.session.get(scan, allow_redirects=False) as response:
+            assert response.status == 200
+        found = await stack.installation("wwscan", status="active")
+        assert found.test is False
+        await eventually(lambda: _has(stack, "auth.granted", 1))
+        assert stack.of_type("auth.granted")[0].payload["app_state"] == "spring24"
+        status, _, _ = await pages.get_bytes("/install/qrcode?state=" + "x" * 33)
+        assert status == 400
+
+
+async def test_the_qr_code_page_says_release_first_when_wecom_refuses(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """An unreleased app (SIM_APP_RELEASED=false) gets a clear 503 page, not an image."""
+    sim = {**NO_SIM_LIMITS, "sim_app_released": False}
+    async with install_stack(module_amqp_url, tmp_path, sim=sim) as stack:
+        async with install_pages(stack) as pages:
+            status, kind, body = await pages.get_bytes("/install/qrcode")
+        assert (status, kind) == (503, "text/html")
+        text = body.decode()
+        assert 'data-outcome="not_released"' in text
+        assert "release it in the developer centre" in text
+
+
+async def test_one_quota_warning_per_crossing_with_two_auth_service_processes(
+    module_amqp_url: str, tmp_path: Path
+) -> None:
+    """Twelve installs racing, consumed by two auth_service instances sharing the store: the
+    80 % and 100 % crossings of the corps limit are announced once each."""
+    async with install_stack(module_amqp_url, tmp_path, sim=NO_SIM_LIMITS) as stack:
+        second = AuthService(stack.auth_settings, stack.bus, stack.bus_component)
+        await second.start()
+        try:
+            answers = [
+                await stack.install(f"wwwarn{index:02d}", "u", via="redirect")
+                for index in range(12)
+            ]
+            await asyncio.gather(
+                *(stack.publish("install.redirect", {"auth_code": a["auth_code"]}) for a in answers)
+            )
+            await eventually(lambda: _used(stack, "corps", 10, limit_value=10), timeout=30)
+            await eventually(lambda: _has(stack, "auth.rejected", 2), timeout=30)
+            await eventually(lambda: _has(stack, "auth.quota_warning", 2), timeout=30)
+            await wait_idle(stack)  # a duplicate warning would have been delivered by now
+        finally:
+            await second.stop()
+        warnings = sorted(
+            (e.payload["limit"], e.payload["level"]) for e in stack.of_type("auth.quota_warning")
+        )
+        assert warnings == [("corps", 80), ("corps", 100)]

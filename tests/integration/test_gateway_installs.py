@@ -305,3 +305,70 @@ async def test_a_malformed_request_gets_no_server_version_either(rig: Rig) -> No
     assert answer.startswith(b"HTTP/1.1 400") or answer.startswith(b"HTTP/1.0 400")
     assert b"aiohttp/" not in answer
     assert b"Python/" not in answer
+
+
+async def test_an_installation_is_moved_between_test_and_released(rig: Rig) -> None:
+    """POST /api/v1/installations/{corp_id}/test: 200 with the installation, 409 when the
+    other limits are full, 404 for no installation, 400 for a body without a boolean."""
+    bearer = {"Authorization": f"Bearer {API_KEY}"}
+    url = rig.url("/api/v1/installations/wwcorp/test")
+    rig.auth_answers["set_test"] = {"installation": {"corp_id": "wwcorp", "test": True}}
+    async with rig.session.post(url, json={"test": True}, headers=bearer) as response:
+        assert response.status == 200
+        assert (await response.json())["installation"]["test"] is True
+    rig.auth_answers["set_test"] = {
+        "installation": {"corp_id": "wwcorp"},
+        "refused": {"limit": "corps", "reason": "at most 10 enterprises"},
+    }
+    async with rig.session.post(url, json={"test": False}, headers=bearer) as response:
+        assert response.status == 409
+        assert "at most 10 enterprises" in (await response.json())["error"]["message"]
+    rig.auth_answers["set_test"] = {"installation": None, "refused": None}
+    async with rig.session.post(url, json={"test": False}, headers=bearer) as response:
+        assert response.status == 404
+    for body in (b"{}", b'{"test": "yes"}', b"[]", b"nope"):
+        async with rig.session.post(url, data=body, headers=bearer) as response:
+            assert response.status == 400
+    async with rig.session.post(url, json={"test": True}) as response:
+        assert response.status == 401
+
+
+async def test_a_lost_install_tells_the_member_to_install_again(rig: Rig) -> None:
+    """An install whose result was lost shows a 410 page asking to install again."""
+    rig.auth_answers["install_outcome"] = {"status": "lost"}
+    async with rig.session.get(rig.url("/install"), allow_redirects=False) as response:
+        state = parse_qs(urlsplit(response.headers["Location"]).query)["state"][0]
+    query = {"auth_code": "code-lost", "state": state}
+    async with rig.session.get(rig.url("/install/complete"), params=query) as response:
+        assert response.status == 410
+        text = await response.text()
+    assert 'data-outcome="lost"' in text
+    assert "install the app again" in text
+    assert text.index("重新安装") < text.index("install the app again")  # Chinese first
+
+
+async def test_an_offline_app_refuses_new_installs_with_a_clear_page() -> None:
+    """INSTALLS_OPEN=false: /install answers a bilingual 403 page and asks WeCom nothing."""
+    bus = InProcessBus(BASE_TOPOLOGY.merged(RPC_TOPOLOGY))
+    await bus.start()
+    settings = GatewaySettings(
+        installs_open=False,
+        wecom_install_base="https://install.example.test",
+        public_base_url="https://app.example.test",
+    )
+    server = TestServer(build_gateway_app(settings, bus, data_key=KEY), host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(server.make_url("/install"), allow_redirects=False) as response,
+        ):
+            assert response.status == 403
+            text = await response.text()
+        assert 'data-outcome="installs_closed"' in text
+        body = text[text.index("<main") :]
+        assert body.index("应用已下线") < body.index("The app is offline")  # Chinese first
+        assert "existing installations keep working" in text
+    finally:
+        await server.close()
+        await bus.close()

@@ -8,6 +8,7 @@ three ``python -m token_service`` processes share one SQLite file.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -146,6 +147,15 @@ async def _scenario(
     assert counted["/cgi-bin/service/get_corp_token"] == 1
     assert counted["/cgi-bin/service/get_suite_token"] == 1
     assert cluster.log_text().count('"token_refreshed"') == 2  # suite once, corp once
+    refreshed = [
+        json.loads(line)
+        for line in cluster.log_text().splitlines()
+        if '"token_refreshed"' in line and line.startswith("{")
+    ]
+    assert {(entry["kind"], entry.get("corp_id")) for entry in refreshed} == {
+        ("suite", None),
+        ("corp", CORP),
+    }  # the log line names the corp whose token it is
     # Every replica answered some of them, so the single flight really spanned processes.
     served = [served_corp_tokens(port) for port in cluster.ports]
     assert sum(served) >= 500

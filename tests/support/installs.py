@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from auth_service.service import AUTH_TOPOLOGY, AuthService
 from auth_service.settings import AuthSettings
+from gateway.app import build_gateway_app
 from gateway.settings import GatewaySettings
 from shared.auth_client import AuthClient
 from shared.bus.abc import Delivery, Message
@@ -212,3 +213,33 @@ async def wait_idle(stack: InstallStack, timeout: float = IDLE_TIMEOUT) -> None:
 
 def payload_of(envelope: EventEnvelope) -> dict[str, Any]:
     return json.loads(json.dumps(envelope.payload))  # type: ignore[no-any-return]
+
+
+@dataclass
+class InstallPages:
+    session: aiohttp.ClientSession
+    server: TestServer
+
+    def url(self, path: str) -> str:
+        return str(self.server.make_url(path))
+
+    async def get_bytes(self, path: str) -> tuple[int, str, bytes]:
+        async with self.session.get(self.server.make_url(path)) as response:
+            return response.status, response.content_type, await response.read()
+
+
+@asynccontextmanager
+async def install_pages(stack: InstallStack) -> AsyncIterator[InstallPages]:
+    """A gateway serving the install pages on the stack's bus (the stack's own gateway only
+    receives callbacks)."""
+    settings = GatewaySettings(
+        wecom_api_base=stack.sim.url("").rstrip("/"), public_base_url="https://app.example.test"
+    )
+    app = build_gateway_app(settings, stack.bus, data_key=bytes(range(32)))
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession() as session:
+            yield InstallPages(session, server)
+    finally:
+        await server.close()

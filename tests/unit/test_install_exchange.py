@@ -232,3 +232,232 @@ async def test_an_install_older_than_a_revocation_takes_no_slot(store: SQLiteSto
     assert (await service.outcome("code-9", 0))["status"] == "ignored"
     ledger = await AuthRepository(store, BOX).ledger()
     assert not ledger.corps["wwcorp"].active
+
+
+class EchoingApi(FakeApi):
+    """WeCom echoing each code's install-link state and naming its own corp and installer."""
+
+    def __init__(
+        self, states: dict[str, str | None], installers: dict[str, str], *, extra: bool = False
+    ) -> None:
+        super().__init__()
+        self.states = states
+        self.installers = installers
+        self.extra = extra  # the visible range shows a second member besides the installer
+
+    async def exchange(self, auth_code: str) -> Exchanged:
+        base = await super().exchange(auth_code)
+        user = self.installers.get(auth_code, "alice")
+        return replace(
+            base,
+            corp_id=f"ww-{auth_code}",
+            state=self.states.get(auth_code),
+            installer_user_id=user,
+            info=replace(base.info, members=(user, "colleague") if self.extra else (user,)),
+        )
+
+
+def _installs_with(store: SQLiteStore, api: FakeApi, events: Events, **options: Any) -> Installs:
+    return Installs(
+        AuthRepository(store, BOX),
+        api,  # type: ignore[arg-type]
+        BOX,
+        events,
+        limits=options.pop("limits", Limits()),
+        test_corp_ids=frozenset(),
+        clock=Clock(),
+        **options,
+    )
+
+
+async def test_a_test_state_completes_one_auth_code_only(store: SQLiteStore) -> None:
+    """A signed test state is trusted for the first code it completes; carried to a second
+    code it makes no test install and brings no app_state."""
+    api, events = EchoingApi({}, {}), Events()
+    service = _installs_with(store, api, events)
+    state = "i1t-signed-state"
+    for code in ("first", "second"):
+        await service.on_auth_code(
+            code, source_id=code, occurred_at=1.0, state=state, state_test=True, app_state="c1"
+        )
+    granted = [payload.model_dump() for kind, payload in events.published if kind == "auth.granted"]
+    assert [(g["corp_id"], g["test"], g["app_state"]) for g in granted] == [
+        ("ww-first", True, "c1"),
+        ("ww-second", False, None),
+    ]
+
+
+async def test_a_state_that_wecom_did_not_echo_for_the_code_is_not_trusted(
+    store: SQLiteStore,
+) -> None:
+    """WeCom echoes the install link's state for each code: a test state on a code whose
+    install carried another state (a formal one) does not make it a test install."""
+    api, events = EchoingApi({"formal": "i1r-other"}, {}), Events()
+    service = _installs_with(store, api, events)
+    await service.on_auth_code(
+        "formal", source_id="e", occurred_at=1.0, state="i1t-mine", state_test=True
+    )
+    [(_, granted)] = events.published
+    assert granted.model_dump()["test"] is False
+
+
+async def test_a_test_account_installing_by_create_auth_is_a_test_install(
+    store: SQLiteStore,
+) -> None:
+    """TEST_ACCOUNTS recognises the developer's own account arriving by create_auth."""
+    api, events = EchoingApi({}, {"dev": "me", "cust": "boss"}), Events()
+    service = _installs_with(store, api, events, test_accounts=frozenset({"ww-dev:me"}))
+    await service.on_auth_code("dev", source_id="a", occurred_at=1.0)
+    await service.on_auth_code("cust", source_id="b", occurred_at=1.0)
+    tests = [payload.model_dump()["test"] for _, payload in events.published]
+    assert tests == [True, False]
+    quota = await service.quota()
+    assert (quota["corps"]["used"], quota["users"]["used"]) == (1, 1)
+    assert quota["test_accounts"]["used"] == 1
+
+
+async def test_an_installation_moves_between_test_and_released_within_the_limits(
+    store: SQLiteStore,
+) -> None:
+    """set_test re-admits the installation against the other kind's limits."""
+    api, events = EchoingApi({}, {}), Events()
+    limits = Limits(corps=1, users=10, test_accounts=10)
+    service = _installs_with(store, api, events, limits=limits)
+    await service.on_auth_code("a", source_id="a", occurred_at=1.0)
+    record, refusal = await service.set_test("ww-a", True)
+    assert refusal is None
+    assert record is not None
+    assert record.test is True
+    assert (await service.quota())["corps"]["used"] == 0
+    await service.on_auth_code("b", source_id="b", occurred_at=2.0)
+    _, refusal = await service.set_test("ww-a", False)
+    assert refusal is not None
+    assert refusal.limit == "corps"
+    found = await AuthRepository(store, BOX).installation("ww-a")
+    assert found is not None
+    assert found.test is True
+    assert await service.set_test("ww-none", True) == (None, None)
+
+
+class DyingApi(FakeApi):
+    """WeCom answers the exchange, and the claimant dies before it can store the answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.die_once = True
+
+    async def exchange(self, auth_code: str) -> Exchanged:
+        answer = await super().exchange(auth_code)
+        if self.die_once:
+            self.die_once = False
+            raise asyncio.CancelledError  # the process is killed: nothing after this runs
+        return answer
+
+
+async def test_a_claimant_killed_after_wecom_answered_is_a_lost_install_not_silence(
+    store: SQLiteStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The exchange was recorded as sent; the resumed claim is answered 40029: an error log,
+    auth.lost with the app_state, and the outcome says lost (install again)."""
+    api, events, clock = DyingApi(), Events(), Clock()
+    service = installs(store, api, events, clock)
+    with pytest.raises(asyncio.CancelledError):
+        await service.on_auth_code("code-l", source_id="ev", occurred_at=1.0, app_state="spring")
+    record = await AuthRepository(store, BOX).code_record("code-l")
+    assert record is not None
+    assert record.status == "sent"
+    clock.now += CLAIM_FRESH_S + 1
+    await service.on_auth_code("code-l", source_id="ev", occurred_at=1.0, app_state="spring")
+    assert api.exchanges == 2
+    [(kind, lost)] = events.published
+    assert kind == "auth.lost"
+    assert lost.model_dump() == {
+        "corp_id": None,
+        "reason": lost.model_dump()["reason"],
+        "app_state": "spring",
+    }
+    assert "install the app again" in lost.model_dump()["reason"]
+    outcome = await service.outcome("code-l", 0)
+    assert outcome["status"] == "lost"
+
+
+async def test_a_change_auth_for_a_corp_we_never_recorded_lists_it_lost(
+    store: SQLiteStore,
+) -> None:
+    """WeCom changes only grants it holds: an unknown corp's change_auth is a lost install,
+    listed with status lost until the member installs again."""
+    api, events = FakeApi(), Events()
+    service = installs(store, api, events)
+    await service.on_change_auth("wwcorp", source_id="chg", occurred_at=5.0)
+    repository = AuthRepository(store, BOX)
+    found = await repository.installation("wwcorp")
+    assert found is not None
+    assert found.status == "lost"
+    assert [kind for kind, _ in events.published] == ["auth.lost"]
+    await service.on_auth_code("code-again", source_id="again", occurred_at=3.0)
+    again = await repository.installation("wwcorp")
+    assert again is not None
+    assert again.status == "active"
+
+
+async def test_a_quota_warning_fires_once_per_crossing_across_two_processes(
+    store: SQLiteStore,
+) -> None:
+    """Twenty installs (each with a second visible member) racing on two auth_service
+    instances sharing one store: each of the 80 % and 100 % thresholds of each limit is
+    announced exactly once."""
+    api, events = EchoingApi({}, {}, extra=True), Events()
+    limits = Limits(corps=10, users=20, test_accounts=10)
+    one = _installs_with(store, api, events, limits=limits)
+    two = _installs_with(store, api, events, limits=limits)
+    await asyncio.gather(
+        *(
+            (one if index % 2 else two).on_auth_code(
+                f"c{index}", source_id=f"e{index}", occurred_at=1.0
+            )
+            for index in range(20)
+        )
+    )
+    warnings = sorted(
+        (payload.model_dump()["limit"], payload.model_dump()["level"])
+        for kind, payload in events.published
+        if kind == "auth.quota_warning"
+    )
+    assert warnings == [("corps", 80), ("corps", 100), ("users", 80), ("users", 100)]
+
+
+async def test_metrics_count_installations_admissions_quota_exchanges_and_lost_installs(
+    store: SQLiteStore,
+) -> None:
+    """Each install, refusal, exchange outcome and lost install shows in the metrics."""
+    from prometheus_client import CollectorRegistry  # noqa: PLC0415
+
+    from auth_service.metrics import AuthMetrics  # noqa: PLC0415
+
+    registry = CollectorRegistry()
+    api, events = EchoingApi({}, {}), Events()
+    service = _installs_with(
+        store, api, events, limits=Limits(corps=1), metrics=AuthMetrics.create(registry)
+    )
+    await service.on_auth_code("one", source_id="a", occurred_at=1.0)
+    await service.on_auth_code("two", source_id="b", occurred_at=1.0)
+    api.used.add("three")
+    await service.on_auth_code("three", source_id="c", occurred_at=1.0)
+    await service.on_change_auth("wwgone", source_id="d", occurred_at=1.0)
+    await service.refresh_metrics()
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert sample("wecom_auth_installations", status="active", kind="released") == 1
+    assert sample("wecom_auth_installations", status="refused", kind="released") == 1
+    assert sample("wecom_auth_installations", status="lost", kind="released") == 1
+    assert (
+        sample("wecom_auth_admissions_total", kind="released", outcome="refused", reason="corps")
+        == 1
+    )
+    assert sample("wecom_auth_quota_used", limit="corps") == 1
+    assert sample("wecom_auth_quota_limit", limit="corps") == 1
+    assert sample("wecom_auth_exchanges_total", outcome="exchanged") == 2
+    assert sample("wecom_auth_exchanges_total", outcome="unusable") == 1
+    assert sample("wecom_auth_lost_installs_total") == 1
