@@ -64,6 +64,74 @@ def failed_result(
     )
 
 
+def _id_list(value: Any) -> list[str]:
+    """``"a|b"`` (message/send) or ``["a", "b"]`` (update_template_card) → ``["a", "b"]``."""
+    if isinstance(value, str):
+        return [item for item in value.split("|") if item]
+    if isinstance(value, list):
+        return [str(item) for item in value if str(item)]
+    return []
+
+
+def _errcode(answer: Mapping[str, Any]) -> int | None:
+    value = answer.get("errcode")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def result_from_wecom_answer(
+    request_id: str, answer: Mapping[str, Any], attempts: int
+) -> NotifyResult:
+    """Map WeCom's answer to the final call of a request onto its result.
+
+    errcode 0 is ``sent``, or ``partial`` when invaliduser/invalidparty/invalidtag name anyone;
+    any other errcode (81013 "all recipients invalid" included) is ``failed``. An answer with
+    no usable errcode is ``failed`` with ``errcode`` null.
+
+    Args:
+        request_id: the request's id.
+        answer: WeCom's decoded JSON answer.
+        attempts: calls made to WeCom for this request, this one included.
+    """
+    errcode = _errcode(answer)
+    invalid = {
+        "invalid_users": _id_list(answer.get("invaliduser")),
+        "invalid_parties": _id_list(answer.get("invalidparty")),
+        "invalid_tags": _id_list(answer.get("invalidtag")),
+    }
+    status: NotifyStatus = "failed"
+    if errcode == 0:
+        status = "partial" if any(invalid.values()) else "sent"
+    errmsg = answer.get("errmsg")
+    if errcode is None and not isinstance(errmsg, str):
+        errmsg = "the answer carries no errcode"
+    msgid = answer.get("msgid")
+    return NotifyResult(
+        request_id=request_id,
+        status=status,
+        msgid=str(msgid) if msgid not in (None, "") else None,
+        errcode=errcode,
+        errmsg=errmsg if isinstance(errmsg, str) else None,
+        attempts=attempts,
+        **invalid,
+    )
+
+
+def expired_result(request_id: str, attempts: int) -> NotifyResult:
+    """The result of a request whose deadline passed before WeCom accepted it."""
+    return NotifyResult(
+        request_id=request_id,
+        status="expired",
+        errmsg="the deadline passed before the message was sent",
+        attempts=attempts,
+    )
+
+
 def result_of_failure(request_id: str, failure: Failure, attempts: int) -> NotifyResult:
     return failed_result(request_id, failure.errmsg, errcode=failure.errcode, attempts=attempts)
 
@@ -311,3 +379,19 @@ def app_weight(users: int, parties: int, tags: int, *, all_members: bool, group_
 def counter_ttl(windows: tuple[Window, ...], margin_s: float) -> float:
     """How long a counter document must outlive its last write."""
     return max(w.length_s + w.slot_s for w in windows) + margin_s + 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierPolicy:
+    """The notifier's limits and timings, taken from its settings."""
+
+    max_attempts: int
+    member_windows: tuple[Window, ...]
+    app_windows: tuple[Window, ...]
+    margin_s: float
+    group_size: int
+    hold_s: float
+    media_margin_s: float
+    claim_s: float
+    # How long the bus may still take to run a request's remaining retries.
+    retry_horizon_s: float

@@ -8,7 +8,8 @@ from typing import Any, Final
 
 import aiohttp
 
-from shared.notify import InlineUpload, NotifyRequest, RecallMessage, UpdateTemplateCardMessage
+from notifier.wecom_body import InlineUpload
+from shared.notify import NotifyRequest, RecallMessage, UpdateTemplateCardMessage
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComClient, with_token
 

@@ -8,8 +8,11 @@ from typing import Final
 import structlog
 from prometheus_client import CollectorRegistry
 
-from notifier.domain import app_windows, member_windows
-from notifier.handlers import InstalledAgents, NotifierHandlers, NotifierPolicy
+from notifier.dispatch import Dispatcher, InstalledAgents
+from notifier.domain import NotifierPolicy, app_windows, member_windows
+from notifier.handlers import NotifierHandlers
+from notifier.limits import SendLimits
+from notifier.media import MediaResolver
 from notifier.metrics import NotifierMetrics
 from notifier.sender import WeComSender
 from notifier.settings import NotifierServiceSettings, NotifierSettings
@@ -110,15 +113,22 @@ class NotifierService(BusService):
 
     async def prepare(self) -> None:
         timeout = self._settings.notify_rpc_timeout_s
-        self.handlers = NotifierHandlers(
-            StoredNotifications(self.store, record_ttl_s=self._settings.notify_record_ttl_s),
-            WeComSender(self._client, TokensClient(self.bus, timeout_s=timeout)),
+        policy = policy_of(self._settings)
+        repository = StoredNotifications(
+            self.store, record_ttl_s=self._settings.notify_record_ttl_s
+        )
+        sender = WeComSender(self._client, TokensClient(self.bus, timeout_s=timeout))
+        dispatcher = Dispatcher(
+            repository,
+            sender,
             InstalledAgents(AuthClient(self.bus, timeout_s=timeout)),
-            self.bus,
+            SendLimits(repository, self.metrics, policy),
+            MediaResolver(repository, sender, self.metrics, margin_s=policy.media_margin_s),
             self.metrics,
-            policy_of(self._settings),
-            NOTIFY_QUEUE_SPEC,
-            suite_id=self._settings.suite_id,
+            policy,
+        )
+        self.handlers = NotifierHandlers(
+            dispatcher, self.bus, self.metrics, NOTIFY_QUEUE_SPEC, suite_id=self._settings.suite_id
         )
 
     def subscriptions(self) -> list[Subscription]:

@@ -44,6 +44,13 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Done:
+    """A request already finished: its final result, to republish."""
+
+    result: NotifyResult
+
+
+@dataclass(frozen=True, slots=True)
 class Reservation:
     """Person-times counted on one counter document at ``at`` (to give back if unsent)."""
 
@@ -55,11 +62,9 @@ class Reservation:
 
 class NotifierRepository(Protocol):
     async def get_request(self, request_id: str) -> RequestRecord | None: ...
-    async def claim(
-        self, request_id: str, owner: str, claim_s: float
-    ) -> Claim | RequestRecord | None: ...
+    async def claim(self, request_id: str, owner: str, claim_s: float) -> Claim | Done | None: ...
     async def update(self, claim: Claim, record: RequestRecord) -> Claim | None: ...
-    async def finish(self, claim: Claim, result: NotifyResult) -> RequestRecord: ...
+    async def finish(self, claim: Claim, result: NotifyResult) -> Done: ...
     async def get_media(self, corp_id: str, key: str) -> str | None: ...
     async def put_media(self, corp_id: str, key: str, media_id: str, margin_s: float) -> None: ...
     async def reserve(
@@ -88,16 +93,14 @@ class StoredNotifications:
         doc = await self._store.get(REQUESTS, request_id)
         return None if doc is None else RequestRecord.from_doc(request_id, doc)
 
-    async def claim(
-        self, request_id: str, owner: str, claim_s: float
-    ) -> Claim | RequestRecord | None:
+    async def claim(self, request_id: str, owner: str, claim_s: float) -> Claim | Done | None:
         """Own ``request_id`` for ``claim_s`` seconds.
 
-        Returns the :class:`Claim`; the finished record when the request is done already; or
+        Returns the :class:`Claim`; :class:`Done` when the request is finished already; or
         None while another delivery holds a live claim.
         """
 
-        def decide(found: StoredRecord | None) -> Decision[Claim | RequestRecord | None]:
+        def decide(found: StoredRecord | None) -> Decision[Claim | Done | None]:
             now = self._clock()
             if found is None:
                 record = RequestRecord(
@@ -105,8 +108,8 @@ class StoredNotifications:
                 )
                 return Write(record.to_doc(), Claim(record, 1))
             current = RequestRecord.from_doc(request_id, found.doc)
-            if current.is_done:
-                return Keep(current)
+            if current.state == "done" and current.result is not None:
+                return Keep(Done(current.result))
             if not is_claimable(current, now):
                 return Keep(None)
             record = take_over(current, owner, now, claim_s)
@@ -123,19 +126,19 @@ class StoredNotifications:
         )
         return Claim(record, claim.version + 1) if stored else None
 
-    async def finish(self, claim: Claim, result: NotifyResult) -> RequestRecord:
+    async def finish(self, claim: Claim, result: NotifyResult) -> Done:
         """Store the final result. If another delivery took the claim over meanwhile, the
         first final result stored wins and is returned (both describe one request)."""
         done = replace(
             claim.record, state="done", in_flight=False, claimed_until=0.0, result=result
         )
 
-        def decide(found: StoredRecord | None) -> Decision[RequestRecord]:
+        def decide(found: StoredRecord | None) -> Decision[Done]:
             if found is not None:
                 current = RequestRecord.from_doc(done.request_id, found.doc)
-                if current.is_done:
-                    return Keep(current)
-            return Write(done.to_doc(), done)
+                if current.state == "done" and current.result is not None:
+                    return Keep(Done(current.result))
+            return Write(done.to_doc(), Done(result))
 
         # The claim's own version is most likely still current: try it before reading.
         mine = StoredRecord(done.request_id, claim.record.to_doc(), claim.version, None)

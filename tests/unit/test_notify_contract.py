@@ -1,5 +1,6 @@
 """Tests of the notification contract: validation against WeCom's limits, the WeCom bodies
-built from a request, and the mapping of WeCom's answers onto results (shared/notify.py)."""
+built from a request, and the mapping of WeCom's answers onto results (shared/notify/,
+notifier/wecom_body.py, notifier/domain.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from notifier.domain import expired_result, result_from_wecom_answer
+from notifier.wecom_body import inline_media, to_wecom_body
 from shared.errors import InvalidRequest
 from shared.notify import (
     IMAGE_MAX_BYTES,
@@ -20,12 +23,8 @@ from shared.notify import (
     NotifyRequest,
     NotifyRequestInvalid,
     NotifyResult,
-    expired_result,
-    inline_media,
     inline_media_key,
     parse_notify_request,
-    result_from_wecom_answer,
-    to_wecom_body,
 )
 
 SECRET = "TOP-SECRET-CONTENT"

@@ -1,0 +1,211 @@
+"""Carrying out one request: claim it, try it (expiry, agent id, media, limits, the WeCom
+call), and record the outcome; at most one WeCom send per request id.
+
+A failure after which the message may have been delivered is retried only with WeCom's
+duplicate check on.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import structlog
+
+from notifier.domain import (
+    NotifierPolicy,
+    expired_result,
+    failed_result,
+    is_last_attempt,
+    pinned_send_options,
+    result_from_wecom_answer,
+    result_of_failure,
+    retry_covered,
+)
+from notifier.limits import SendLimits
+from notifier.media import MediaResolver
+from notifier.metrics import NotifierMetrics
+from notifier.outcomes import Failed, Progress, Wait, guard
+from notifier.sender import SEND_PATH, WeComSender, path_of
+from notifier.store import Claim, Done, NotifierRepository
+from notifier.wecom_body import to_wecom_body
+from shared.auth_client import AuthClient
+from shared.bus.abc import RetryLater
+from shared.notify import NotifyRequest, NotifyResult
+
+log = structlog.get_logger(__name__)
+
+
+class InstalledAgents:
+    """The app's agent id in a corp, from ``rpc.auth``, cached briefly per process."""
+
+    def __init__(
+        self, auth: AuthClient, *, ttl_s: float = 60.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._auth = auth
+        self._ttl_s = ttl_s
+        self._clock = clock
+        self._cache: dict[str, tuple[int, float]] = {}
+
+    async def agent_id(self, corp_id: str) -> int | None:
+        """The agent id of the app in ``corp_id``; None when it is not (actively) installed."""
+        cached = self._cache.get(corp_id)
+        if cached is not None and cached[1] > self._clock():
+            return cached[0]
+        installation = await self._auth.installation(corp_id)
+        if installation is None or installation.status != "active":
+            return None
+        if installation.agent_id is not None:
+            self._cache[corp_id] = (installation.agent_id, self._clock() + self._ttl_s)
+        return installation.agent_id
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """A request's final result; ``repeated`` when it was finished before (republish only)."""
+
+    result: NotifyResult
+    repeated: bool = False
+
+
+class Dispatcher:
+    """Claims, tries and finishes requests (see docs/notifier.md, "Idempotency")."""
+
+    def __init__(
+        self,
+        repository: NotifierRepository,
+        sender: WeComSender,
+        agents: InstalledAgents,
+        limits: SendLimits,
+        media: MediaResolver,
+        metrics: NotifierMetrics,
+        policy: NotifierPolicy,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._repository = repository
+        self._sender = sender
+        self._agents = agents
+        self._limits = limits
+        self._media = media
+        self._metrics = metrics
+        self._policy = policy
+        self._clock = clock
+
+    async def run(self, request: NotifyRequest, *, last_delivery: bool) -> Outcome:
+        """Carry out ``request`` to its final result.
+
+        Raises:
+            Wait: not now (a send limit, or another delivery owns it); never a failure.
+            RetryLater: a retryable failure, to be tried again through the bus.
+        """
+        owner = uuid.uuid4().hex
+        claimed = await self._repository.claim(request.id, owner, self._policy.claim_s)
+        if claimed is None:
+            raise Wait("claimed_elsewhere")
+        if isinstance(claimed, Done):
+            # Done before: republish the stored result, send nothing.
+            self._metrics.republished.inc()
+            log.info("notify_request_repeated", status=claimed.result.status)
+            return Outcome(claimed.result, repeated=True)
+        progress = Progress(claimed)
+        try:
+            result = await self._attempt(request, progress)
+            claim = progress.claim
+        except Wait:
+            await self._unclaim(progress.claim)
+            raise
+        except Failed as failed:
+            claim = await self._after_failure(progress.claim, failed)
+            attempts = claim.record.attempts
+            failure = failed.failure
+            if failure.is_retryable and not is_last_attempt(
+                attempts, self._policy.max_attempts, last_delivery=last_delivery
+            ):
+                self._metrics.retries.labels(failure.kind).inc()
+                log.info("notify_retrying", kind=failure.kind, attempts=attempts)
+                raise RetryLater(f"{failure.kind}: {failure.errmsg}") from None
+            result = result_of_failure(request.id, failure, attempts)
+            log.warning("notify_failed", kind=failure.kind, errcode=failure.errcode)
+        done = await self._repository.finish(claim, result)
+        return Outcome(done.result)
+
+    async def _attempt(self, request: NotifyRequest, progress: Progress) -> NotifyResult:
+        """One try at ``request``; its final result, or an exception saying why not yet."""
+        attempts = progress.claim.record.attempts
+        if _expired(request, self._clock()):
+            return expired_result(request.id, attempts)
+        agent_id = await guard(self._agent_id(request))
+        if agent_id is None:
+            message = f"the app is not installed in corp {request.corp_id} (no agent id)"
+            return failed_result(request.id, message, attempts=attempts)
+        media_ids = await self._media.media_ids(request, progress)
+        path = path_of(request)
+        interval: int | None = None
+        if path == SEND_PATH:
+            record = progress.claim.record
+            interval = (
+                record.duplicate_interval
+                or pinned_send_options(
+                    request.options, horizon_s=self._policy.retry_horizon_s
+                ).duplicate_check_interval
+            )
+            if record.ambiguous and not retry_covered(
+                interval, first_sent_at=record.first_sent_at or self._clock(), now=self._clock()
+            ):
+                message = (
+                    "an earlier attempt may have been delivered and WeCom's duplicate check "
+                    "can no longer cover a retry"
+                )
+                return failed_result(request.id, message, attempts=attempts)
+            options = request.options.model_copy(
+                update={"enable_duplicate_check": 1, "duplicate_check_interval": interval}
+            )
+            request = request.model_copy(update={"options": options})
+        body = to_wecom_body(request, agent_id=agent_id, media_ids=media_ids)
+        reservations = await self._limits.reserve(request, agent_id) if path == SEND_PATH else []
+        claim = progress.claim
+        record = claim.record
+        started = replace(
+            record,
+            attempts=record.attempts + 1,
+            in_flight=True,
+            first_sent_at=record.first_sent_at or self._clock(),
+            duplicate_interval=interval,
+        )
+        updated = await self._repository.update(claim, started)
+        if updated is None:
+            await self._limits.release(reservations)
+            raise Wait("claim_lost")
+        progress.claim = updated
+        answer = await guard(self._sender.send(request.corp_id, path, body))
+        result = result_from_wecom_answer(request.id, answer, started.attempts)
+        log.info("notify_sent", status=result.status, attempts=started.attempts, path=path)
+        return result
+
+    async def _agent_id(self, request: NotifyRequest) -> int | None:
+        if request.agent_id is not None:
+            return request.agent_id
+        return await self._agents.agent_id(request.corp_id)
+
+    async def _after_failure(self, claim: Claim, failed: Failed) -> Claim:
+        """Record a failed attempt: not in flight any more, ambiguous if it may have been
+        delivered; the claim is released for the retry."""
+        record = claim.record
+        updated = replace(
+            record,
+            in_flight=False,
+            ambiguous=record.ambiguous or (failed.failure.maybe_delivered and record.in_flight),
+            claimed_until=0.0,
+        )
+        written = await self._repository.update(claim, updated)
+        return written or claim
+
+    async def _unclaim(self, claim: Claim) -> None:
+        await self._repository.update(claim, replace(claim.record, claimed_until=0.0))
+
+
+def _expired(request: NotifyRequest, now: float) -> bool:
+    return request.deadline is not None and request.deadline.timestamp() <= now

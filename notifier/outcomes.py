@@ -1,0 +1,85 @@
+"""What one try at a request can end in besides a result: a wait (not now, never failed for
+it) or a classified failure; and :func:`guard`, which turns a WeCom, token or auth exception
+into the latter."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Final, TypeVar
+
+from notifier.domain import Failure, FailureKind
+from notifier.store import Claim
+from shared.auth_client import AuthUnavailable
+from shared.bus.abc import BusError
+from shared.tokens import TokenUnavailable
+from shared.wecom.api import (
+    WeComApiError,
+    WeComBusy,
+    WeComRateLimited,
+    WeComTokenRejected,
+    WeComUnavailable,
+)
+
+
+class Wait(Exception):
+    """Not now, but never failed for it: a send limit, or another delivery owns the request."""
+
+    def __init__(self, reason: str, window: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.window = window
+
+
+class Failed(Exception):
+    """An attempt failed in a way :func:`classify` understood."""
+
+    def __init__(self, failure: Failure) -> None:
+        super().__init__(failure.errmsg)
+        self.failure = failure
+
+
+@dataclass(slots=True)
+class Progress:
+    """The claim as last written by this delivery (each write moves its version on)."""
+
+    claim: Claim
+
+
+_API_ERROR_KINDS: Final[tuple[tuple[type[WeComApiError], FailureKind], ...]] = (
+    (WeComBusy, "busy"),
+    (WeComRateLimited, "rate_limited"),
+    # with_token already refreshed once: a second rejection is a wrong or void credential.
+    (WeComTokenRejected, "token"),
+    (WeComApiError, "permanent"),
+)
+
+
+def classify(exc: Exception) -> Failure | None:
+    """The :class:`Failure` an exception of a WeCom, token or auth call means; None for any
+    other exception (a bug or a store outage, left to the bus)."""
+    if isinstance(exc, WeComApiError):
+        kind = next(kind for cls, kind in _API_ERROR_KINDS if isinstance(exc, cls))
+        return Failure(kind, exc.errcode, exc.errmsg)
+    if isinstance(exc, WeComUnavailable):
+        return Failure("unavailable", None, exc.message, maybe_delivered=exc.maybe_delivered)
+    if isinstance(exc, TokenUnavailable):
+        token_kind: FailureKind = "unavailable" if exc.retryable_now else "permanent"
+        return Failure(token_kind, None, f"no corp token ({exc.error_code}): {exc.message}")
+    if isinstance(exc, AuthUnavailable | BusError):
+        return Failure("unavailable", None, exc.message)
+    return None
+
+
+_T = TypeVar("_T")
+
+
+async def guard(call: Awaitable[_T]) -> _T:
+    """Await ``call``; a WeCom, token or auth failure becomes :class:`Failed`."""
+    try:
+        return await call
+    except Exception as exc:
+        failure = classify(exc)
+        if failure is None:
+            raise
+        raise Failed(failure) from exc
