@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import structlog
 
 from notifier.domain import (
+    DuplicatePlan,
+    EarlierSend,
     NotifierPolicy,
+    RequestRecord,
     expired_result,
     failed_result,
     is_last_attempt,
-    pinned_send_options,
+    plan_duplicate_check,
     result_from_wecom_answer,
     result_of_failure,
     retry_covered,
@@ -30,7 +33,7 @@ from notifier.metrics import NotifierMetrics
 from notifier.outcomes import Failed, Progress, Wait, guard
 from notifier.sender import SEND_PATH, WeComSender, path_of
 from notifier.store import Claim, Done, NotifierRepository
-from notifier.wecom_body import to_wecom_body
+from notifier.wecom_body import content_digest, recipient_keys, to_wecom_body
 from shared.auth_client import AuthClient
 from shared.bus.abc import RetryLater
 from shared.notify import NotifyRequest, NotifyResult
@@ -143,37 +146,37 @@ class Dispatcher:
             return failed_result(request.id, message, attempts=attempts)
         media_ids = await self._media.media_ids(request, progress)
         path = path_of(request)
-        interval: int | None = None
+        plan: DuplicatePlan | None = None
+        content = ""
         if path == SEND_PATH:
+            body = to_wecom_body(request, agent_id=agent_id, media_ids=media_ids)
+            content = content_digest(request.corp_id, body)
+            plan = await self._duplicate_plan(request, progress.claim.record, content)
             record = progress.claim.record
-            interval = (
-                record.duplicate_interval
-                or pinned_send_options(
-                    request.options, horizon_s=self._policy.retry_horizon_s
-                ).duplicate_check_interval
-            )
-            if record.ambiguous and not retry_covered(
-                interval, first_sent_at=record.first_sent_at or self._clock(), now=self._clock()
-            ):
-                message = (
-                    "an earlier attempt may have been delivered and WeCom's duplicate check "
-                    "can no longer cover a retry"
-                )
-                return failed_result(request.id, message, attempts=attempts)
+            if record.ambiguous:
+                refusal = _ambiguous_refusal(plan, record, self._clock())
+                if refusal is not None:
+                    return failed_result(request.id, refusal, attempts=attempts)
             options = request.options.model_copy(
-                update={"enable_duplicate_check": 1, "duplicate_check_interval": interval}
+                update={
+                    "enable_duplicate_check": 1 if plan.check else 0,
+                    "duplicate_check_interval": plan.interval,
+                }
             )
             request = request.model_copy(update={"options": options})
         body = to_wecom_body(request, agent_id=agent_id, media_ids=media_ids)
-        reservations = await self._limits.reserve(request, agent_id) if path == SEND_PATH else []
+        reservations = await self._limits.reserve(request, agent_id) if plan is not None else []
         claim = progress.claim
         record = claim.record
+        now = self._clock()
         started = replace(
             record,
             attempts=record.attempts + 1,
             in_flight=True,
-            first_sent_at=record.first_sent_at or self._clock(),
-            duplicate_interval=interval,
+            first_sent_at=record.first_sent_at or now,
+            duplicate_interval=None if plan is None else plan.interval,
+            duplicate_check=None if plan is None else plan.check,
+            retry_safe=True if plan is None else plan.retry_safe,
         )
         updated = await self._repository.update(claim, started)
         if updated is None:
@@ -181,9 +184,50 @@ class Dispatcher:
             raise Wait("claim_lost")
         progress.claim = updated
         answer = await guard(self._sender.send(request.corp_id, path, body))
-        result = result_from_wecom_answer(request.id, answer, started.attempts)
+        to = request.to
+        result = result_from_wecom_answer(
+            request.id,
+            answer,
+            started.attempts,
+            duplicate_check=plan is not None and plan.check,
+            duplicate_users=() if plan is None else plan.duplicate_users,
+            only_users=None if to.all or to.parties or to.tags else to.users,
+        )
         log.info("notify_sent", status=result.status, attempts=started.attempts, path=path)
         return result
+
+    async def _duplicate_plan(
+        self, request: NotifyRequest, record: RequestRecord, content: str
+    ) -> DuplicatePlan:
+        """The duplicate check of this attempt: planned at the first (and the send remembered
+        before the call, as a send that may go out counts as sent), then kept as pinned so
+        that every retry sends the same body."""
+        keys = recipient_keys(request.to)
+
+        def plan_of(earlier: Mapping[str, list[EarlierSend]], now: float) -> DuplicatePlan:
+            return plan_duplicate_check(
+                request.options,
+                request_id=request.id,
+                recipients=keys,
+                earlier=earlier,
+                now=now,
+                horizon_s=self._policy.retry_horizon_s,
+            )
+
+        # Records from before the check was planned had it always on.
+        pinned = record.duplicate_check
+        if pinned is None and record.duplicate_interval is not None:
+            pinned = True
+        if pinned is None or record.duplicate_interval is None:
+            return await self._repository.plan_send(content, keys, request.id, plan_of)
+        plan = plan_of(await self._repository.recent_sends(content), self._clock())
+        return replace(
+            plan,
+            check=pinned,
+            interval=record.duplicate_interval,
+            retry_safe=record.retry_safe and pinned,
+            duplicate_users=plan.duplicate_users if pinned else (),
+        )
 
     async def _agent_id(self, request: NotifyRequest) -> int | None:
         if request.agent_id is not None:
@@ -205,6 +249,22 @@ class Dispatcher:
 
     async def _unclaim(self, claim: Claim) -> None:
         await self._repository.update(claim, replace(claim.record, claimed_until=0.0))
+
+
+def _ambiguous_refusal(plan: DuplicatePlan, record: RequestRecord, now: float) -> str | None:
+    """Why a retry after an ambiguous failure must not go out, or None when it may."""
+    if not plan.retry_safe:
+        return (
+            "an earlier attempt may have been delivered and it went out without WeCom's "
+            "duplicate check, so a retry could deliver twice"
+        )
+    first = record.first_sent_at or now
+    if not retry_covered(plan.interval, first_sent_at=first, now=now):
+        return (
+            "an earlier attempt may have been delivered and WeCom's duplicate check "
+            "can no longer cover a retry"
+        )
+    return None
 
 
 def _expired(request: NotifyRequest, now: float) -> bool:

@@ -7,7 +7,7 @@ No aiohttp, aio-pika or store imports here: every function is pure and unit-test
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
@@ -85,41 +85,67 @@ def _errcode(answer: Mapping[str, Any]) -> int | None:
 
 
 def result_from_wecom_answer(
-    request_id: str, answer: Mapping[str, Any], attempts: int
+    request_id: str,
+    answer: Mapping[str, Any],
+    attempts: int,
+    *,
+    duplicate_check: bool = False,
+    duplicate_users: Sequence[str] = (),
+    only_users: Sequence[str] | None = None,
 ) -> NotifyResult:
     """Map WeCom's answer to the final call of a request onto its result.
 
-    errcode 0 is ``sent``, or ``partial`` when invaliduser/invalidparty/invalidtag name anyone;
-    any other errcode (81013 "all recipients invalid" included) is ``failed``. An answer with
+    errcode 0 is ``sent``, or ``partial`` when invaliduser/invalidparty/invalidtag/
+    unlicenseduser name anyone or the duplicate check held some members back; ``failed``
+    when it held back every member (``only_users``: the request went to these users only).
+    Any other errcode (81013 "all recipients invalid" included) is ``failed``. An answer with
     no usable errcode is ``failed`` with ``errcode`` null.
 
     Args:
         request_id: the request's id.
         answer: WeCom's decoded JSON answer.
         attempts: calls made to WeCom for this request, this one included.
+        duplicate_check: whether the call went out with WeCom's duplicate check on.
+        duplicate_users: members the notifier knows the check held back (lower-cased).
+        only_users: the request's users when it had no party, tag or @all; else None.
     """
     errcode = _errcode(answer)
     invalid = {
         "invalid_users": _id_list(answer.get("invaliduser")),
         "invalid_parties": _id_list(answer.get("invalidparty")),
         "invalid_tags": _id_list(answer.get("invalidtag")),
+        "unlicensed_users": _id_list(answer.get("unlicenseduser")),
     }
+    errmsg = answer.get("errmsg")
+    held = [user for user in duplicate_users if user not in invalid["invalid_users"]]
     status: NotifyStatus = "failed"
     if errcode == 0:
-        status = "partial" if any(invalid.values()) else "sent"
-    errmsg = answer.get("errmsg")
+        status = "partial" if any(invalid.values()) or held else "sent"
+        reached = None
+        if only_users is not None:
+            gone = set(invalid["invalid_users"]) | set(invalid["unlicensed_users"])
+            reached = {user.lower() for user in only_users} - gone
+        if held and reached is not None and reached <= set(held):
+            status = "failed"
+            errmsg = "WeCom's duplicate check held the message back for every recipient"
     if errcode is None and not isinstance(errmsg, str):
         errmsg = "the answer carries no errcode"
-    msgid = answer.get("msgid")
     return NotifyResult(
         request_id=request_id,
         status=status,
-        msgid=str(msgid) if msgid not in (None, "") else None,
+        msgid=_text(answer.get("msgid")),
+        response_code=_text(answer.get("response_code")),
+        duplicate_check=duplicate_check,
         errcode=errcode,
         errmsg=errmsg if isinstance(errmsg, str) else None,
         attempts=attempts,
+        duplicate_users=held,
         **invalid,
     )
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
 
 
 def expired_result(request_id: str, attempts: int) -> NotifyResult:
@@ -143,24 +169,94 @@ def is_final(status: NotifyStatus) -> bool:
 # --- The ambiguous-failure rule ----------------------------------------------------------------
 
 
-def pinned_send_options(options: NotifyOptions, *, horizon_s: float) -> NotifyOptions:
-    """The options every attempt of one message/send goes out with.
+ALL_RECIPIENTS: Final = "*"
+"""The recipient key of a party, a tag or @all: whom it reaches is unknown, so it overlaps
+every member."""
 
-    WeCom judges a duplicate by the same request JSON within the interval (protocol doc
-    §11.1), and only a request sent *with* the check on is remembered for it. So a retry after
-    an ambiguous failure (timeout, dropped connection) can only be dropped by WeCom if the
-    first attempt already went out identically, with the check on and an interval covering
-    the whole retry schedule (``horizon_s``). The caller's own longer interval is kept. The
-    price: identical content to the same recipients within that interval is delivered once,
-    even under different request ids.
+
+@dataclass(frozen=True, slots=True)
+class EarlierSend:
+    """A message/send of the same content the notifier made before (any request)."""
+
+    request_id: str
+    sent_at: float
+    checked: bool
+    interval: int
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicatePlan:
+    """How one request's message/send uses WeCom's duplicate check (docs/notifier.md).
+
+    ``retry_safe``: a retry after an ambiguous failure may go out (the first attempt had the
+    check on and the retry sends the same body); otherwise such a request fails instead.
+    ``duplicate_users``: members the check will hold back because they got the same content,
+    from a send that had the check on, within this send's interval.
     """
-    needed = math.ceil(horizon_s) + DUPLICATE_SLACK_S
+
+    check: bool
+    interval: int
+    retry_safe: bool
+    duplicate_users: tuple[str, ...] = ()
+
+
+def _overlapping(
+    recipients: Sequence[str], earlier: Mapping[str, Sequence[EarlierSend]]
+) -> list[EarlierSend]:
+    if ALL_RECIPIENTS in recipients:
+        return [send for sends in earlier.values() for send in sends]
+    keys = {*recipients, ALL_RECIPIENTS}
+    return [send for key in keys for send in earlier.get(key, ())]
+
+
+def plan_duplicate_check(
+    options: NotifyOptions,
+    *,
+    request_id: str,
+    recipients: Sequence[str],
+    earlier: Mapping[str, Sequence[EarlierSend]],
+    now: float,
+    horizon_s: float,
+) -> DuplicatePlan:
+    """Whether a message/send goes out with WeCom's duplicate check, and for how long.
+
+    What the caller set is honoured: ``1`` is on (its interval, else WeCom's 1800 s), ``0``
+    off. Left ``null``, the check is on over the whole retry schedule (``horizon_s``) so that
+    a retry after an ambiguous failure cannot deliver twice — unless the same content went to
+    an overlapping recipient recently (within this interval or that send's own): WeCom might
+    then hold this distinct request back, so it goes out without the check (and is not
+    retried after an ambiguous failure).
+
+    Args:
+        options: the request's options.
+        request_id: the request's id (its own earlier attempts do not count).
+        recipients: lower-cased user ids, and :data:`ALL_RECIPIENTS` for parties, tags, @all.
+        earlier: recipient key → earlier sends of the same content.
+        now: the current time.
+        horizon_s: how long the bus may take over all retries of the request.
+    """
+    others = [send for send in _overlapping(recipients, earlier) if send.request_id != request_id]
+    if options.enable_duplicate_check == 0:
+        return DuplicatePlan(False, options.duplicate_check_interval or 1800, retry_safe=False)
     if options.enable_duplicate_check == 1:
-        needed = max(needed, options.duplicate_check_interval)
+        interval = options.duplicate_check_interval or 1800
+        held = sorted(
+            {
+                user
+                for user in recipients
+                if user != ALL_RECIPIENTS
+                for send in earlier.get(user, ())
+                if send.request_id != request_id and send.checked and now - send.sent_at < interval
+            }
+        )
+        return DuplicatePlan(True, interval, retry_safe=True, duplicate_users=tuple(held))
+    needed = max(math.ceil(horizon_s) + DUPLICATE_SLACK_S, options.duplicate_check_interval or 0)
     interval = min(needed, MAX_DUPLICATE_INTERVAL_S)
-    return options.model_copy(
-        update={"enable_duplicate_check": 1, "duplicate_check_interval": interval}
-    )
+    for send in others:
+        window = max(interval, send.interval if send.checked else 0)
+        if now - send.sent_at < window:
+            return DuplicatePlan(False, interval, retry_safe=False)
+    return DuplicatePlan(True, interval, retry_safe=True)
 
 
 def retry_covered(interval_s: int, *, first_sent_at: float, now: float) -> bool:
@@ -191,8 +287,10 @@ class RequestRecord:
     in_flight: bool = False
     ambiguous: bool = False
     first_sent_at: float | None = None
-    # The duplicate-check interval pinned at the first send: every retry sends the same body.
+    # The duplicate check pinned at the first send: every retry sends the same body.
     duplicate_interval: int | None = None
+    duplicate_check: bool | None = None
+    retry_safe: bool = True
     media_ids: Mapping[str, str] = field(default_factory=dict)
     result: NotifyResult | None = None
 
@@ -206,6 +304,8 @@ class RequestRecord:
             "ambiguous": self.ambiguous,
             "first_sent_at": self.first_sent_at,
             "duplicate_interval": self.duplicate_interval,
+            "duplicate_check": self.duplicate_check,
+            "retry_safe": self.retry_safe,
             "media_ids": dict(self.media_ids),
             "result": None if self.result is None else self.result.model_dump(mode="json"),
         }
@@ -215,6 +315,7 @@ class RequestRecord:
         result = doc.get("result")
         first = doc.get("first_sent_at")
         interval = doc.get("duplicate_interval")
+        check = doc.get("duplicate_check")
         return cls(
             request_id=request_id,
             state="done" if doc.get("state") == "done" else "claimed",
@@ -225,6 +326,8 @@ class RequestRecord:
             ambiguous=bool(doc.get("ambiguous", False)),
             first_sent_at=None if first is None else float(first),
             duplicate_interval=None if interval is None else int(interval),
+            duplicate_check=None if check is None else bool(check),
+            retry_safe=bool(doc.get("retry_safe", True)),
             media_ids={str(k): str(v) for k, v in (doc.get("media_ids") or {}).items()},
             result=None if result is None else NotifyResult.model_validate(result),
         )

@@ -14,6 +14,9 @@ from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from notifier.domain import (
+    MAX_DUPLICATE_INTERVAL_S,
+    DuplicatePlan,
+    EarlierSend,
     RequestRecord,
     Window,
     admit,
@@ -29,7 +32,12 @@ from shared.storage.cas import ContentionError, Decision, Keep, Write, compare_a
 REQUESTS: Final = "notify_requests"
 MEDIA: Final = "notify_media"
 LIMITS: Final = "notify_limits"
-COLLECTIONS: Final = (REQUESTS, MEDIA, LIMITS)
+CONTENT: Final = "notify_content"
+COLLECTIONS: Final = (REQUESTS, MEDIA, LIMITS, CONTENT)
+
+# How long a send of some content is remembered: WeCom's longest duplicate-check interval
+# (4 h) and a minute to spare.
+CONTENT_TTL_S: Final = MAX_DUPLICATE_INTERVAL_S + 60.0
 
 # WeCom keeps a temporary media_id for 3 days (protocol doc §11.6).
 MEDIA_TTL_S: Final = 3 * 86_400.0
@@ -71,6 +79,14 @@ class NotifierRepository(Protocol):
         self, key: str, windows: tuple[Window, ...], weight: int, margin_s: float
     ) -> Reservation | float | None: ...
     async def release(self, reservation: Reservation) -> None: ...
+    async def recent_sends(self, key: str) -> dict[str, list[EarlierSend]]: ...
+    async def plan_send(
+        self,
+        key: str,
+        recipients: list[str],
+        request_id: str,
+        plan_of: Callable[[Mapping[str, list[EarlierSend]], float], DuplicatePlan],
+    ) -> DuplicatePlan: ...
 
 
 class StoredNotifications:
@@ -194,3 +210,52 @@ class StoredNotifications:
         # person-times until its windows pass, which only delays later sends.
         with contextlib.suppress(ContentionError):
             await compare_and_update(self._store, LIMITS, reservation.key, decide, ttl=ttl)
+
+    # --- sends of the same content (the duplicate check) ----------------------------------
+
+    async def recent_sends(self, key: str) -> dict[str, list[EarlierSend]]:
+        """Recipient key → the sends of content ``key`` of the last 4 hours."""
+        doc = await self._store.get(CONTENT, key)
+        return {} if doc is None else _sends_of(doc, self._clock())
+
+    async def plan_send(
+        self,
+        key: str,
+        recipients: list[str],
+        request_id: str,
+        plan_of: Callable[[Mapping[str, list[EarlierSend]], float], DuplicatePlan],
+    ) -> DuplicatePlan:
+        """Plan the duplicate check of a send of content ``key`` and remember the send, in one
+        compare-and-set: two replicas sending the same content at once see each other."""
+
+        def decide(found: StoredRecord | None) -> Decision[DuplicatePlan]:
+            now = self._clock()
+            sends = {} if found is None else _sends_of(found.doc, now)
+            plan = plan_of(sends, now)
+            send = EarlierSend(request_id, now, plan.check, plan.interval)
+            for recipient in recipients:
+                # New lists: the plan may keep what it was shown.
+                sends[recipient] = [*sends.get(recipient, []), send]
+            doc = {
+                recipient: [
+                    [item.request_id, item.sent_at, item.checked, item.interval] for item in items
+                ]
+                for recipient, items in sends.items()
+            }
+            return Write(doc, plan)
+
+        return await compare_and_update(self._store, CONTENT, key, decide, ttl=CONTENT_TTL_S)
+
+
+def _sends_of(doc: Mapping[str, object], now: float) -> dict[str, list[EarlierSend]]:
+    """The stored sends still within the longest interval WeCom allows."""
+    sends: dict[str, list[EarlierSend]] = {}
+    for recipient, items in doc.items():
+        if not isinstance(items, list):
+            continue
+        for request_id, sent_at, checked, interval in items:
+            if now - float(sent_at) < MAX_DUPLICATE_INTERVAL_S:
+                sends.setdefault(recipient, []).append(
+                    EarlierSend(str(request_id), float(sent_at), bool(checked), int(interval))
+                )
+    return sends

@@ -3,10 +3,13 @@ JSON body of ``message/send``, ``message/update_template_card`` or ``message/rec
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
+from notifier.domain import ALL_RECIPIENTS
 from shared.notify import (
     InlineMedia,
     MediaBody,
@@ -21,6 +24,16 @@ from shared.notify import (
     message_block,
 )
 from shared.notify.request import UpdateTemplateCardBody
+
+# Fields that say who gets a message or how it is checked, not what it says: WeCom's
+# duplicate check is read per member, so two sends differing only in these carry the same
+# content (docs/notifier.md, "The duplicate check").
+_ENVELOPE: Final = frozenset(
+    {"touser", "toparty", "totag", "enable_duplicate_check", "duplicate_check_interval"}
+)
+
+DEFAULT_DUPLICATE_S: Final = 1800
+"""WeCom's default duplicate_check_interval (protocol doc §11.1)."""
 
 # --- Inline media to upload ---------------------------------------------------------------------
 
@@ -129,6 +142,24 @@ def to_wecom_body(
         message.msgtype: message_block(message).wecom_block(media_ids),
         "safe": options.safe,
         "enable_id_trans": options.enable_id_trans,
-        "enable_duplicate_check": options.enable_duplicate_check,
-        "duplicate_check_interval": options.duplicate_check_interval,
+        # Unset options go out as WeCom's own defaults; the notifier sets them before this.
+        "enable_duplicate_check": options.enable_duplicate_check or 0,
+        "duplicate_check_interval": options.duplicate_check_interval or DEFAULT_DUPLICATE_S,
     }
+
+
+def content_digest(corp_id: str, body: Mapping[str, Any]) -> str:
+    """The key of what a message/send says, whoever it goes to: sha256 of the corp and the
+    canonical JSON of ``body`` without recipients and duplicate-check fields."""
+    content = {key: value for key, value in body.items() if key not in _ENVELOPE}
+    text = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(f"{corp_id}\0{text}".encode()).hexdigest()
+
+
+def recipient_keys(to: Recipients) -> list[str]:
+    """The keys a send is remembered under for the duplicate check: lower-cased user ids
+    (WeCom compares them case-insensitively), and ``*`` for parties, tags or @all."""
+    keys = sorted({user.lower() for user in to.users})
+    if to.all or to.parties or to.tags:
+        keys.append(ALL_RECIPIENTS)
+    return keys

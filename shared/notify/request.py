@@ -205,12 +205,23 @@ class Recipients(_Model):
 
 
 class NotifyOptions(_Model):
-    """The optional flags of message/send."""
+    """The optional flags of message/send.
+
+    The duplicate check is honoured as the caller sets it; left ``null`` the notifier decides
+    (docs/notifier.md, "The duplicate check"): two distinct requests whose caller did not ask
+    for the check are both delivered.
+    """
 
     safe: Literal[0, 1] = Field(0, description="1: no sharing, watermark")
     enable_id_trans: Literal[0, 1] = 0
-    enable_duplicate_check: Literal[0, 1] = 0
-    duplicate_check_interval: int = Field(1800, ge=1, le=14400, description="seconds, ≤ 4 h")
+    enable_duplicate_check: Literal[0, 1] | None = Field(
+        None,
+        description="1: WeCom drops the same content to a member within the interval; "
+        "0: never checked; null: the notifier decides, never holding back a distinct request",
+    )
+    duplicate_check_interval: int | None = Field(
+        None, ge=1, le=14400, description="seconds, ≤ 4 h; null: 1800 when the caller asks"
+    )
 
 
 class NotifyRequest(_Model):

@@ -3,13 +3,13 @@ returned to late deliveries, media ids cached, send-limit counters shared by rep
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from notifier.domain import Window
+from notifier.domain import MAX_DUPLICATE_INTERVAL_S, DuplicatePlan, EarlierSend, Window
 from notifier.store import COLLECTIONS, MEDIA_TTL_S, Claim, Reservation, StoredNotifications
 from shared.notify import NotifyResult
 from tests.support.store_backends import BACKENDS, Backend, FakeClock
@@ -88,3 +88,30 @@ async def test_send_limit_counters_are_shared_and_released(
     assert wait > 0
     await b.release(second)
     assert isinstance(await a.reserve("member:x", WINDOWS, 1, 0.0), Reservation)
+
+
+async def test_sends_of_the_same_content_are_seen_by_every_replica(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    """A send planned on one replica is an earlier send for the next plan on another, for
+    4 hours; the plan decided inside the write is the one returned."""
+    a, b = replicas
+    seen: list[dict[str, list[EarlierSend]]] = []
+
+    def plan_of(earlier: Mapping[str, list[EarlierSend]], now: float) -> DuplicatePlan:
+        seen.append(dict(earlier))
+        return DuplicatePlan(check=not earlier, interval=600, retry_safe=not earlier)
+
+    first = await a.plan_send("content-1", ["alice"], "req-a", plan_of)
+    assert first.check
+    second = await b.plan_send("content-1", ["alice", "*"], "req-b", plan_of)
+    assert not second.check
+    assert [send.request_id for send in seen[-1]["alice"]] == ["req-a"]
+    sends = await a.recent_sends("content-1")
+    assert {key: [s.request_id for s in items] for key, items in sends.items()} == {
+        "alice": ["req-a", "req-b"],
+        "*": ["req-b"],
+    }
+    assert sends["alice"][0].checked is True
+    clock.advance(MAX_DUPLICATE_INTERVAL_S + 1)
+    assert await b.recent_sends("content-1") == {}

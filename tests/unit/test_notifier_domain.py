@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from notifier.domain import (
     MAX_DUPLICATE_INTERVAL_S,
+    DuplicatePlan,
+    EarlierSend,
     Failure,
     RequestRecord,
     Window,
@@ -13,7 +17,7 @@ from notifier.domain import (
     app_weight,
     give_back,
     is_claimable,
-    pinned_send_options,
+    plan_duplicate_check,
     retry_covered,
     take_over,
 )
@@ -69,16 +73,72 @@ def test_all_parties_and_tags_count_as_whole_groups_against_the_app() -> None:
     assert app_weight(0, 0, 0, all_members=True, group_size=100) == 100
 
 
-def test_sends_always_carry_the_duplicate_check_over_the_whole_retry_window() -> None:
-    forced = pinned_send_options(NotifyOptions(), horizon_s=400)
-    assert forced.enable_duplicate_check == 1
-    assert forced.duplicate_check_interval >= 400
-    kept = pinned_send_options(
-        NotifyOptions(enable_duplicate_check=1, duplicate_check_interval=3600), horizon_s=400
+def plan(
+    options: NotifyOptions,
+    earlier: dict[str, list[EarlierSend]] | None = None,
+    *,
+    recipients: tuple[str, ...] = ("alice",),
+    now: float = 1000.0,
+    horizon_s: float = 400,
+) -> DuplicatePlan:
+    return plan_duplicate_check(
+        options,
+        request_id="mine",
+        recipients=list(recipients),
+        earlier=earlier or {},
+        now=now,
+        horizon_s=horizon_s,
     )
-    assert kept.duplicate_check_interval == 3600
-    capped = pinned_send_options(NotifyOptions(), horizon_s=10 * MAX_DUPLICATE_INTERVAL_S)
-    assert capped.duplicate_check_interval == MAX_DUPLICATE_INTERVAL_S
+
+
+def test_unset_duplicate_check_covers_the_whole_retry_window() -> None:
+    """Left null, the check is on over the retry schedule (capped at 4 h), retries are safe."""
+    forced = plan(NotifyOptions())
+    assert forced.check
+    assert forced.retry_safe
+    assert forced.interval >= 400
+    assert plan(NotifyOptions(duplicate_check_interval=3600)).interval == 3600
+    capped = plan(NotifyOptions(), horizon_s=10 * MAX_DUPLICATE_INTERVAL_S)
+    assert capped.interval == MAX_DUPLICATE_INTERVAL_S
+
+
+def test_unset_duplicate_check_is_off_when_the_same_content_went_out_recently() -> None:
+    """A distinct request whose content an overlapping recipient got recently goes out
+    unchecked (WeCom might hold it back), and an ambiguous failure then is not retried."""
+    other = EarlierSend("other", 900.0, checked=True, interval=600)
+    held = plan(NotifyOptions(), {"alice": [other]})
+    assert not held.check
+    assert not held.retry_safe
+    # Another member, an old send, or the request's own earlier attempt do not count.
+    assert plan(NotifyOptions(), {"bob": [other]}).check
+    assert plan(NotifyOptions(), {"alice": [other]}, now=900.0 + 601).check
+    assert plan(NotifyOptions(), {"alice": [replace(other, request_id="mine")]}).check
+    # A party, tag or @all may reach anyone.
+    assert not plan(NotifyOptions(), {"*": [other]}).check
+    assert not plan(NotifyOptions(), {"bob": [other]}, recipients=("*",)).check
+    # The earlier send's own longer interval counts too.
+    long_ago = EarlierSend("other", 0.0, checked=True, interval=4000)
+    assert not plan(NotifyOptions(), {"alice": [long_ago]}, now=3000.0).check
+
+
+def test_the_callers_duplicate_check_is_honoured() -> None:
+    """1 is on with the caller's interval (1800 by default), naming the members that got the
+    same content from a checked send within it; 0 is off and never retried if ambiguous."""
+    checked = EarlierSend("other", 900.0, checked=True, interval=60)
+    unchecked = EarlierSend("third", 950.0, checked=False, interval=1800)
+    on = plan(
+        NotifyOptions(enable_duplicate_check=1),
+        {"alice": [checked], "bob": [unchecked]},
+        recipients=("alice", "bob"),
+    )
+    assert (on.check, on.interval, on.retry_safe) == (True, 1800, True)
+    assert on.duplicate_users == ("alice",)
+    short = plan(
+        NotifyOptions(enable_duplicate_check=1, duplicate_check_interval=50), {"alice": [checked]}
+    )
+    assert short.duplicate_users == ()
+    off = plan(NotifyOptions(enable_duplicate_check=0), {"alice": [checked]})
+    assert (off.check, off.retry_safe) == (False, False)
 
 
 def test_an_ambiguous_retry_outside_the_interval_is_refused() -> None:
