@@ -131,7 +131,7 @@ class Dispatcher:
                 log.info("notify_retrying", kind=failure.kind, attempts=attempts)
                 raise RetryLater(f"{failure.kind}: {failure.errmsg}") from None
             result = result_of_failure(request.id, failure, attempts)
-            log.warning("notify_failed", kind=failure.kind, errcode=failure.errcode)
+            log.info("notify_failed", kind=failure.kind, errcode=failure.errcode)
         done = await self._repository.finish(claim, result)
         return Outcome(done.result)
 

@@ -75,7 +75,6 @@ class NotifierHandlers:
             request = parse_notify_request(message.body)
         except NotifyRequestInvalid as exc:
             request_id = request_id_of(message)
-            log.warning("notify_request_invalid", request_id=request_id, problem=exc.message)
             await self.publish(failed_result(request_id, exc.message), corp_id=None)
             return
         last_delivery = attempt_of(message) >= self._queue.max_attempts
@@ -115,3 +114,15 @@ class NotifierHandlers:
         await publish_event(self._bus, envelope)
         if count:
             self._metrics.results.labels(result.status).inc()
+            if result.status in ("failed", "expired"):
+                # One warning per request that did not reach its members; the reason is the
+                # notifier's or WeCom's errmsg, never the message content.
+                log.warning(
+                    "notify_request_failed",
+                    request_id=result.request_id,
+                    corp_id=corp_id,
+                    status=result.status,
+                    errcode=result.errcode,
+                    reason=result.errmsg,
+                    attempts=result.attempts,
+                )

@@ -14,6 +14,7 @@ from notifier.handlers import NotifierHandlers
 from notifier.limits import SendLimits
 from notifier.media import MediaResolver
 from notifier.metrics import NotifierMetrics
+from notifier.queries import NotifyQueries
 from notifier.sender import WeComSender
 from notifier.settings import NotifierServiceSettings, NotifierSettings
 from notifier.store import COLLECTIONS, StoredNotifications
@@ -23,6 +24,7 @@ from shared.bus.factory import BusComponent
 from shared.bus.topology import (
     NOTIFY_EXCHANGE,
     NOTIFY_REQUEST_KEY,
+    RPC_NOTIFY_QUEUE,
     RPC_TOPOLOGY,
     Binding,
     QueueSpec,
@@ -110,6 +112,7 @@ class NotifierService(BusService):
             observer=self.metrics.observe_wecom_call,
         )
         self.handlers: NotifierHandlers | None = None
+        self.queries: NotifyQueries | None = None
 
     async def prepare(self) -> None:
         timeout = self._settings.notify_rpc_timeout_s
@@ -127,17 +130,19 @@ class NotifierService(BusService):
             self.metrics,
             policy,
         )
+        self.queries = NotifyQueries(repository)
         self.handlers = NotifierHandlers(
             dispatcher, self.bus, self.metrics, NOTIFY_QUEUE_SPEC, suite_id=self._settings.suite_id
         )
 
     def subscriptions(self) -> list[Subscription]:
-        if self.handlers is None:
+        if self.handlers is None or self.queries is None:
             return []
         return [
             Subscription(
                 NOTIFY_QUEUE, handler=self.handlers.handle, prefetch=self._settings.notify_prefetch
-            )
+            ),
+            Subscription(RPC_NOTIFY_QUEUE, rpc=self.queries.answer, prefetch=64),
         ]
 
     async def cleanup(self) -> None:
