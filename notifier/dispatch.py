@@ -7,9 +7,11 @@ duplicate check on.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 
 import structlog
@@ -27,10 +29,10 @@ from notifier.domain import (
     result_of_failure,
     retry_covered,
 )
-from notifier.limits import SendLimits
+from notifier.limits import Booking, SendLimits
 from notifier.media import MediaResolver
 from notifier.metrics import NotifierMetrics
-from notifier.outcomes import Failed, Progress, Wait, guard
+from notifier.outcomes import Failed, Postpone, Progress, Wait, guard
 from notifier.sender import SEND_PATH, WeComSender, path_of
 from notifier.store import Claim, Done, NotifierRepository
 from notifier.wecom_body import content_digest, recipient_keys, to_wecom_body
@@ -87,7 +89,10 @@ class Dispatcher:
         policy: NotifierPolicy,
         *,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
+        self._sleep = sleep
+        self._order = KeyedLocks()
         self._repository = repository
         self._sender = sender
         self._agents = agents
@@ -101,9 +106,16 @@ class Dispatcher:
         """Carry out ``request`` to its final result.
 
         Raises:
-            Wait: not now (a send limit, or another delivery owns it); never a failure.
+            Wait: not now (another delivery owns it); never a failure.
+            Postpone: a send limit has no room until ``due_at``.
             RetryLater: a retryable failure, to be tried again through the bus.
         """
+        # Taken before the first await, in delivery order: sends to one member leave in the
+        # order they were requested (within this process).
+        async with self._order.hold(_member_keys(request)):
+            return await self._run(request, last_delivery=last_delivery)
+
+    async def _run(self, request: NotifyRequest, *, last_delivery: bool) -> Outcome:
         owner = uuid.uuid4().hex
         claimed = await self._repository.claim(request.id, owner, self._policy.claim_s)
         if claimed is None:
@@ -117,7 +129,7 @@ class Dispatcher:
         try:
             result = await self._attempt(request, progress)
             claim = progress.claim
-        except Wait:
+        except (Wait, Postpone):
             await self._unclaim(progress.claim)
             raise
         except Failed as failed:
@@ -148,7 +160,11 @@ class Dispatcher:
         path = path_of(request)
         plan: DuplicatePlan | None = None
         content = ""
+        booking = None
         if path == SEND_PATH:
+            # The slot first: the duplicate check is planned (and the send remembered) at
+            # the moment the message goes out.
+            booking = await self._booking(request, agent_id, progress)
             body = to_wecom_body(request, agent_id=agent_id, media_ids=media_ids)
             content = content_digest(request.corp_id, body)
             plan = await self._duplicate_plan(request, progress.claim.record, content)
@@ -156,6 +172,7 @@ class Dispatcher:
             if record.ambiguous:
                 refusal = _ambiguous_refusal(plan, record, self._clock())
                 if refusal is not None:
+                    await self._limits.release(booking)
                     return failed_result(request.id, refusal, attempts=attempts)
             options = request.options.model_copy(
                 update={
@@ -165,7 +182,6 @@ class Dispatcher:
             )
             request = request.model_copy(update={"options": options})
         body = to_wecom_body(request, agent_id=agent_id, media_ids=media_ids)
-        reservations = await self._limits.reserve(request, agent_id) if plan is not None else []
         claim = progress.claim
         record = claim.record
         now = self._clock()
@@ -177,13 +193,19 @@ class Dispatcher:
             duplicate_interval=None if plan is None else plan.interval,
             duplicate_check=None if plan is None else plan.check,
             retry_safe=True if plan is None else plan.retry_safe,
+            slot_at=None,
+            booked_at=None,
         )
         updated = await self._repository.update(claim, started)
         if updated is None:
-            await self._limits.release(reservations)
+            await self._limits.release(booking)
             raise Wait("claim_lost")
         progress.claim = updated
-        answer = await guard(self._sender.send(request.corp_id, path, body))
+        try:
+            answer = await guard(self._sender.send(request.corp_id, path, body))
+        finally:
+            if booking is not None:
+                await self._limits.sent(booking, self._clock())
         to = request.to
         result = result_from_wecom_answer(
             request.id,
@@ -195,6 +217,33 @@ class Dispatcher:
         )
         log.info("notify_sent", status=result.status, attempts=started.attempts, path=path)
         return result
+
+    async def _booking(self, request: NotifyRequest, agent_id: int, progress: Progress) -> Booking:
+        """This attempt's place under the send limits, once its slot has come: booked now or
+        by an earlier delivery (kept in the record), waited for in the handler when it is
+        within the hold time, else handed to the schedule (:class:`Postpone`)."""
+        record = progress.claim.record
+        if record.slot_at is not None and record.booked_at is not None:
+            booking = self._limits.booked(
+                request, agent_id, slot_at=record.slot_at, booked_at=record.booked_at
+            )
+        else:
+            booking = await self._limits.book(request, agent_id)
+        wait = booking.slot_at - self._clock()
+        if wait > self._policy.hold_s:
+            kept = replace(record, slot_at=booking.slot_at, booked_at=booking.booked_at)
+            updated = await self._repository.update(progress.claim, kept)
+            if updated is None:
+                await self._limits.release(booking)
+                raise Wait("claim_lost")
+            progress.claim = updated
+            self._metrics.limit_waits.labels("member", "scheduled").inc()
+            # Delivered again a little before the slot, to wait out the rest here.
+            raise Postpone(booking.slot_at - self._policy.hold_s / 2, "member")
+        if wait > 0:
+            self._metrics.limit_waits.labels("member", "held").inc()
+            await self._sleep(wait)
+        return booking
 
     async def _duplicate_plan(
         self, request: NotifyRequest, record: RequestRecord, content: str
@@ -249,6 +298,41 @@ class Dispatcher:
 
     async def _unclaim(self, claim: Claim) -> None:
         await self._repository.update(claim, replace(claim.record, claimed_until=0.0))
+
+
+class KeyedLocks:
+    """First-come-first-served locks by key, forgotten when nobody holds or waits for them."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: dict[str, int] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, keys: list[str]) -> AsyncIterator[None]:
+        """Hold every lock of ``keys`` (taken in sorted order: no deadlock)."""
+        ordered = sorted(set(keys))
+        for key in ordered:
+            self._users[key] = self._users.get(key, 0) + 1
+            self._locks.setdefault(key, asyncio.Lock())
+        taken: list[str] = []
+        try:
+            for key in ordered:
+                await self._locks[key].acquire()
+                taken.append(key)
+            yield
+        finally:
+            for key in taken:
+                self._locks[key].release()
+            for key in ordered:
+                self._users[key] -= 1
+                if self._users[key] == 0:
+                    del self._users[key], self._locks[key]
+
+
+def _member_keys(request: NotifyRequest) -> list[str]:
+    if path_of(request) != SEND_PATH:
+        return []
+    return [f"{request.corp_id}:{user.lower()}" for user in request.to.users]
 
 
 def _ambiguous_refusal(plan: DuplicatePlan, record: RequestRecord, now: float) -> str | None:

@@ -291,6 +291,9 @@ class RequestRecord:
     duplicate_interval: int | None = None
     duplicate_check: bool | None = None
     retry_safe: bool = True
+    # The send-limit booking of the next attempt, kept while it waits for its slot.
+    slot_at: float | None = None
+    booked_at: float | None = None
     media_ids: Mapping[str, str] = field(default_factory=dict)
     result: NotifyResult | None = None
 
@@ -306,6 +309,8 @@ class RequestRecord:
             "duplicate_interval": self.duplicate_interval,
             "duplicate_check": self.duplicate_check,
             "retry_safe": self.retry_safe,
+            "slot_at": self.slot_at,
+            "booked_at": self.booked_at,
             "media_ids": dict(self.media_ids),
             "result": None if self.result is None else self.result.model_dump(mode="json"),
         }
@@ -328,6 +333,8 @@ class RequestRecord:
             duplicate_interval=None if interval is None else int(interval),
             duplicate_check=None if check is None else bool(check),
             retry_safe=bool(doc.get("retry_safe", True)),
+            slot_at=_optional_float(doc.get("slot_at")),
+            booked_at=_optional_float(doc.get("booked_at")),
             media_ids={str(k): str(v) for k, v in (doc.get("media_ids") or {}).items()},
             result=None if result is None else NotifyResult.model_validate(result),
         )
@@ -335,6 +342,10 @@ class RequestRecord:
     @property
     def is_done(self) -> bool:
         return self.state == "done" and self.result is not None
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def take_over(record: RequestRecord, owner: str, now: float, claim_s: float) -> RequestRecord:
@@ -455,6 +466,48 @@ def give_back(
     return updated
 
 
+def next_slot(
+    times: Sequence[float], windows: tuple[Window, ...], *, now: float, margin_s: float
+) -> tuple[float, list[float]]:
+    """The moment one more send to a member may go out, and the member's send times with it.
+
+    ``times`` are the member's scheduled sends (past and future). The slot is the earliest
+    moment, no sooner than ``now`` nor than the member's last slot (so messages leave in the
+    order they were scheduled), at which every window of ``length_s + margin_s`` ending there
+    holds fewer than ``limit`` sends: exactly when the oldest send in a full window leaves it.
+    Times older than every window are dropped.
+
+    Args:
+        times: the member's scheduled send times.
+        windows: the per-member windows in force (each ``limit`` ≥ 1).
+        now: the current time.
+        margin_s: seconds every window is stretched by (clock skew, transit).
+    """
+    horizon = max((w.length_s for w in windows), default=0.0) + margin_s
+    kept = sorted(t for t in times if t > now - horizon)
+    slot = max(now, kept[-1]) if kept else now
+    moved = True
+    while moved:
+        moved = False
+        for window in windows:
+            span = window.length_s + margin_s
+            inside = [t for t in kept if t > slot - span]
+            if len(inside) >= window.limit:
+                # The oldest sends must leave until one more fits.
+                leaves = inside[len(inside) - window.limit] + span
+                if leaves > slot:
+                    slot, moved = leaves, True
+    return slot, [*kept, slot]
+
+
+def without_slot(times: Sequence[float], slot: float) -> list[float]:
+    """``times`` with one occurrence of ``slot`` taken out (a send that never went out)."""
+    remaining = list(times)
+    if slot in remaining:
+        remaining.remove(slot)
+    return remaining
+
+
 def member_windows(
     per_minute: int, per_hour: int, *, minute_s: float, hour_s: float
 ) -> tuple[Window, ...]:
@@ -477,6 +530,12 @@ def app_weight(users: int, parties: int, tags: int, *, all_members: bool, group_
     if all_members:
         return group_size
     return users + (parties + tags) * group_size
+
+
+def slot_ttl(windows: tuple[Window, ...], margin_s: float) -> float:
+    """How long a member's slot document must outlive its last write: past its last slot,
+    which lies ahead by however long the member's backlog is (a day is allowed for)."""
+    return 86_400.0 + max((w.length_s for w in windows), default=0.0) + margin_s
 
 
 def counter_ttl(windows: tuple[Window, ...], margin_s: float) -> float:

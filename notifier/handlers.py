@@ -18,7 +18,8 @@ import structlog
 from notifier.dispatch import Dispatcher
 from notifier.domain import failed_result
 from notifier.metrics import NotifierMetrics
-from notifier.outcomes import Wait
+from notifier.outcomes import Postpone, Wait
+from notifier.schedule import RequestSchedule
 from shared.bus.abc import Bus, Delivery, Message, RetryLater, attempt_of
 from shared.bus.events import publish_event
 from shared.bus.topology import NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY, QueueSpec
@@ -54,6 +55,7 @@ class NotifierHandlers:
     def __init__(
         self,
         dispatcher: Dispatcher,
+        schedule: RequestSchedule,
         bus: Bus,
         metrics: NotifierMetrics,
         queue: QueueSpec,
@@ -62,6 +64,7 @@ class NotifierHandlers:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._dispatcher = dispatcher
+        self._schedule = schedule
         self._bus = bus
         self._metrics = metrics
         self._queue = queue
@@ -85,6 +88,11 @@ class NotifierHandlers:
                 outcome = await self._dispatcher.run(request, last_delivery=last_delivery)
             except Wait as wait:
                 await self._later(message, wait, last_delivery=last_delivery)
+                return
+            except Postpone as postponed:
+                # Kept in the store and acked: the schedule delivers it again when it is due.
+                await self._schedule.put(request.id, message.body, postponed.due_at)
+                log.info("notify_scheduled", window=postponed.window, due_at=postponed.due_at)
                 return
             await self.publish(outcome.result, corp_id=request.corp_id, count=not outcome.repeated)
 

@@ -31,6 +31,16 @@ class Wait(Exception):
         self.window = window
 
 
+class Postpone(Exception):
+    """A send limit has no room until ``due_at``: keep the request and deliver it again
+    then (the schedule, not the retry queues)."""
+
+    def __init__(self, due_at: float, window: str) -> None:
+        super().__init__(window)
+        self.due_at = due_at
+        self.window = window
+
+
 class Failed(Exception):
     """An attempt failed in a way :func:`classify` understood."""
 

@@ -3,6 +3,9 @@ lifecycle component, and the parts of its standalone process (``shared.component
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 import structlog
@@ -15,6 +18,7 @@ from notifier.limits import SendLimits
 from notifier.media import MediaResolver
 from notifier.metrics import NotifierMetrics
 from notifier.queries import NotifyQueries
+from notifier.schedule import RequestSchedule
 from notifier.sender import WeComSender
 from notifier.settings import NotifierServiceSettings, NotifierSettings
 from notifier.store import COLLECTIONS, StoredNotifications
@@ -41,10 +45,11 @@ from shared.wecom.api import WeComClient
 log = structlog.get_logger(__name__)
 
 NOTIFY_QUEUE: Final = "notifier.requests"
-# Retries serve two purposes: WeCom's transient failures (-1, network, 5xx, 45009) get a
-# growing backoff, and sends held back by a send limit come back once a window has moved on.
-# NOTIFY_MAX_ATTEMPTS bounds the WeCom calls; the queue's own bound is higher so limit waits
-# do not use them up (on its last delivery a waiting request is republished, never dropped).
+# Retries are for failures: WeCom's transient ones (-1, network, 5xx, 45009) get a growing
+# backoff; a delivery of a request another delivery owns comes back later. Send limits never
+# use them (they are scheduled, notifier/limits.py). NOTIFY_MAX_ATTEMPTS bounds the WeCom
+# calls; the queue's own bound is higher so that ownership waits do not use them up (on its
+# last delivery a waiting request is republished, never dropped).
 NOTIFY_QUEUE_SPEC: Final = QueueSpec(
     NOTIFY_QUEUE,
     bindings=(Binding(NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY),),
@@ -95,6 +100,8 @@ class NotifierService(BusService):
         store: DocumentStore | None = None,
         registry: CollectorRegistry | None = None,
         readiness: Readiness | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         super().__init__(
             bus,
@@ -103,6 +110,9 @@ class NotifierService(BusService):
             readiness,
         )
         self._settings = settings
+        # Injected so that tests can run the limits on a compressed clock.
+        self._clock = clock
+        self._sleep = sleep
         # In-flight sends finish (or are requeued) before the clients close.
         self.stop_grace_s = settings.wecom_api_timeout_s
         self.metrics = NotifierMetrics.create(registry or new_registry())
@@ -117,23 +127,39 @@ class NotifierService(BusService):
     async def prepare(self) -> None:
         timeout = self._settings.notify_rpc_timeout_s
         policy = policy_of(self._settings)
+        clock, sleep = self._clock, self._sleep
         repository = StoredNotifications(
-            self.store, record_ttl_s=self._settings.notify_record_ttl_s
+            self.store, record_ttl_s=self._settings.notify_record_ttl_s, clock=clock
         )
         sender = WeComSender(self._client, TokensClient(self.bus, timeout_s=timeout))
         dispatcher = Dispatcher(
             repository,
             sender,
             InstalledAgents(AuthClient(self.bus, timeout_s=timeout)),
-            SendLimits(repository, self.metrics, policy),
+            SendLimits(repository, self.metrics, policy, clock=clock),
             MediaResolver(repository, sender, self.metrics, margin_s=policy.media_margin_s),
             self.metrics,
             policy,
+            clock=clock,
+            sleep=sleep,
         )
         self.queries = NotifyQueries(repository)
+        schedule = RequestSchedule(repository, self.bus, clock=clock, sleep=sleep)
         self.handlers = NotifierHandlers(
-            dispatcher, self.bus, self.metrics, NOTIFY_QUEUE_SPEC, suite_id=self._settings.suite_id
+            dispatcher,
+            schedule,
+            self.bus,
+            self.metrics,
+            NOTIFY_QUEUE_SPEC,
+            suite_id=self._settings.suite_id,
+            clock=clock,
         )
+        self.spawn(self._scheduling(schedule), "notifier-schedule")
+
+    async def _scheduling(self, schedule: RequestSchedule) -> None:
+        # Nothing can be published before the bus is up.
+        await self._bus_component.connected()
+        await schedule.run()
 
     def subscriptions(self) -> list[Subscription]:
         if self.handlers is None or self.queries is None:

@@ -23,7 +23,10 @@ from notifier.domain import (
     counter_ttl,
     give_back,
     is_claimable,
+    next_slot,
+    slot_ttl,
     take_over,
+    without_slot,
 )
 from shared.notify import NotifyResult
 from shared.storage.abc import DocumentStore, StoredRecord
@@ -33,7 +36,11 @@ REQUESTS: Final = "notify_requests"
 MEDIA: Final = "notify_media"
 LIMITS: Final = "notify_limits"
 CONTENT: Final = "notify_content"
-COLLECTIONS: Final = (REQUESTS, MEDIA, LIMITS, CONTENT)
+SCHEDULE: Final = "notify_schedule"
+COLLECTIONS: Final = (REQUESTS, MEDIA, LIMITS, CONTENT, SCHEDULE)
+# A scheduled request is kept at least this long past its due time (a notifier down for
+# that long loses nothing: it is still in the schedule when one comes back).
+SCHEDULE_TTL_S: Final = 7 * 86_400.0
 
 # How long a send of some content is remembered: WeCom's longest duplicate-check interval
 # (4 h) and a minute to spare.
@@ -68,6 +75,16 @@ class Reservation:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """A request waiting for a send-limit window, to be published again at ``due_at``."""
+
+    request_id: str
+    body: bytes
+    due_at: float
+    version: int
+
+
 class NotifierRepository(Protocol):
     async def get_request(self, request_id: str) -> RequestRecord | None: ...
     async def claim(self, request_id: str, owner: str, claim_s: float) -> Claim | Done | None: ...
@@ -79,6 +96,16 @@ class NotifierRepository(Protocol):
         self, key: str, windows: tuple[Window, ...], weight: int, margin_s: float
     ) -> Reservation | float | None: ...
     async def release(self, reservation: Reservation) -> None: ...
+    async def schedule(
+        self, key: str, windows: tuple[Window, ...], margin_s: float, at: float
+    ) -> float: ...
+    async def unschedule(self, key: str, windows: tuple[Window, ...], slot: float) -> None: ...
+    async def restamp(
+        self, key: str, windows: tuple[Window, ...], slot: float, sent_at: float
+    ) -> None: ...
+    async def put_scheduled(self, request_id: str, body: bytes, due_at: float) -> None: ...
+    async def scheduled(self) -> list[Scheduled]: ...
+    async def drop_scheduled(self, entry: Scheduled) -> bool: ...
     async def recent_sends(self, key: str) -> dict[str, list[EarlierSend]]: ...
     async def plan_send(
         self,
@@ -211,6 +238,73 @@ class StoredNotifications:
         with contextlib.suppress(ContentionError):
             await compare_and_update(self._store, LIMITS, reservation.key, decide, ttl=ttl)
 
+    # --- per-member send slots -------------------------------------------------------------
+
+    async def schedule(
+        self, key: str, windows: tuple[Window, ...], margin_s: float, at: float
+    ) -> float:
+        """Reserve the next send slot of member counter ``key`` no sooner than ``at`` (the
+        caller's "now", the same for every member of one send; see :func:`next_slot`)."""
+        ttl = slot_ttl(windows, margin_s)
+
+        def decide(found: StoredRecord | None) -> Decision[float]:
+            times = [] if found is None else _times_of(found.doc)
+            slot, updated = next_slot(times, windows, now=at, margin_s=margin_s)
+            return Write({"times": updated}, slot)
+
+        return await compare_and_update(self._store, LIMITS, key, decide, ttl=ttl)
+
+    async def unschedule(self, key: str, windows: tuple[Window, ...], slot: float) -> None:
+        """Give back a slot whose send never went out (best effort)."""
+        ttl = slot_ttl(windows, 0.0)
+
+        def decide(found: StoredRecord | None) -> Decision[None]:
+            if found is None:
+                return Keep(None)
+            return Write({"times": without_slot(_times_of(found.doc), slot)}, None)
+
+        with contextlib.suppress(ContentionError):
+            await compare_and_update(self._store, LIMITS, key, decide, ttl=ttl)
+
+    async def restamp(
+        self, key: str, windows: tuple[Window, ...], slot: float, sent_at: float
+    ) -> None:
+        """Count a booked send at the moment it actually went out (best effort)."""
+        ttl = slot_ttl(windows, 0.0)
+
+        def decide(found: StoredRecord | None) -> Decision[None]:
+            times = [] if found is None else without_slot(_times_of(found.doc), slot)
+            return Write({"times": sorted([*times, sent_at])}, None)
+
+        with contextlib.suppress(ContentionError):
+            await compare_and_update(self._store, LIMITS, key, decide, ttl=ttl)
+
+    # --- requests waiting for a window ------------------------------------------------------
+
+    async def put_scheduled(self, request_id: str, body: bytes, due_at: float) -> None:
+        """Keep ``body`` until ``due_at``, when a notifier publishes it again."""
+        ttl = max(1.0, due_at - self._clock()) + SCHEDULE_TTL_S
+        doc = {"body": body.decode("utf-8", "surrogateescape"), "due_at": due_at}
+        await self._store.put(SCHEDULE, request_id, doc, ttl=ttl)
+
+    async def scheduled(self) -> list[Scheduled]:
+        """Every waiting request, soonest first."""
+        found = await self._store.find(SCHEDULE)
+        entries = [
+            Scheduled(
+                record.key,
+                str(record.doc["body"]).encode("utf-8", "surrogateescape"),
+                float(record.doc["due_at"]),
+                record.version,
+            )
+            for record in found
+        ]
+        return sorted(entries, key=lambda entry: entry.due_at)
+
+    async def drop_scheduled(self, entry: Scheduled) -> bool:
+        """Remove ``entry`` if no other notifier has (True: this one publishes it)."""
+        return await self._store.compare_and_delete(SCHEDULE, entry.request_id, entry.version)
+
     # --- sends of the same content (the duplicate check) ----------------------------------
 
     async def recent_sends(self, key: str) -> dict[str, list[EarlierSend]]:
@@ -245,6 +339,11 @@ class StoredNotifications:
             return Write(doc, plan)
 
         return await compare_and_update(self._store, CONTENT, key, decide, ttl=CONTENT_TTL_S)
+
+
+def _times_of(doc: Mapping[str, object]) -> list[float]:
+    times = doc.get("times")
+    return [float(t) for t in times] if isinstance(times, list) else []
 
 
 def _sends_of(doc: Mapping[str, object], now: float) -> dict[str, list[EarlierSend]]:

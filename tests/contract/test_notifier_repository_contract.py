@@ -115,3 +115,39 @@ async def test_sends_of_the_same_content_are_seen_by_every_replica(
     assert sends["alice"][0].checked is True
     clock.advance(MAX_DUPLICATE_INTERVAL_S + 1)
     assert await b.recent_sends("content-1") == {}
+
+
+HOURLY = (Window("hour", 1000, 3600.0),)
+
+
+async def test_member_slots_are_shared_by_replicas_up_to_1000_an_hour(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    """1000 bookings from two replicas all go now; the 1001st waits for the hour window; a
+    slot given back is booked again."""
+    a, b = replicas
+    now = clock()
+    slots = [await (a, b)[n % 2].schedule("slots:x", HOURLY, 1.0, now) for n in range(1000)]
+    assert set(slots) == {now}
+    later = await a.schedule("slots:x", HOURLY, 1.0, now)
+    assert later == now + 3601.0
+    await b.unschedule("slots:x", HOURLY, later)
+    await b.unschedule("slots:x", HOURLY, now)
+    assert await a.schedule("slots:x", HOURLY, 1.0, now) == now
+
+
+async def test_postponed_requests_are_kept_until_taken_once(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    """The schedule lists waiting requests soonest first; only one replica takes each."""
+    a, b = replicas
+    await a.put_scheduled("late", b'{"id": "late"}', clock() + 60)
+    await a.put_scheduled("soon", b'{"id": "soon"}', clock() + 5)
+    seen = await b.scheduled()
+    assert [(entry.request_id, entry.body) for entry in seen] == [
+        ("soon", b'{"id": "soon"}'),
+        ("late", b'{"id": "late"}'),
+    ]
+    assert await a.drop_scheduled(seen[0])
+    assert not await b.drop_scheduled(seen[0])
+    assert [entry.request_id for entry in await b.scheduled()] == ["late"]

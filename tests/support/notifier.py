@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -181,10 +181,19 @@ def outcomes_for(sent: list[dict[str, Any]], user: str) -> list[str]:
     return [entry["outcomes"][user] for entry in sent if user in entry["outcomes"]]
 
 
-def scaled_clock(factor: float) -> Callable[[], float]:
+def scaled_clock(factor: float, start: float | None = None) -> Callable[[], float]:
     """Real time running ``factor`` times faster: a simulator minute in 60/factor seconds."""
-    start = time.time()
-    return lambda: start + (time.time() - start) * factor
+    origin = time.time() if start is None else start
+    return lambda: origin + (time.time() - origin) * factor
+
+
+def scaled_sleep(factor: float) -> Callable[[float], Awaitable[None]]:
+    """``asyncio.sleep`` on a clock running ``factor`` times faster."""
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds / factor)
+
+    return sleep
 
 
 async def _fake_auth(agent_id: int) -> Callable[[Message], Any]:
@@ -225,6 +234,7 @@ async def notifier_rig(
     name: str,
     sim_clock: Callable[[], float] = time.time,
     sim: dict[str, Any] | None = None,
+    notifier_clock: tuple[Callable[[], float], Callable[[float], Awaitable[None]]] | None = None,
     **notifier: Any,
 ) -> AsyncIterator[NotifierRig]:
     """Everything the notifier needs, started; ``notifier`` overrides NotifierSettings."""
@@ -251,7 +261,10 @@ async def notifier_rig(
         wecom_api_base=api_base, data_dir=tmp_path / "notifier", data_key=data_key, **notifier
     )
     readiness = Readiness()
-    service = NotifierService(settings, bus, component, readiness=readiness)
+    clock, sleep = notifier_clock or (time.time, asyncio.sleep)
+    service = NotifierService(
+        settings, bus, component, readiness=readiness, clock=clock, sleep=sleep
+    )
     results = Results()
     consumers = []
     try:

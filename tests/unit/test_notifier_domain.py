@@ -17,9 +17,11 @@ from notifier.domain import (
     app_weight,
     give_back,
     is_claimable,
+    next_slot,
     plan_duplicate_check,
     retry_covered,
     take_over,
+    without_slot,
 )
 from shared.notify import NotifyOptions, NotifyResult
 
@@ -178,3 +180,41 @@ def test_records_round_trip_through_documents() -> None:
 )
 def test_which_failures_are_retried(kind: str, retryable: bool) -> None:
     assert Failure(kind, None, "x").is_retryable is retryable  # type: ignore[arg-type]
+
+
+PER_MEMBER = (Window("minute", 30, 60.0), Window("hour", 1000, 3600.0))
+
+
+def test_the_31st_message_in_a_minute_is_scheduled_when_the_first_leaves_the_window() -> None:
+    """30 at once go now; the 31st exactly one window plus the margin after the first."""
+    times: list[float] = []
+    slots = []
+    for _ in range(31):
+        slot, times = next_slot(times, PER_MEMBER, now=100.0, margin_s=1.0)
+        slots.append(slot)
+    assert slots[:30] == [100.0] * 30
+    assert slots[30] == 161.0
+
+
+def test_slots_of_one_member_never_go_backwards() -> None:
+    """A later booking never gets an earlier slot than the member's last one."""
+    times = [100.0, 150.0]
+    slot, _ = next_slot(times, PER_MEMBER, now=120.0, margin_s=1.0)
+    assert slot == 150.0
+
+
+def test_the_1001st_message_in_an_hour_waits_for_the_hour_window() -> None:
+    """1000 spread over the hour (30 a minute) fill it; the next waits for the first to leave."""
+    times = [100.0 + 61.0 * (n // 30) + n % 30 * 0.01 for n in range(1000)]
+    slot, kept = next_slot(times, PER_MEMBER, now=times[-1], margin_s=1.0)
+    assert slot == 100.0 + 3601.0
+    assert len(kept) == 1001
+    # Once the hour has passed, the old times are dropped.
+    _, pruned = next_slot(kept, PER_MEMBER, now=slot + 3602.0, margin_s=1.0)
+    assert len(pruned) == 1
+
+
+def test_a_slot_given_back_is_free_again() -> None:
+    """without_slot takes out one occurrence of an unsent slot."""
+    assert without_slot([1.0, 2.0, 2.0], 2.0) == [1.0, 2.0]
+    assert without_slot([1.0], 5.0) == [1.0]
