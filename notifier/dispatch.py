@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Final
 
 import structlog
 
@@ -34,13 +35,16 @@ from notifier.media import MediaResolver
 from notifier.metrics import NotifierMetrics
 from notifier.outcomes import Failed, Postpone, Progress, Wait, guard
 from notifier.sender import SEND_PATH, WeComSender, path_of
-from notifier.store import Claim, Done, NotifierRepository
+from notifier.store import Done, NotifierRepository
 from notifier.wecom_body import content_digest, recipient_keys, to_wecom_body
 from shared.auth_client import AuthClient
 from shared.bus.abc import RetryLater
 from shared.notify import NotifyRequest, NotifyResult
 
 log = structlog.get_logger(__name__)
+
+# How long after another owner's lease ends a waiting delivery looks again.
+CLAIM_SLACK_S: Final = 0.5
 
 
 class InstalledAgents:
@@ -106,8 +110,9 @@ class Dispatcher:
         """Carry out ``request`` to its final result.
 
         Raises:
-            Wait: not now (another delivery owns it); never a failure.
-            Postpone: a send limit has no room until ``due_at``.
+            Wait: the claim was lost midway; never a failure.
+            Postpone: a send limit has no room, or another delivery owns the request, until
+                ``due_at``.
             RetryLater: a retryable failure, to be tried again through the bus.
         """
         # Taken before the first await, in delivery order: sends to one member leave in the
@@ -119,7 +124,12 @@ class Dispatcher:
         owner = uuid.uuid4().hex
         claimed = await self._repository.claim(request.id, owner, self._policy.claim_s)
         if claimed is None:
-            raise Wait("claimed_elsewhere")
+            # Another delivery owns it (a duplicate, or the redelivery of a crashed owner's
+            # work): look again just after its lease ends; a live owner renews it meanwhile.
+            current = await self._repository.get_request(request.id)
+            until = self._clock() if current is None else current.claimed_until
+            self._metrics.retries.labels("claimed_elsewhere").inc()
+            raise Postpone(max(until, self._clock()) + CLAIM_SLACK_S, "claim")
         if isinstance(claimed, Done):
             # Done before: republish the stored result, send nothing.
             self._metrics.republished.inc()
@@ -127,14 +137,14 @@ class Dispatcher:
             return Outcome(claimed.result, repeated=True)
         progress = Progress(claimed)
         try:
-            result = await self._attempt(request, progress)
-            claim = progress.claim
+            async with self._heartbeat(progress):
+                result = await self._attempt(request, progress)
         except (Wait, Postpone):
-            await self._unclaim(progress.claim)
+            await progress.write(self._repository, lambda r: replace(r, claimed_until=0.0))
             raise
         except Failed as failed:
-            claim = await self._after_failure(progress.claim, failed)
-            attempts = claim.record.attempts
+            await self._after_failure(progress, failed)
+            attempts = progress.claim.record.attempts
             failure = failed.failure
             if failure.is_retryable and not is_last_attempt(
                 attempts, self._policy.max_attempts, last_delivery=last_delivery
@@ -144,8 +154,31 @@ class Dispatcher:
                 raise RetryLater(f"{failure.kind}: {failure.errmsg}") from None
             result = result_of_failure(request.id, failure, attempts)
             log.info("notify_failed", kind=failure.kind, errcode=failure.errcode)
-        done = await self._repository.finish(claim, result)
+        async with progress.lock:
+            progress.released = True
+            done = await self._repository.finish(progress.claim, result)
         return Outcome(done.result)
+
+    @contextlib.asynccontextmanager
+    async def _heartbeat(self, progress: Progress) -> AsyncIterator[None]:
+        """Renew the claim every third of its lease while this delivery works on it, so that
+        a live owner keeps it and a dead one's lease runs out within ``claim_s``."""
+        interval = self._policy.claim_s / 3
+
+        async def beat() -> None:
+            while True:
+                await self._sleep(interval)
+                until = self._clock() + self._policy.claim_s
+                if not await progress.renew(self._repository, until):
+                    return
+
+        task = asyncio.create_task(beat(), name="notify-claim-heartbeat")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def _attempt(self, request: NotifyRequest, progress: Progress) -> NotifyResult:
         """One try at ``request``; its final result, or an exception saying why not yet."""
@@ -182,25 +215,25 @@ class Dispatcher:
             )
             request = request.model_copy(update={"options": options})
         body = to_wecom_body(request, agent_id=agent_id, media_ids=media_ids)
-        claim = progress.claim
-        record = claim.record
         now = self._clock()
-        started = replace(
-            record,
-            attempts=record.attempts + 1,
-            in_flight=True,
-            first_sent_at=record.first_sent_at or now,
-            duplicate_interval=None if plan is None else plan.interval,
-            duplicate_check=None if plan is None else plan.check,
-            retry_safe=True if plan is None else plan.retry_safe,
-            slot_at=None,
-            booked_at=None,
-        )
-        updated = await self._repository.update(claim, started)
-        if updated is None:
+
+        def started(record: RequestRecord) -> RequestRecord:
+            return replace(
+                record,
+                attempts=record.attempts + 1,
+                in_flight=True,
+                first_sent_at=record.first_sent_at or now,
+                duplicate_interval=None if plan is None else plan.interval,
+                duplicate_check=None if plan is None else plan.check,
+                retry_safe=True if plan is None else plan.retry_safe,
+                slot_at=None,
+                booked_at=None,
+            )
+
+        if not await progress.write(self._repository, started):
             await self._limits.release(booking)
             raise Wait("claim_lost")
-        progress.claim = updated
+        attempt = progress.claim.record.attempts
         try:
             answer = await guard(self._sender.send(request.corp_id, path, body))
         finally:
@@ -210,12 +243,12 @@ class Dispatcher:
         result = result_from_wecom_answer(
             request.id,
             answer,
-            started.attempts,
+            attempt,
             duplicate_check=plan is not None and plan.check,
             duplicate_users=() if plan is None else plan.duplicate_users,
             only_users=None if to.all or to.parties or to.tags else to.users,
         )
-        log.info("notify_sent", status=result.status, attempts=started.attempts, path=path)
+        log.info("notify_sent", status=result.status, attempts=attempt, path=path)
         return result
 
     async def _booking(self, request: NotifyRequest, agent_id: int, progress: Progress) -> Booking:
@@ -231,12 +264,13 @@ class Dispatcher:
             booking = await self._limits.book(request, agent_id)
         wait = booking.slot_at - self._clock()
         if wait > self._policy.hold_s:
-            kept = replace(record, slot_at=booking.slot_at, booked_at=booking.booked_at)
-            updated = await self._repository.update(progress.claim, kept)
-            if updated is None:
+            kept = await progress.write(
+                self._repository,
+                lambda r: replace(r, slot_at=booking.slot_at, booked_at=booking.booked_at),
+            )
+            if not kept:
                 await self._limits.release(booking)
                 raise Wait("claim_lost")
-            progress.claim = updated
             self._metrics.limit_waits.labels("member", "scheduled").inc()
             # Delivered again a little before the slot, to wait out the rest here.
             raise Postpone(booking.slot_at - self._policy.hold_s / 2, "member")
@@ -283,21 +317,19 @@ class Dispatcher:
             return request.agent_id
         return await self._agents.agent_id(request.corp_id)
 
-    async def _after_failure(self, claim: Claim, failed: Failed) -> Claim:
+    async def _after_failure(self, progress: Progress, failed: Failed) -> None:
         """Record a failed attempt: not in flight any more, ambiguous if it may have been
         delivered; the claim is released for the retry."""
-        record = claim.record
-        updated = replace(
-            record,
-            in_flight=False,
-            ambiguous=record.ambiguous or (failed.failure.maybe_delivered and record.in_flight),
-            claimed_until=0.0,
-        )
-        written = await self._repository.update(claim, updated)
-        return written or claim
 
-    async def _unclaim(self, claim: Claim) -> None:
-        await self._repository.update(claim, replace(claim.record, claimed_until=0.0))
+        def failed_attempt(record: RequestRecord) -> RequestRecord:
+            return replace(
+                record,
+                in_flight=False,
+                ambiguous=record.ambiguous or (failed.failure.maybe_delivered and record.in_flight),
+                claimed_until=0.0,
+            )
+
+        await progress.write(self._repository, failed_attempt)
 
 
 class KeyedLocks:

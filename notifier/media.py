@@ -54,8 +54,8 @@ class MediaResolver:
             media_ids[upload.key] = cached
         if media_ids == claim.record.media_ids:
             return media_ids
-        updated = await self._repository.update(claim, replace(claim.record, media_ids=media_ids))
-        if updated is None:
+        if not await progress.write(
+            self._repository, lambda record: replace(record, media_ids=media_ids)
+        ):
             raise Wait("claim_lost")
-        progress.claim = updated
         return media_ids

@@ -4,12 +4,13 @@ into the latter."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-from dataclasses import dataclass
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
 from typing import Final, TypeVar
 
-from notifier.domain import Failure, FailureKind
-from notifier.store import Claim
+from notifier.domain import Failure, FailureKind, RequestRecord
+from notifier.store import Claim, NotifierRepository
 from shared.auth_client import AuthUnavailable
 from shared.bus.abc import BusError
 from shared.tokens import TokenUnavailable
@@ -51,9 +52,44 @@ class Failed(Exception):
 
 @dataclass(slots=True)
 class Progress:
-    """The claim as last written by this delivery (each write moves its version on)."""
+    """The claim as last written by this delivery (each write moves its version on).
+
+    Every write goes through :meth:`write`, one at a time, so that the heartbeat renewing
+    the claim and the delivery's own steps never overwrite each other.
+    """
 
     claim: Claim
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    # Set once the claim was given up (unclaimed, failed for a retry, or finished): the
+    # heartbeat must not take it back.
+    released: bool = False
+
+    async def write(
+        self, repository: NotifierRepository, change: Callable[[RequestRecord], RequestRecord]
+    ) -> bool:
+        """Write ``change(record)`` if the claim still holds; False when it was taken over."""
+        async with self.lock:
+            record = change(self.claim.record)
+            updated = await repository.update(self.claim, record)
+            if updated is None:
+                return False
+            self.claim = updated
+            if record.claimed_until == 0.0:
+                self.released = True
+            return True
+
+    async def renew(self, repository: NotifierRepository, until: float) -> bool:
+        """Extend the claim to ``until``; False when it was given up or taken over."""
+        async with self.lock:
+            if self.released:
+                return False
+            updated = await repository.update(
+                self.claim, replace(self.claim.record, claimed_until=until)
+            )
+            if updated is None:
+                return False
+            self.claim = updated
+            return True
 
 
 _API_ERROR_KINDS: Final[tuple[tuple[type[WeComApiError], FailureKind], ...]] = (

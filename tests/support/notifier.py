@@ -137,6 +137,8 @@ class NotifierRig:
     service: NotifierService
     agent_id: int
     proxy: SlowAnswers
+    # What a notifier process of its own would use as WECOM_API_BASE (the proxy).
+    api_base: str = ""
 
     async def publish(
         self, request: dict[str, Any] | bytes, *, message_id: str | None = None
@@ -235,9 +237,14 @@ async def notifier_rig(
     sim_clock: Callable[[], float] = time.time,
     sim: dict[str, Any] | None = None,
     notifier_clock: tuple[Callable[[], float], Callable[[float], Awaitable[None]]] | None = None,
+    start_notifier: bool = True,
     **notifier: Any,
 ) -> AsyncIterator[NotifierRig]:
-    """Everything the notifier needs, started; ``notifier`` overrides NotifierSettings."""
+    """Everything the notifier needs, started; ``notifier`` overrides NotifierSettings.
+
+    With ``start_notifier`` False the in-process notifier is not started: the test runs
+    notifier processes of its own against ``NotifierRig.api_base``.
+    """
     app = build_simulator_app(quiet_settings(**(sim or {})), clock=sim_clock)
     server = _WeComLikeServer(app, host="127.0.0.1")
     await server.start_server()
@@ -279,13 +286,14 @@ async def notifier_rig(
         await eventually(lambda: tokens.get("corp", corp_id=CORP))
         consumers.append(await bus.serve(RPC_AUTH_QUEUE, await _fake_auth(agent_id)))
         consumers.append(await bus.consume(RESULTS_QUEUE, results.handle, prefetch=256))
-        await service.start()
+        if start_notifier:
+            await service.start()
 
-        async def ready() -> None:
-            assert readiness.is_ready, readiness.status()
+            async def ready() -> None:
+                assert readiness.is_ready, readiness.status()
 
-        await eventually(ready)
-        yield NotifierRig(harness, bus, results, service, agent_id, proxy)
+            await eventually(ready)
+        yield NotifierRig(harness, bus, results, service, agent_id, proxy, api_base)
     finally:
         await service.stop()
         for consumer in consumers:
