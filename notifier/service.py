@@ -22,6 +22,7 @@ from notifier.schedule import RequestSchedule
 from notifier.sender import WeComSender
 from notifier.settings import NotifierServiceSettings, NotifierSettings
 from notifier.store import COLLECTIONS, StoredNotifications
+from notifier.tokens import CachedCorpTokens
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus
 from shared.bus.factory import BusComponent
@@ -131,7 +132,9 @@ class NotifierService(BusService):
         repository = StoredNotifications(
             self.store, record_ttl_s=self._settings.notify_record_ttl_s, clock=clock
         )
-        sender = WeComSender(self._client, TokensClient(self.bus, timeout_s=timeout))
+        # Token lifetimes are real time, whatever clock the limits run on.
+        tokens = CachedCorpTokens(TokensClient(self.bus, timeout_s=timeout))
+        sender = WeComSender(self._client, tokens)
         dispatcher = Dispatcher(
             repository,
             sender,

@@ -198,7 +198,7 @@ def scaled_sleep(factor: float) -> Callable[[float], Awaitable[None]]:
     return sleep
 
 
-async def _fake_auth(agent_id: int) -> Callable[[Message], Any]:
+async def _fake_auth(agent_id: int, members: tuple[str, ...]) -> Callable[[Message], Any]:
     async def answer(message: Message) -> bytes:
         request = json.loads(message.body)
         if request.get("corp_id") != CORP:
@@ -206,7 +206,7 @@ async def _fake_auth(agent_id: int) -> Callable[[Message], Any]:
         installation = {
             "corp_id": CORP,
             "agent_id": agent_id,
-            "members": list(MEMBERS),
+            "members": list(members),
             "status": "active",
         }
         return json.dumps({"installation": installation}).encode()
@@ -214,10 +214,12 @@ async def _fake_auth(agent_id: int) -> Callable[[Message], Any]:
     return answer
 
 
-async def _install(sim: SimulatorHarness, tokens: TokensClient) -> tuple[str, int]:
+async def _install(
+    sim: SimulatorHarness, tokens: TokensClient, members: tuple[str, ...]
+) -> tuple[str, int]:
     code = ""
     agent_id = 0
-    for user in MEMBERS:
+    for user in members:
         answer = await sim.install(CORP, user, via="redirect")
         suite = await tokens.get("suite")
         exchanged = await sim.service(
@@ -238,12 +240,14 @@ async def notifier_rig(
     sim: dict[str, Any] | None = None,
     notifier_clock: tuple[Callable[[], float], Callable[[float], Awaitable[None]]] | None = None,
     start_notifier: bool = True,
+    members: tuple[str, ...] = MEMBERS,
     **notifier: Any,
 ) -> AsyncIterator[NotifierRig]:
     """Everything the notifier needs, started; ``notifier`` overrides NotifierSettings.
 
     With ``start_notifier`` False the in-process notifier is not started: the test runs
-    notifier processes of its own against ``NotifierRig.api_base``.
+    notifier processes of its own against ``NotifierRig.api_base``. ``members`` install the
+    app in the corp (each may receive messages).
     """
     app = build_simulator_app(quiet_settings(**(sim or {})), clock=sim_clock)
     server = _WeComLikeServer(app, host="127.0.0.1")
@@ -281,10 +285,10 @@ async def notifier_rig(
         tokens = TokensClient(bus, timeout_s=10)
         await publish_ticket(bus, await harness.push_ticket())
         await eventually(lambda: tokens.get("suite"))
-        code, agent_id = await _install(harness, tokens)
+        code, agent_id = await _install(harness, tokens, members)
         await publish_grant(bus, CORP, code, agent_id)
         await eventually(lambda: tokens.get("corp", corp_id=CORP))
-        consumers.append(await bus.serve(RPC_AUTH_QUEUE, await _fake_auth(agent_id)))
+        consumers.append(await bus.serve(RPC_AUTH_QUEUE, await _fake_auth(agent_id, members)))
         consumers.append(await bus.consume(RESULTS_QUEUE, results.handle, prefetch=256))
         if start_notifier:
             await service.start()
