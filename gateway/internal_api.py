@@ -17,6 +17,7 @@ from shared.contracts import AuthRequest
 from shared.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
 from shared.http import read_body_within
 from shared.notify import parse_notify_request
+from shared.notify.client import PENDING, NotifyClient
 
 log = structlog.get_logger(__name__)
 
@@ -27,9 +28,16 @@ MAX_SET_TEST_BYTES: Final = 1024
 
 class InternalApi:
     def __init__(
-        self, *, bus: Bus, auth: AuthClient, api_key: str, body_timeout_s: float = 30.0
+        self,
+        *,
+        bus: Bus,
+        auth: AuthClient,
+        api_key: str,
+        body_timeout_s: float = 30.0,
+        notify: NotifyClient | None = None,
     ) -> None:
         self._bus = bus
+        self._notify = notify or NotifyClient(bus)
         self._body_timeout_s = body_timeout_s
         self._auth = auth
         self._expected = f"Bearer {api_key}".encode()
@@ -40,6 +48,7 @@ class InternalApi:
             web.get("/api/v1/quota", self.quota),
             web.post("/api/v1/installations/{corp_id}/test", self.set_test),
             web.post("/api/v1/notifications", self.notify),
+            web.get("/api/v1/notifications/{id}", self.notification),
         ]
 
     def _authorize(self, request: web.Request) -> None:
@@ -113,3 +122,15 @@ class InternalApi:
         await self._bus.publish(NOTIFY_EXCHANGE, NOTIFY_REQUEST_KEY, message)
         log.info("notification_accepted", request_id=notification.id, corp_id=notification.corp_id)
         return web.json_response({"id": notification.id}, status=202)
+
+    async def notification(self, request: web.Request) -> web.Response:
+        """The latest ``notify.result`` of a request, ``{"status": "pending"}`` while the
+        notifier works on it, 404 for an id it has never seen (``rpc.notify``)."""
+        self._authorize(request)
+        request_id = request.match_info["id"]
+        found = await self._notify.result(request_id)
+        if found is None:
+            raise NotFound("no notification request with this id is known")
+        if found == PENDING:
+            return web.json_response({"status": PENDING})
+        return web.json_response(found.model_dump(mode="json"))

@@ -3,7 +3,8 @@ bus at ``AMQP_URL`` and, if asked, wait for its ``notify.result``.
 
 Without ``AMQP_URL`` (a ``wecom-suite run`` on its in-process bus, e.g. in sandbox mode) the
 request goes through the gateway's internal API instead, ``POST /api/v1/notifications`` at
-``PUBLIC_BASE_URL``, with ``INTERNAL_API_KEY`` or the sandbox key in ``DATA_DIR``.
+``PUBLIC_BASE_URL``, with ``INTERNAL_API_KEY`` or the sandbox key in ``DATA_DIR``, and the
+result is read with ``GET /api/v1/notifications/{id}``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import contextlib
 import json
 import os
 import sys
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
@@ -33,6 +36,9 @@ from shared.errors import ConfigurationError
 from shared.notify import NotifyRequestInvalid, NotifyResult, parse_notify_request
 from shared.storage.crypto import load_internal_api_key
 
+# How often `--wait` asks the gateway for the result.
+_POLL_S: Final = 0.2
+
 
 def notify_command(corp: str, user: str, text: str, *, wait_s: float = 0.0) -> int:
     """Publish a text notification to ``user`` of ``corp``; print the request id as JSON.
@@ -40,8 +46,9 @@ def notify_command(corp: str, user: str, text: str, *, wait_s: float = 0.0) -> i
     With ``wait_s`` > 0, also wait that long for the result and print it.
 
     Returns:
-        The exit status: 0 published (and, when waiting, sent or partial); 1 the result was
-        failed or expired, or none came in time; 2 a bad request or no ``AMQP_URL``.
+        The exit status: 0 published (and, when waiting, sent); 1 the result was partial,
+        failed or expired, none came in time, or the gateway was unreachable; 2 a bad
+        request or configuration.
     """
     amqp_url = os.environ.get("AMQP_URL", "").strip()
     body = {
@@ -56,13 +63,7 @@ def notify_command(corp: str, user: str, text: str, *, wait_s: float = 0.0) -> i
         print(f"invalid request: {exc.message}", file=sys.stderr)
         return 2
     if not amqp_url:
-        if wait_s > 0:
-            print(
-                "configuration error: AMQP_URL: --wait reads results off the bus",
-                file=sys.stderr,
-            )
-            return 2
-        return _notify_via_gateway(body)
+        return _notify_via_gateway(body, wait_s)
     try:
         return asyncio.run(_notify(amqp_url, body, wait_s))
     except BusError as exc:
@@ -70,8 +71,9 @@ def notify_command(corp: str, user: str, text: str, *, wait_s: float = 0.0) -> i
         return 1
 
 
-def _notify_via_gateway(body: dict[str, Any]) -> int:
-    """``POST /api/v1/notifications`` on the local gateway; 0 when it answered 202."""
+def _notify_via_gateway(body: dict[str, Any], wait_s: float) -> int:
+    """``POST /api/v1/notifications`` on the local gateway, then with ``wait_s`` poll
+    ``GET /api/v1/notifications/{id}`` for the result; the exit status."""
     settings = _GatewayClientSettings()
     try:
         key = load_internal_api_key(
@@ -81,22 +83,59 @@ def _notify_via_gateway(body: dict[str, Any]) -> int:
         print(f"configuration error: {exc.message}", file=sys.stderr)
         return 2
     url = settings.public_base_url.rstrip("/") + "/api/v1/notifications"
-    request = urllib.request.Request(  # noqa: S310 -- the operator's own gateway URL
-        url,
-        data=json.dumps(body).encode(),
-        method="POST",
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
     try:
-        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
-            print(response.read().decode())
-            return 0
+        _status, answer = _call(url, key, body)
     except urllib.error.HTTPError as exc:
         print(f"the gateway answered {exc.code}: {exc.read().decode()[:500]}", file=sys.stderr)
         return 2 if exc.code == 400 else 1
     except OSError as exc:
         print(f"cannot reach the gateway at {url}: {exc}", file=sys.stderr)
         return 1
+    print(answer)
+    if wait_s <= 0:
+        return 0
+    return _poll_result(f"{url}/{urllib.parse.quote(body['id'], safe='')}", key, wait_s)
+
+
+def _call(url: str, key: str, body: dict[str, Any] | None = None) -> tuple[int, str]:
+    """One JSON call to the gateway: (status, body text); HTTPError for 4xx/5xx."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(  # noqa: S310 -- the operator's own gateway URL
+        url,
+        data=data,
+        method="GET" if body is None else "POST",
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310
+        return response.status, response.read().decode()
+
+
+def _poll_result(url: str, key: str, wait_s: float) -> int:
+    """Read the result until it is final or ``wait_s`` passed. A 404 only means the notifier
+    has not picked the request up yet: the command has just had it accepted."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            _status, text = _call(url, key)
+            answer = json.loads(text)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 404:
+                print(
+                    f"the gateway answered {exc.code}: {exc.read().decode()[:500]}", file=sys.stderr
+                )
+                return 1
+            answer = {"status": "pending"}
+        except (OSError, ValueError) as exc:
+            print(f"cannot read the result at {url}: {exc}", file=sys.stderr)
+            return 1
+        if isinstance(answer, dict) and answer.get("status") not in (None, "pending"):
+            result = NotifyResult.model_validate(answer)
+            print(result.model_dump_json())
+            return 0 if result.status == "sent" else 1
+        if time.monotonic() >= deadline:
+            print(f"no result within {wait_s:g} s", file=sys.stderr)
+            return 1
+        time.sleep(_POLL_S)
 
 
 class _GatewayClientSettings(BaseSettings):
@@ -138,7 +177,7 @@ async def _notify(amqp_url: str, body: dict[str, Any], wait_s: float) -> int:
             print(f"no result within {wait_s:g} s", file=sys.stderr)
             return 1
         print(result.model_dump_json())
-        return 0 if result.status in ("sent", "partial") else 1
+        return 0 if result.status == "sent" else 1
 
 
 @contextlib.asynccontextmanager

@@ -7,7 +7,7 @@ No aiohttp, aio-pika or store imports here: every function is pure and unit-test
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
@@ -64,6 +64,100 @@ def failed_result(
     )
 
 
+def _id_list(value: Any) -> list[str]:
+    """``"a|b"`` (message/send) or ``["a", "b"]`` (update_template_card) → ``["a", "b"]``."""
+    if isinstance(value, str):
+        return [item for item in value.split("|") if item]
+    if isinstance(value, list):
+        return [str(item) for item in value if str(item)]
+    return []
+
+
+def _errcode(answer: Mapping[str, Any]) -> int | None:
+    value = answer.get("errcode")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def result_from_wecom_answer(
+    request_id: str,
+    answer: Mapping[str, Any],
+    attempts: int,
+    *,
+    duplicate_check: bool = False,
+    duplicate_users: Sequence[str] = (),
+    only_users: Sequence[str] | None = None,
+) -> NotifyResult:
+    """Map WeCom's answer to the final call of a request onto its result.
+
+    errcode 0 is ``sent``, or ``partial`` when invaliduser/invalidparty/invalidtag/
+    unlicenseduser name anyone or the duplicate check held some members back; ``failed``
+    when it held back every member (``only_users``: the request went to these users only).
+    Any other errcode (81013 "all recipients invalid" included) is ``failed``. An answer with
+    no usable errcode is ``failed`` with ``errcode`` null.
+
+    Args:
+        request_id: the request's id.
+        answer: WeCom's decoded JSON answer.
+        attempts: calls made to WeCom for this request, this one included.
+        duplicate_check: whether the call went out with WeCom's duplicate check on.
+        duplicate_users: members the notifier knows the check held back (lower-cased).
+        only_users: the request's users when it had no party, tag or @all; else None.
+    """
+    errcode = _errcode(answer)
+    invalid = {
+        "invalid_users": _id_list(answer.get("invaliduser")),
+        "invalid_parties": _id_list(answer.get("invalidparty")),
+        "invalid_tags": _id_list(answer.get("invalidtag")),
+        "unlicensed_users": _id_list(answer.get("unlicenseduser")),
+    }
+    errmsg = answer.get("errmsg")
+    held = [user for user in duplicate_users if user not in invalid["invalid_users"]]
+    status: NotifyStatus = "failed"
+    if errcode == 0:
+        status = "partial" if any(invalid.values()) or held else "sent"
+        reached = None
+        if only_users is not None:
+            gone = set(invalid["invalid_users"]) | set(invalid["unlicensed_users"])
+            reached = {user.lower() for user in only_users} - gone
+        if held and reached is not None and reached <= set(held):
+            status = "failed"
+            errmsg = "WeCom's duplicate check held the message back for every recipient"
+    if errcode is None and not isinstance(errmsg, str):
+        errmsg = "the answer carries no errcode"
+    return NotifyResult(
+        request_id=request_id,
+        status=status,
+        msgid=_text(answer.get("msgid")),
+        response_code=_text(answer.get("response_code")),
+        duplicate_check=duplicate_check,
+        errcode=errcode,
+        errmsg=errmsg if isinstance(errmsg, str) else None,
+        attempts=attempts,
+        duplicate_users=held,
+        **invalid,
+    )
+
+
+def _text(value: Any) -> str | None:
+    return str(value) if value not in (None, "") else None
+
+
+def expired_result(request_id: str, attempts: int) -> NotifyResult:
+    """The result of a request whose deadline passed before WeCom accepted it."""
+    return NotifyResult(
+        request_id=request_id,
+        status="expired",
+        errmsg="the deadline passed before the message was sent",
+        attempts=attempts,
+    )
+
+
 def result_of_failure(request_id: str, failure: Failure, attempts: int) -> NotifyResult:
     return failed_result(request_id, failure.errmsg, errcode=failure.errcode, attempts=attempts)
 
@@ -75,24 +169,94 @@ def is_final(status: NotifyStatus) -> bool:
 # --- The ambiguous-failure rule ----------------------------------------------------------------
 
 
-def pinned_send_options(options: NotifyOptions, *, horizon_s: float) -> NotifyOptions:
-    """The options every attempt of one message/send goes out with.
+ALL_RECIPIENTS: Final = "*"
+"""The recipient key of a party, a tag or @all: whom it reaches is unknown, so it overlaps
+every member."""
 
-    WeCom judges a duplicate by the same request JSON within the interval (protocol doc
-    §11.1), and only a request sent *with* the check on is remembered for it. So a retry after
-    an ambiguous failure (timeout, dropped connection) can only be dropped by WeCom if the
-    first attempt already went out identically, with the check on and an interval covering
-    the whole retry schedule (``horizon_s``). The caller's own longer interval is kept. The
-    price: identical content to the same recipients within that interval is delivered once,
-    even under different request ids.
+
+@dataclass(frozen=True, slots=True)
+class EarlierSend:
+    """A message/send of the same content the notifier made before (any request)."""
+
+    request_id: str
+    sent_at: float
+    checked: bool
+    interval: int
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicatePlan:
+    """How one request's message/send uses WeCom's duplicate check (docs/notifier.md).
+
+    ``retry_safe``: a retry after an ambiguous failure may go out (the first attempt had the
+    check on and the retry sends the same body); otherwise such a request fails instead.
+    ``duplicate_users``: members the check will hold back because they got the same content,
+    from a send that had the check on, within this send's interval.
     """
-    needed = math.ceil(horizon_s) + DUPLICATE_SLACK_S
+
+    check: bool
+    interval: int
+    retry_safe: bool
+    duplicate_users: tuple[str, ...] = ()
+
+
+def _overlapping(
+    recipients: Sequence[str], earlier: Mapping[str, Sequence[EarlierSend]]
+) -> list[EarlierSend]:
+    if ALL_RECIPIENTS in recipients:
+        return [send for sends in earlier.values() for send in sends]
+    keys = {*recipients, ALL_RECIPIENTS}
+    return [send for key in keys for send in earlier.get(key, ())]
+
+
+def plan_duplicate_check(
+    options: NotifyOptions,
+    *,
+    request_id: str,
+    recipients: Sequence[str],
+    earlier: Mapping[str, Sequence[EarlierSend]],
+    now: float,
+    horizon_s: float,
+) -> DuplicatePlan:
+    """Whether a message/send goes out with WeCom's duplicate check, and for how long.
+
+    What the caller set is honoured: ``1`` is on (its interval, else WeCom's 1800 s), ``0``
+    off. Left ``null``, the check is on over the whole retry schedule (``horizon_s``) so that
+    a retry after an ambiguous failure cannot deliver twice — unless the same content went to
+    an overlapping recipient recently (within this interval or that send's own): WeCom might
+    then hold this distinct request back, so it goes out without the check (and is not
+    retried after an ambiguous failure).
+
+    Args:
+        options: the request's options.
+        request_id: the request's id (its own earlier attempts do not count).
+        recipients: lower-cased user ids, and :data:`ALL_RECIPIENTS` for parties, tags, @all.
+        earlier: recipient key → earlier sends of the same content.
+        now: the current time.
+        horizon_s: how long the bus may take over all retries of the request.
+    """
+    others = [send for send in _overlapping(recipients, earlier) if send.request_id != request_id]
+    if options.enable_duplicate_check == 0:
+        return DuplicatePlan(False, options.duplicate_check_interval or 1800, retry_safe=False)
     if options.enable_duplicate_check == 1:
-        needed = max(needed, options.duplicate_check_interval)
+        interval = options.duplicate_check_interval or 1800
+        held = sorted(
+            {
+                user
+                for user in recipients
+                if user != ALL_RECIPIENTS
+                for send in earlier.get(user, ())
+                if send.request_id != request_id and send.checked and now - send.sent_at < interval
+            }
+        )
+        return DuplicatePlan(True, interval, retry_safe=True, duplicate_users=tuple(held))
+    needed = max(math.ceil(horizon_s) + DUPLICATE_SLACK_S, options.duplicate_check_interval or 0)
     interval = min(needed, MAX_DUPLICATE_INTERVAL_S)
-    return options.model_copy(
-        update={"enable_duplicate_check": 1, "duplicate_check_interval": interval}
-    )
+    for send in others:
+        window = max(interval, send.interval if send.checked else 0)
+        if now - send.sent_at < window:
+            return DuplicatePlan(False, interval, retry_safe=False)
+    return DuplicatePlan(True, interval, retry_safe=True)
 
 
 def retry_covered(interval_s: int, *, first_sent_at: float, now: float) -> bool:
@@ -123,8 +287,13 @@ class RequestRecord:
     in_flight: bool = False
     ambiguous: bool = False
     first_sent_at: float | None = None
-    # The duplicate-check interval pinned at the first send: every retry sends the same body.
+    # The duplicate check pinned at the first send: every retry sends the same body.
     duplicate_interval: int | None = None
+    duplicate_check: bool | None = None
+    retry_safe: bool = True
+    # The send-limit booking of the next attempt, kept while it waits for its slot.
+    slot_at: float | None = None
+    booked_at: float | None = None
     media_ids: Mapping[str, str] = field(default_factory=dict)
     result: NotifyResult | None = None
 
@@ -138,6 +307,10 @@ class RequestRecord:
             "ambiguous": self.ambiguous,
             "first_sent_at": self.first_sent_at,
             "duplicate_interval": self.duplicate_interval,
+            "duplicate_check": self.duplicate_check,
+            "retry_safe": self.retry_safe,
+            "slot_at": self.slot_at,
+            "booked_at": self.booked_at,
             "media_ids": dict(self.media_ids),
             "result": None if self.result is None else self.result.model_dump(mode="json"),
         }
@@ -147,6 +320,7 @@ class RequestRecord:
         result = doc.get("result")
         first = doc.get("first_sent_at")
         interval = doc.get("duplicate_interval")
+        check = doc.get("duplicate_check")
         return cls(
             request_id=request_id,
             state="done" if doc.get("state") == "done" else "claimed",
@@ -157,6 +331,10 @@ class RequestRecord:
             ambiguous=bool(doc.get("ambiguous", False)),
             first_sent_at=None if first is None else float(first),
             duplicate_interval=None if interval is None else int(interval),
+            duplicate_check=None if check is None else bool(check),
+            retry_safe=bool(doc.get("retry_safe", True)),
+            slot_at=_optional_float(doc.get("slot_at")),
+            booked_at=_optional_float(doc.get("booked_at")),
             media_ids={str(k): str(v) for k, v in (doc.get("media_ids") or {}).items()},
             result=None if result is None else NotifyResult.model_validate(result),
         )
@@ -164,6 +342,10 @@ class RequestRecord:
     @property
     def is_done(self) -> bool:
         return self.state == "done" and self.result is not None
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def take_over(record: RequestRecord, owner: str, now: float, claim_s: float) -> RequestRecord:
@@ -284,6 +466,48 @@ def give_back(
     return updated
 
 
+def next_slot(
+    times: Sequence[float], windows: tuple[Window, ...], *, now: float, margin_s: float
+) -> tuple[float, list[float]]:
+    """The moment one more send to a member may go out, and the member's send times with it.
+
+    ``times`` are the member's scheduled sends (past and future). The slot is the earliest
+    moment, no sooner than ``now`` nor than the member's last slot (so messages leave in the
+    order they were scheduled), at which every window of ``length_s + margin_s`` ending there
+    holds fewer than ``limit`` sends: exactly when the oldest send in a full window leaves it.
+    Times older than every window are dropped.
+
+    Args:
+        times: the member's scheduled send times.
+        windows: the per-member windows in force (each ``limit`` ≥ 1).
+        now: the current time.
+        margin_s: seconds every window is stretched by (clock skew, transit).
+    """
+    horizon = max((w.length_s for w in windows), default=0.0) + margin_s
+    kept = sorted(t for t in times if t > now - horizon)
+    slot = max(now, kept[-1]) if kept else now
+    moved = True
+    while moved:
+        moved = False
+        for window in windows:
+            span = window.length_s + margin_s
+            inside = [t for t in kept if t > slot - span]
+            if len(inside) >= window.limit:
+                # The oldest sends must leave until one more fits.
+                leaves = inside[len(inside) - window.limit] + span
+                if leaves > slot:
+                    slot, moved = leaves, True
+    return slot, [*kept, slot]
+
+
+def without_slot(times: Sequence[float], slot: float) -> list[float]:
+    """``times`` with one occurrence of ``slot`` taken out (a send that never went out)."""
+    remaining = list(times)
+    if slot in remaining:
+        remaining.remove(slot)
+    return remaining
+
+
 def member_windows(
     per_minute: int, per_hour: int, *, minute_s: float, hour_s: float
 ) -> tuple[Window, ...]:
@@ -308,6 +532,28 @@ def app_weight(users: int, parties: int, tags: int, *, all_members: bool, group_
     return users + (parties + tags) * group_size
 
 
+def slot_ttl(windows: tuple[Window, ...], margin_s: float) -> float:
+    """How long a member's slot document must outlive its last write: past its last slot,
+    which lies ahead by however long the member's backlog is (a day is allowed for)."""
+    return 86_400.0 + max((w.length_s for w in windows), default=0.0) + margin_s
+
+
 def counter_ttl(windows: tuple[Window, ...], margin_s: float) -> float:
     """How long a counter document must outlive its last write."""
     return max(w.length_s + w.slot_s for w in windows) + margin_s + 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class NotifierPolicy:
+    """The notifier's limits and timings, taken from its settings."""
+
+    max_attempts: int
+    member_windows: tuple[Window, ...]
+    app_windows: tuple[Window, ...]
+    margin_s: float
+    group_size: int
+    hold_s: float
+    media_margin_s: float
+    claim_s: float
+    # How long the bus may still take to run a request's remaining retries.
+    retry_horizon_s: float

@@ -39,8 +39,8 @@ class NotifierMetrics:
             ),
             limit_waits=Counter(
                 "wecom_notify_limit_waits",
-                "Sends held back by a send limit, by window (minute, hour, day) and how "
-                "(held in the handler, or retried later through the bus).",
+                "Sends held back by a send limit, by window (member, app) and how "
+                "(held in the handler, or scheduled: kept in the store until due).",
                 ["window", "how"],
                 registry=registry,
             ),

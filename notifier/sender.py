@@ -1,5 +1,6 @@
 """The notifier's WeCom calls: media/upload, message/send, update_template_card and recall,
-each with the corp token from ``rpc.tokens`` and its one stale-token retry (``with_token``)."""
+each with the corp token (cached from ``rpc.tokens``) and its one stale-token retry
+(``with_token``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any, Final
 
 import aiohttp
 
-from shared.notify import InlineUpload, NotifyRequest, RecallMessage, UpdateTemplateCardMessage
-from shared.tokens import TokensClient
+from notifier.tokens import CachedCorpTokens
+from notifier.wecom_body import InlineUpload
+from shared.notify import NotifyRequest, RecallMessage, UpdateTemplateCardMessage
 from shared.wecom.api import WeComClient, with_token
 
 SEND_PATH: Final = "/cgi-bin/message/send"
@@ -30,7 +32,7 @@ def path_of(request: NotifyRequest) -> str:
 class WeComSender:
     """Calls WeCom for a corp with its corp token."""
 
-    def __init__(self, client: WeComClient, tokens: TokensClient) -> None:
+    def __init__(self, client: WeComClient, tokens: CachedCorpTokens) -> None:
         self._client = client
         self._tokens = tokens
 
@@ -53,7 +55,7 @@ class WeComSender:
                 UPLOAD_PATH, params={"access_token": token, "type": upload.type}, data=form
             )
 
-        answer = await with_token(self._tokens.source("corp", corp_id=corp_id), call)
+        answer = await with_token(self._tokens.source(corp_id), call)
         return str(answer["media_id"])
 
     async def send(self, corp_id: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -69,4 +71,4 @@ class WeComSender:
         async def call(token: str) -> dict[str, Any]:
             return await self._client.post(path, params={"access_token": token}, body=body)
 
-        return await with_token(self._tokens.source("corp", corp_id=corp_id), call)
+        return await with_token(self._tokens.source(corp_id), call)

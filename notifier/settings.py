@@ -28,14 +28,14 @@ class NotifierSettings(WeComApiSettings, StoreSettings):
     # Person-times an @all, a party or a tag counts against the per-app budget: an
     # individual developer's app reaches at most 100 members (INSTALL_LIMIT_USERS).
     notify_all_recipients: int = Field(100, ge=1, le=100_000)
-    # A message held back by a limit waits inside its handler at most this long; a longer
-    # wait goes back to the bus's delayed retry.
+    # A message whose send slot is this close waits for it inside its handler; a later one
+    # is kept in the schedule (the store) and delivered again shortly before its slot.
     notify_limit_hold_s: float = Field(10.0, ge=0, le=300)
     # Reuse an uploaded media_id until this long before WeCom's 3 days run out.
     notify_media_margin_s: float = Field(3600.0, ge=0, le=86_400)
-    # How long one replica's claim on a request keeps the others off it; must exceed the
-    # hold, a token fetch and two WeCom calls.
-    notify_claim_s: float = Field(120.0, gt=0, le=3600)
+    # The lease of one replica's claim on a request: renewed every third of it while the
+    # replica works on it, so a dead replica's requests resume within it.
+    notify_claim_s: float = Field(15.0, ge=3, le=3600)
     # How long request records (the idempotency memory) are kept.
     notify_record_ttl_s: float = Field(7 * 86_400.0, gt=0)
     notify_prefetch: int = Field(16, ge=1, le=1000)

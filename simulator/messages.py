@@ -163,7 +163,8 @@ class Outbox:
     _delivered_at: dict[tuple[str, int, str], deque[float]] = field(
         default_factory=lambda: defaultdict(deque), init=False
     )
-    # (corp, agent, member, content) → when it was last delivered, for the duplicate check.
+    # (corp, agent, member, content) → when it was last delivered by a send with the
+    # duplicate check on, for the duplicate check of later such sends.
     _last_content: dict[tuple[str, int, str, str], float] = field(default_factory=dict, init=False)
     # (corp, agent) → (natural day, person-times sent that day), for the daily budget.
     _day_used: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict, init=False)
@@ -195,7 +196,10 @@ class Outbox:
                 outcomes[user] = "dropped_limit"
             else:
                 self._delivered_at[(corp.corp_id, corp.agent_id, user)].append(now)
-                self._last_content[content_slot] = now
+                if interval is not None:
+                    # Only a send made with the check on is remembered for it (the reading
+                    # documented in docs/notifier.md, "The duplicate check").
+                    self._last_content[content_slot] = now
                 outcomes[user] = "delivered"
         return outcomes
 

@@ -36,6 +36,7 @@ UNROUTED_QUEUE = "wecom.events.unrouted"
 NOTIFY_REQUEST_KEY = "notify.request"
 RPC_TOKENS_QUEUE = "rpc.tokens"
 RPC_AUTH_QUEUE = "rpc.auth"
+RPC_NOTIFY_QUEUE = "rpc.notify"
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +232,7 @@ def _add_once(specs: dict[str, _Spec], name: str, spec: _Spec, what: str) -> Non
 # caller gave up, is dropped). Replies travel on a per-bus exclusive queue (``_rabbitmq_rpc``).
 RPC_QUEUES = tuple(
     QueueSpec(name, quorum=False, dead_letter=False, max_attempts=1)
-    for name in (RPC_TOKENS_QUEUE, RPC_AUTH_QUEUE)
+    for name in (RPC_TOKENS_QUEUE, RPC_AUTH_QUEUE, RPC_NOTIFY_QUEUE)
 )
 # Kept apart from BASE_TOPOLOGY: the services that serve or call merge it in
 # (``BASE_TOPOLOGY.merged(RPC_TOPOLOGY, ...)``), so a lone gateway declares nothing it never uses.

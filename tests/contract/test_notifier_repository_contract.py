@@ -3,13 +3,13 @@ returned to late deliveries, media ids cached, send-limit counters shared by rep
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from notifier.domain import Window
+from notifier.domain import MAX_DUPLICATE_INTERVAL_S, DuplicatePlan, EarlierSend, Window
 from notifier.store import COLLECTIONS, MEDIA_TTL_S, Claim, Reservation, StoredNotifications
 from shared.notify import NotifyResult
 from tests.support.store_backends import BACKENDS, Backend, FakeClock
@@ -92,3 +92,66 @@ async def test_send_limit_counters_are_shared_and_released(
     assert wait > 0
     await b.release(second)
     assert isinstance(await a.reserve("member:x", WINDOWS, 1, 0.0), Reservation)
+
+
+async def test_sends_of_the_same_content_are_seen_by_every_replica(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    """A send planned on one replica is an earlier send for the next plan on another, for
+    4 hours; the plan decided inside the write is the one returned."""
+    a, b = replicas
+    seen: list[dict[str, list[EarlierSend]]] = []
+
+    def plan_of(earlier: Mapping[str, list[EarlierSend]], now: float) -> DuplicatePlan:
+        seen.append(dict(earlier))
+        return DuplicatePlan(check=not earlier, interval=600, retry_safe=not earlier)
+
+    first = await a.plan_send("content-1", ["alice"], "req-a", plan_of)
+    assert first.check
+    second = await b.plan_send("content-1", ["alice", "*"], "req-b", plan_of)
+    assert not second.check
+    assert [send.request_id for send in seen[-1]["alice"]] == ["req-a"]
+    sends = await a.recent_sends("content-1")
+    assert {key: [s.request_id for s in items] for key, items in sends.items()} == {
+        "alice": ["req-a", "req-b"],
+        "*": ["req-b"],
+    }
+    assert sends["alice"][0].checked is True
+    clock.advance(MAX_DUPLICATE_INTERVAL_S + 1)
+    assert await b.recent_sends("content-1") == {}
+
+
+HOURLY = (Window("hour", 1000, 3600.0),)
+
+
+async def test_member_slots_are_shared_by_replicas_up_to_1000_an_hour(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    """1000 bookings from two replicas all go now; the 1001st waits for the hour window; a
+    slot given back is booked again."""
+    a, b = replicas
+    now = clock()
+    slots = [await (a, b)[n % 2].schedule("slots:x", HOURLY, 1.0, now) for n in range(1000)]
+    assert set(slots) == {now}
+    later = await a.schedule("slots:x", HOURLY, 1.0, now)
+    assert later == now + 3601.0
+    await b.unschedule("slots:x", HOURLY, later)
+    await b.unschedule("slots:x", HOURLY, now)
+    assert await a.schedule("slots:x", HOURLY, 1.0, now) == now
+
+
+async def test_postponed_requests_are_kept_until_taken_once(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    """The schedule lists waiting requests soonest first; only one replica takes each."""
+    a, b = replicas
+    await a.put_scheduled("late", b'{"id": "late"}', clock() + 60)
+    await a.put_scheduled("soon", b'{"id": "soon"}', clock() + 5)
+    seen = await b.scheduled()
+    assert [(entry.request_id, entry.body) for entry in seen] == [
+        ("soon", b'{"id": "soon"}'),
+        ("late", b'{"id": "late"}'),
+    ]
+    assert await a.drop_scheduled(seen[0])
+    assert not await b.drop_scheduled(seen[0])
+    assert [entry.request_id for entry in await b.scheduled()] == ["late"]

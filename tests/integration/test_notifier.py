@@ -271,11 +271,13 @@ async def test_the_notify_command_publishes_and_waits_for_the_result(
     assert outcomes_for(await rig.sent(), "alice") == ["delivered"]
 
 
-def test_without_amqp_url_the_notify_command_cannot_wait(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Without AMQP_URL it posts to the gateway's internal API, which has no results to wait
-    for; with no gateway listening it says so."""
+def test_without_amqp_url_the_notify_command_needs_the_gateway(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without AMQP_URL it posts to (and, waiting, reads from) the gateway's internal API;
+    with no gateway listening it says so."""
     monkeypatch.delenv("AMQP_URL", raising=False)
-    assert notify_command(CORP, "alice", "hi", wait_s=5) == 2
     monkeypatch.setenv("PUBLIC_BASE_URL", "http://127.0.0.1:9")
     monkeypatch.setenv("INTERNAL_API_KEY", "a-key-of-sixteen-chars")
     assert notify_command(CORP, "alice", "hi") == 1
+    assert notify_command(CORP, "alice", "hi", wait_s=5) == 1

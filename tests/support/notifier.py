@@ -10,7 +10,7 @@ import json
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,6 +137,8 @@ class NotifierRig:
     service: NotifierService
     agent_id: int
     proxy: SlowAnswers
+    # What a notifier process of its own would use as WECOM_API_BASE (the proxy).
+    api_base: str = ""
 
     async def publish(
         self, request: dict[str, Any] | bytes, *, message_id: str | None = None
@@ -181,13 +183,22 @@ def outcomes_for(sent: list[dict[str, Any]], user: str) -> list[str]:
     return [entry["outcomes"][user] for entry in sent if user in entry["outcomes"]]
 
 
-def scaled_clock(factor: float) -> Callable[[], float]:
+def scaled_clock(factor: float, start: float | None = None) -> Callable[[], float]:
     """Real time running ``factor`` times faster: a simulator minute in 60/factor seconds."""
-    start = time.time()
-    return lambda: start + (time.time() - start) * factor
+    origin = time.time() if start is None else start
+    return lambda: origin + (time.time() - origin) * factor
 
 
-async def _fake_auth(agent_id: int) -> Callable[[Message], Any]:
+def scaled_sleep(factor: float) -> Callable[[float], Awaitable[None]]:
+    """``asyncio.sleep`` on a clock running ``factor`` times faster."""
+
+    async def sleep(seconds: float) -> None:
+        await asyncio.sleep(seconds / factor)
+
+    return sleep
+
+
+async def _fake_auth(agent_id: int, members: tuple[str, ...]) -> Callable[[Message], Any]:
     async def answer(message: Message) -> bytes:
         request = json.loads(message.body)
         if request.get("corp_id") != CORP:
@@ -195,7 +206,7 @@ async def _fake_auth(agent_id: int) -> Callable[[Message], Any]:
         installation = {
             "corp_id": CORP,
             "agent_id": agent_id,
-            "members": list(MEMBERS),
+            "members": list(members),
             "status": "active",
         }
         return json.dumps({"installation": installation}).encode()
@@ -203,10 +214,12 @@ async def _fake_auth(agent_id: int) -> Callable[[Message], Any]:
     return answer
 
 
-async def _install(sim: SimulatorHarness, tokens: TokensClient) -> tuple[str, int]:
+async def _install(
+    sim: SimulatorHarness, tokens: TokensClient, members: tuple[str, ...]
+) -> tuple[str, int]:
     code = ""
     agent_id = 0
-    for user in MEMBERS:
+    for user in members:
         answer = await sim.install(CORP, user, via="redirect")
         suite = await tokens.get("suite")
         exchanged = await sim.service(
@@ -225,9 +238,17 @@ async def notifier_rig(
     name: str,
     sim_clock: Callable[[], float] = time.time,
     sim: dict[str, Any] | None = None,
+    notifier_clock: tuple[Callable[[], float], Callable[[float], Awaitable[None]]] | None = None,
+    start_notifier: bool = True,
+    members: tuple[str, ...] = MEMBERS,
     **notifier: Any,
 ) -> AsyncIterator[NotifierRig]:
-    """Everything the notifier needs, started; ``notifier`` overrides NotifierSettings."""
+    """Everything the notifier needs, started; ``notifier`` overrides NotifierSettings.
+
+    With ``start_notifier`` False the in-process notifier is not started: the test runs
+    notifier processes of its own against ``NotifierRig.api_base``. ``members`` install the
+    app in the corp (each may receive messages).
+    """
     app = build_simulator_app(quiet_settings(**(sim or {})), clock=sim_clock)
     server = _WeComLikeServer(app, host="127.0.0.1")
     await server.start_server()
@@ -251,7 +272,10 @@ async def notifier_rig(
         wecom_api_base=api_base, data_dir=tmp_path / "notifier", data_key=data_key, **notifier
     )
     readiness = Readiness()
-    service = NotifierService(settings, bus, component, readiness=readiness)
+    clock, sleep = notifier_clock or (time.time, asyncio.sleep)
+    service = NotifierService(
+        settings, bus, component, readiness=readiness, clock=clock, sleep=sleep
+    )
     results = Results()
     consumers = []
     try:
@@ -261,18 +285,19 @@ async def notifier_rig(
         tokens = TokensClient(bus, timeout_s=10)
         await publish_ticket(bus, await harness.push_ticket())
         await eventually(lambda: tokens.get("suite"))
-        code, agent_id = await _install(harness, tokens)
+        code, agent_id = await _install(harness, tokens, members)
         await publish_grant(bus, CORP, code, agent_id)
         await eventually(lambda: tokens.get("corp", corp_id=CORP))
-        consumers.append(await bus.serve(RPC_AUTH_QUEUE, await _fake_auth(agent_id)))
+        consumers.append(await bus.serve(RPC_AUTH_QUEUE, await _fake_auth(agent_id, members)))
         consumers.append(await bus.consume(RESULTS_QUEUE, results.handle, prefetch=256))
-        await service.start()
+        if start_notifier:
+            await service.start()
 
-        async def ready() -> None:
-            assert readiness.is_ready, readiness.status()
+            async def ready() -> None:
+                assert readiness.is_ready, readiness.status()
 
-        await eventually(ready)
-        yield NotifierRig(harness, bus, results, service, agent_id, proxy)
+            await eventually(ready)
+        yield NotifierRig(harness, bus, results, service, agent_id, proxy, api_base)
     finally:
         await service.stop()
         for consumer in consumers:

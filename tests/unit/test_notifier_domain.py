@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from notifier.domain import (
     MAX_DUPLICATE_INTERVAL_S,
+    DuplicatePlan,
+    EarlierSend,
     Failure,
     RequestRecord,
     Window,
@@ -13,9 +17,11 @@ from notifier.domain import (
     app_weight,
     give_back,
     is_claimable,
-    pinned_send_options,
+    next_slot,
+    plan_duplicate_check,
     retry_covered,
     take_over,
+    without_slot,
 )
 from shared.notify import NotifyOptions, NotifyResult
 
@@ -73,17 +79,72 @@ def test_all_parties_and_tags_count_as_whole_groups_against_the_app() -> None:
     assert app_weight(0, 0, 0, all_members=True, group_size=100) == 100
 
 
-def test_sends_always_carry_the_duplicate_check_over_the_whole_retry_window() -> None:
-    """Sends get WeCom's duplicate check over the retry horizon, capped at WeCom's max."""
-    forced = pinned_send_options(NotifyOptions(), horizon_s=400)
-    assert forced.enable_duplicate_check == 1
-    assert forced.duplicate_check_interval >= 400
-    kept = pinned_send_options(
-        NotifyOptions(enable_duplicate_check=1, duplicate_check_interval=3600), horizon_s=400
+def plan(
+    options: NotifyOptions,
+    earlier: dict[str, list[EarlierSend]] | None = None,
+    *,
+    recipients: tuple[str, ...] = ("alice",),
+    now: float = 1000.0,
+    horizon_s: float = 400,
+) -> DuplicatePlan:
+    return plan_duplicate_check(
+        options,
+        request_id="mine",
+        recipients=list(recipients),
+        earlier=earlier or {},
+        now=now,
+        horizon_s=horizon_s,
     )
-    assert kept.duplicate_check_interval == 3600
-    capped = pinned_send_options(NotifyOptions(), horizon_s=10 * MAX_DUPLICATE_INTERVAL_S)
-    assert capped.duplicate_check_interval == MAX_DUPLICATE_INTERVAL_S
+
+
+def test_unset_duplicate_check_covers_the_whole_retry_window() -> None:
+    """Left null, the check is on over the retry schedule (capped at 4 h), retries are safe."""
+    forced = plan(NotifyOptions())
+    assert forced.check
+    assert forced.retry_safe
+    assert forced.interval >= 400
+    assert plan(NotifyOptions(duplicate_check_interval=3600)).interval == 3600
+    capped = plan(NotifyOptions(), horizon_s=10 * MAX_DUPLICATE_INTERVAL_S)
+    assert capped.interval == MAX_DUPLICATE_INTERVAL_S
+
+
+def test_unset_duplicate_check_is_off_when_the_same_content_went_out_recently() -> None:
+    """A distinct request whose content an overlapping recipient got recently goes out
+    unchecked (WeCom might hold it back), and an ambiguous failure then is not retried."""
+    other = EarlierSend("other", 900.0, checked=True, interval=600)
+    held = plan(NotifyOptions(), {"alice": [other]})
+    assert not held.check
+    assert not held.retry_safe
+    # Another member, an old send, or the request's own earlier attempt do not count.
+    assert plan(NotifyOptions(), {"bob": [other]}).check
+    assert plan(NotifyOptions(), {"alice": [other]}, now=900.0 + 601).check
+    assert plan(NotifyOptions(), {"alice": [replace(other, request_id="mine")]}).check
+    # A party, tag or @all may reach anyone.
+    assert not plan(NotifyOptions(), {"*": [other]}).check
+    assert not plan(NotifyOptions(), {"bob": [other]}, recipients=("*",)).check
+    # The earlier send's own longer interval counts too.
+    long_ago = EarlierSend("other", 0.0, checked=True, interval=4000)
+    assert not plan(NotifyOptions(), {"alice": [long_ago]}, now=3000.0).check
+
+
+def test_the_callers_duplicate_check_is_honoured() -> None:
+    """1 is on with the caller's interval (1800 by default), naming the members that got the
+    same content from a checked send within it; 0 is off and never retried if ambiguous."""
+    checked = EarlierSend("other", 900.0, checked=True, interval=60)
+    unchecked = EarlierSend("third", 950.0, checked=False, interval=1800)
+    on = plan(
+        NotifyOptions(enable_duplicate_check=1),
+        {"alice": [checked], "bob": [unchecked]},
+        recipients=("alice", "bob"),
+    )
+    assert (on.check, on.interval, on.retry_safe) == (True, 1800, True)
+    assert on.duplicate_users == ("alice",)
+    short = plan(
+        NotifyOptions(enable_duplicate_check=1, duplicate_check_interval=50), {"alice": [checked]}
+    )
+    assert short.duplicate_users == ()
+    off = plan(NotifyOptions(enable_duplicate_check=0), {"alice": [checked]})
+    assert (off.check, off.retry_safe) == (False, False)
 
 
 def test_an_ambiguous_retry_outside_the_interval_is_refused() -> None:
@@ -127,3 +188,41 @@ def test_records_round_trip_through_documents() -> None:
 def test_which_failures_are_retried(kind: str, retryable: bool) -> None:
     """Busy, rate-limited and unavailable failures are retried; token and permanent ones not."""
     assert Failure(kind, None, "x").is_retryable is retryable  # type: ignore[arg-type]
+
+
+PER_MEMBER = (Window("minute", 30, 60.0), Window("hour", 1000, 3600.0))
+
+
+def test_the_31st_message_in_a_minute_is_scheduled_when_the_first_leaves_the_window() -> None:
+    """30 at once go now; the 31st exactly one window plus the margin after the first."""
+    times: list[float] = []
+    slots = []
+    for _ in range(31):
+        slot, times = next_slot(times, PER_MEMBER, now=100.0, margin_s=1.0)
+        slots.append(slot)
+    assert slots[:30] == [100.0] * 30
+    assert slots[30] == 161.0
+
+
+def test_slots_of_one_member_never_go_backwards() -> None:
+    """A later booking never gets an earlier slot than the member's last one."""
+    times = [100.0, 150.0]
+    slot, _ = next_slot(times, PER_MEMBER, now=120.0, margin_s=1.0)
+    assert slot == 150.0
+
+
+def test_the_1001st_message_in_an_hour_waits_for_the_hour_window() -> None:
+    """1000 spread over the hour (30 a minute) fill it; the next waits for the first to leave."""
+    times = [100.0 + 61.0 * (n // 30) + n % 30 * 0.01 for n in range(1000)]
+    slot, kept = next_slot(times, PER_MEMBER, now=times[-1], margin_s=1.0)
+    assert slot == 100.0 + 3601.0
+    assert len(kept) == 1001
+    # Once the hour has passed, the old times are dropped.
+    _, pruned = next_slot(kept, PER_MEMBER, now=slot + 3602.0, margin_s=1.0)
+    assert len(pruned) == 1
+
+
+def test_a_slot_given_back_is_free_again() -> None:
+    """without_slot takes out one occurrence of an unsent slot."""
+    assert without_slot([1.0, 2.0, 2.0], 2.0) == [1.0, 2.0]
+    assert without_slot([1.0], 5.0) == [1.0]

@@ -1,5 +1,6 @@
 """Tests of the notification contract: validation against WeCom's limits, the WeCom bodies
-built from a request, and the mapping of WeCom's answers onto results (shared/notify.py)."""
+built from a request, and the mapping of WeCom's answers onto results (shared/notify/,
+notifier/wecom_body.py, notifier/domain.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from notifier.domain import expired_result, result_from_wecom_answer
+from notifier.wecom_body import inline_media, to_wecom_body
 from shared.errors import InvalidRequest
 from shared.notify import (
     IMAGE_MAX_BYTES,
@@ -20,12 +23,8 @@ from shared.notify import (
     NotifyRequest,
     NotifyRequestInvalid,
     NotifyResult,
-    expired_result,
-    inline_media,
     inline_media_key,
     parse_notify_request,
-    result_from_wecom_answer,
-    to_wecom_body,
 )
 
 SECRET = "TOP-SECRET-CONTENT"
@@ -159,7 +158,8 @@ def test_a_request_survives_a_json_round_trip() -> None:
 
 
 def test_defaults_match_the_design() -> None:
-    """Options default to WeCom's defaults; agent_id and deadline to null."""
+    """Options default to WeCom's defaults, the duplicate check to unset (null: the notifier
+    decides); agent_id and deadline to null."""
     parsed = parse_notify_request(
         {"id": "r", "corp_id": "c", "to": {"users": ["u"]}, "message": MINIMAL_MESSAGES["text"]}
     )
@@ -168,8 +168,8 @@ def test_defaults_match_the_design() -> None:
     assert parsed.options.model_dump() == {
         "safe": 0,
         "enable_id_trans": 0,
-        "enable_duplicate_check": 0,
-        "duplicate_check_interval": 1800,
+        "enable_duplicate_check": None,
+        "duplicate_check_interval": None,
     }
 
 
@@ -1247,12 +1247,17 @@ def test_recall_body_is_just_the_msgid() -> None:
 
 
 def test_result_has_exactly_the_design_fields() -> None:
-    """design.md: the notify.result payload."""
+    """design.md: the notify.result payload (plus who WeCom found unlicensed and whom the
+    duplicate check held back)."""
     result = result_from_wecom_answer("r1", {"errcode": 0, "errmsg": "ok", "msgid": "M"}, 1)
     assert set(result.model_dump()) == {
         "request_id",
         "status",
         "msgid",
+        "response_code",
+        "duplicate_check",
+        "unlicensed_users",
+        "duplicate_users",
         "invalid_users",
         "invalid_parties",
         "invalid_tags",
@@ -1284,6 +1289,45 @@ def test_each_invalid_list_makes_it_partial(field: str, attribute: str) -> None:
     assert result.status == "partial"
     assert getattr(result, attribute) == ["a", "b"]
     assert result.attempts == 2
+
+
+def test_results_carry_what_wecom_answered() -> None:
+    """§11.1: msgid, response_code and unlicenseduser reach the result; an unlicensed member
+    did not get the message, so it is partial."""
+    answer = {
+        "errcode": 0,
+        "errmsg": "ok",
+        "unlicenseduser": "userid3|userid4",
+        "msgid": "xxxx",
+        "response_code": "xyzxyz",
+    }
+    result = result_from_wecom_answer("r1", answer, 1, duplicate_check=True)
+    assert result.msgid == "xxxx"
+    assert result.response_code == "xyzxyz"
+    assert result.unlicensed_users == ["userid3", "userid4"]
+    assert result.duplicate_check is True
+    assert result.status == "partial"
+
+
+def test_a_message_the_duplicate_check_held_back_is_never_sent() -> None:
+    """Held back for some members: partial naming them; for every member: failed."""
+    answer = {"errcode": 0, "errmsg": "ok", "msgid": "M"}
+    some = result_from_wecom_answer(
+        "r1", answer, 1, duplicate_check=True, duplicate_users=["a"], only_users=["A", "b"]
+    )
+    assert (some.status, some.duplicate_users) == ("partial", ["a"])
+    everyone = result_from_wecom_answer(
+        "r1", answer, 1, duplicate_check=True, duplicate_users=["a"], only_users=["A"]
+    )
+    assert everyone.status == "failed"
+    assert everyone.errcode == 0
+    assert everyone.errmsg is not None
+    assert "duplicate check" in everyone.errmsg
+    # With a party the notifier cannot know that nobody else got it.
+    party = result_from_wecom_answer(
+        "r1", answer, 1, duplicate_check=True, duplicate_users=["a"], only_users=None
+    )
+    assert party.status == "partial"
 
 
 def test_the_protocol_example_answer_maps_every_list() -> None:
