@@ -27,6 +27,9 @@ BUS_MIN_CONFIRMED_PER_S = 2500.0
 RABBIT_GATEWAY_MIN_RPS = 1800.0
 RABBIT_GATEWAY_MAX_P99_MS = 30.0
 BROKER_STOPPED_DEADLINE_MS = 1000.0
+# Targets from the notifier issue (one process, RabbitMQ, SQLite store).
+NOTIFY_MIN_RPS = 400.0
+NOTIFY_MAX_P99_MS = 100.0
 
 
 def _reference_ms() -> float:
@@ -326,7 +329,8 @@ def _notify_section(result: dict[str, Any]) -> list[str]:
     if "skipped" in result:
         return [*lines, f"Not run: {result['skipped']}."]
     idle, loaded = result["idle_latency"], result["throughput"]
-    return [
+    paced = result.get("paced_latency")
+    rows = [
         *lines,
         "One in-process notifier (prefetch "
         f"{result['prefetch']}, {result['store']} store) with token_service, on the local "
@@ -343,6 +347,30 @@ def _notify_section(result: dict[str, Any]) -> list[str]:
         f"{loaded['p99_ms']:,.0f} ms |",
         f"| requests not `sent` | {loaded['not_sent']} |",
     ]
+    targets = [
+        (
+            f"≥ {NOTIFY_MIN_RPS:.0f} requests/s per notifier process",
+            f"{loaded['requests_per_s']:,.0f}/s",
+            loaded["requests_per_s"] >= NOTIFY_MIN_RPS,
+        )
+    ]
+    if paced is not None:
+        rows.insert(
+            -1,
+            f"| paced at {paced['rate_per_s']}/s ({paced['requests']:,} requests, achieved "
+            f"{paced['achieved_rate_per_s']:,.0f}/s): request → result p50 / p99 | "
+            f"{paced['p50_ms']:,.1f} / {paced['p99_ms']:,.1f} ms |",
+        )
+        targets.append(
+            (
+                f"p99 request → result ≤ {NOTIFY_MAX_P99_MS:.0f} ms at {paced['rate_per_s']}/s",
+                f"{paced['p99_ms']:,.1f} ms",
+                paced["p99_ms"] <= NOTIFY_MAX_P99_MS,
+            )
+        )
+    rows += ["", "| target | measured | |", "|---|---|---|"]
+    rows += [f"| {name} | {measured} | {_verdict(ok)} |" for name, measured, ok in targets]
+    return rows
 
 
 def main() -> None:
