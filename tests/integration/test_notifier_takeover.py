@@ -88,6 +88,8 @@ async def test_a_killed_replicas_requests_resume_within_30_s_and_none_twice(
         env.update(
             {
                 "AMQP_URL": vhost_url,
+                # Sandbox mode on purpose: a standalone service needs it asked for explicitly.
+                "WECOM_SANDBOX": "1",
                 "WECOM_API_BASE": rig.api_base,
                 "DATA_DIR": str(shared),
                 "DATA_KEY": base64.b64encode(DATA_KEY).decode(),
