@@ -8,20 +8,20 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway.admin import AdminHandlers
-from gateway.demo import demo_routes
-from gateway.domain import CallbackProcessor, ReceiveIdPolicy, ReplayCache
-from gateway.handlers import CallbackHandlers
-from gateway.install import InstallHandlers
-from gateway.install_domain import InstallStateCodec
-from gateway.install_qrcode import AppQrCodes
-from gateway.internal_api import MAX_NOTIFICATION_BYTES, InternalApi
-from gateway.jssdk import JsSdkHandlers
-from gateway.metrics import GatewayMetrics
-from gateway.oauth import SignInConfig, SignInHandlers
-from gateway.oauth_domain import SessionCodec, StateCodec
-from gateway.publisher import EventPublisher
+from gateway.callbacks.handlers import CallbackHandlers
+from gateway.callbacks.metrics import GatewayMetrics
+from gateway.callbacks.processor import CallbackProcessor, ReceiveIdPolicy, ReplayCache
+from gateway.callbacks.publisher import EventPublisher
 from gateway.settings import GatewaySettings
+from gateway.web.admin import AdminHandlers
+from gateway.web.demo import demo_routes
+from gateway.web.install import InstallHandlers
+from gateway.web.install_qrcode import AppQrCodes
+from gateway.web.install_state import InstallStateCodec
+from gateway.web.internal_api import MAX_NOTIFICATION_BYTES, InternalApi
+from gateway.web.jssdk import JsSdkHandlers
+from gateway.web.oauth import SignInConfig, SignInHandlers
+from gateway.web.oauth_codecs import SessionCodec, StateCodec
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus
 from shared.http import add_health_routes, add_security_headers, error_middleware

@@ -24,8 +24,8 @@ from pydantic import SecretStr
 from yarl import URL
 
 from gateway.app import build_gateway_app
-from gateway.oauth import SESSION_COOKIE, STATE_COOKIE
 from gateway.settings import GatewaySettings
+from gateway.web.oauth import SESSION_COOKIE, STATE_COOKIE
 from shared.bus.abc import Message
 from shared.bus.factory import BusComponent
 from shared.bus.inprocess import InProcessBus

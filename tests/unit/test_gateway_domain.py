@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.domain import (
+from gateway.callbacks.processor import (
     CallbackParams,
     CallbackProcessor,
     ReceiveIdPolicy,

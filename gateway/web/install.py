@@ -15,14 +15,14 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from gateway.install_domain import (
+from gateway.web.install_qrcode import QR_STATE_PATTERN, AppQrCodes
+from gateway.web.install_state import (
     APP_STATE_PATTERN,
     LIMIT_TEXTS,
     STATE_GRACE_S,
     InstallStateCodec,
     RateLimiter,
 )
-from gateway.install_qrcode import QR_STATE_PATTERN, AppQrCodes
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus, BusError
 from shared.bus.events import publish_event

@@ -18,7 +18,7 @@ import jinja2
 import structlog
 from aiohttp import web
 
-from gateway.oauth_domain import InvalidToken, SignedCodec, derive_key
+from gateway.web.oauth_codecs import InvalidToken, SignedCodec, derive_key
 from shared.auth_client import AuthClient
 from shared.contracts import Installation
 from shared.errors import ServiceError
@@ -38,7 +38,7 @@ _NO_STORE: Final = {"Cache-Control": "no-store"}
 
 # Autoescaped: every value is text. The template's <style> block is static (the CSP hashes it).
 _TEMPLATES: Final = jinja2.Environment(
-    loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True
+    loader=jinja2.PackageLoader("gateway.web", "templates"), autoescape=True
 )
 _STATUS_ZH: Final = {
     "active": "已安装",

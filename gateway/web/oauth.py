@@ -19,9 +19,10 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from gateway.domain import ReplayCache
-from gateway.install_domain import RateLimiter
-from gateway.oauth_domain import (
+from gateway.callbacks.processor import ReplayCache
+from gateway.settings import GatewaySettings
+from gateway.web.install_state import RateLimiter
+from gateway.web.oauth_codecs import (
     STATE_TTL_S,
     Identity,
     InvalidNext,
@@ -37,7 +38,6 @@ from gateway.oauth_domain import (
     origin_of,
     safe_next,
 )
-from gateway.settings import GatewaySettings
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.contracts import AuthRequest, SessionStatus
 from shared.errors import Forbidden, ServiceError
