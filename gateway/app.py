@@ -10,8 +10,9 @@ from prometheus_client import CollectorRegistry
 
 from gateway.callbacks.handlers import CallbackHandlers
 from gateway.callbacks.metrics import GatewayMetrics
-from gateway.callbacks.processor import CallbackProcessor, ReceiveIdPolicy, ReplayCache
+from gateway.callbacks.processor import CallbackProcessor, ReceiveIdPolicy
 from gateway.callbacks.publisher import EventPublisher
+from gateway.replay import ReplayCache
 from gateway.settings import GatewaySettings
 from gateway.web.admin import AdminHandlers
 from gateway.web.demo import demo_routes

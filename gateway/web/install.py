@@ -21,8 +21,8 @@ from gateway.web.install_state import (
     LIMIT_TEXTS,
     STATE_GRACE_S,
     InstallStateCodec,
-    RateLimiter,
 )
+from gateway.web.rate_limit import RateLimiter
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus, BusError
 from shared.bus.events import publish_event

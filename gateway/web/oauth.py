@@ -19,9 +19,8 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from gateway.callbacks.processor import ReplayCache
+from gateway.replay import ReplayCache
 from gateway.settings import GatewaySettings
-from gateway.web.install_state import RateLimiter
 from gateway.web.oauth_codecs import (
     STATE_TTL_S,
     Identity,
@@ -38,6 +37,7 @@ from gateway.web.oauth_codecs import (
     origin_of,
     safe_next,
 )
+from gateway.web.rate_limit import RateLimiter
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.contracts import AuthRequest, SessionStatus
 from shared.errors import Forbidden, ServiceError

@@ -17,8 +17,8 @@ from gateway.callbacks.processor import (
     CallbackParams,
     CallbackProcessor,
     ReceiveIdPolicy,
-    ReplayCache,
 )
+from gateway.replay import ReplayCache
 from shared.contracts import EventEnvelope
 from shared.wecom.crypto import CallbackCipher
 from shared.wecom.errors import (
