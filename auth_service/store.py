@@ -28,7 +28,7 @@ _LEDGER_KEY: Final = "ledger"
 # Auth codes live 10 minutes at WeCom (§1.3); their records outlive them so that a late
 # duplicate (a WeCom retry, the other delivery path) still finds the first outcome.
 CODE_RECORD_TTL_S: Final = 3600.0
-# An install state is honoured for 20 minutes plus a day's grace (gateway.install_domain):
+# An install state is honoured for 20 minutes plus a day's grace (gateway.web.install_state):
 # its binding to the one auth code it completed must outlive that.
 STATE_BINDING_TTL_S: Final = 2 * 86_400.0
 

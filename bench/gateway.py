@@ -28,7 +28,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from bench import broker
-from gateway.domain import CallbackParams, CallbackProcessor, ReceiveIdPolicy
+from gateway.callbacks.processor import CallbackParams, CallbackProcessor, ReceiveIdPolicy
 from gateway.settings import GatewaySettings
 from shared.wecom.crypto import CallbackCipher, verify_signature
 from shared.wecom.events import normalize_callback

@@ -35,8 +35,13 @@ from aiohttp import web
 import gateway.app
 from bench.gateway import benchmark_message
 from gateway.app import build_gateway_app
-from gateway.batching import CallbackBatcher
-from gateway.domain import AcceptedCallback, CallbackParams, CallbackProcessor, ReceiveIdPolicy
+from gateway.callbacks.batching import CallbackBatcher
+from gateway.callbacks.processor import (
+    AcceptedCallback,
+    CallbackParams,
+    CallbackProcessor,
+    ReceiveIdPolicy,
+)
 from gateway.settings import GatewaySettings
 from shared.bus.factory import BusComponent
 from shared.bus.inprocess import InProcessBus

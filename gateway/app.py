@@ -1,27 +1,30 @@
-"""Wiring of the gateway: builds every collaborator from settings and the aiohttp app."""
+"""Wiring of the gateway: composes the callback path (``gateway.callbacks``) and the parts of
+the web side (``gateway.web``) asked for into one aiohttp app."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway.admin import AdminHandlers
-from gateway.demo import demo_routes
-from gateway.domain import CallbackProcessor, ReceiveIdPolicy, ReplayCache
-from gateway.handlers import CallbackHandlers
-from gateway.install import InstallHandlers
-from gateway.install_domain import InstallStateCodec
-from gateway.install_qrcode import AppQrCodes
-from gateway.internal_api import MAX_NOTIFICATION_BYTES, InternalApi
-from gateway.jssdk import JsSdkHandlers
-from gateway.metrics import GatewayMetrics
-from gateway.oauth import SignInConfig, SignInHandlers
-from gateway.oauth_domain import SessionCodec, StateCodec
-from gateway.publisher import EventPublisher
+from gateway.callbacks.handlers import CallbackHandlers
+from gateway.callbacks.metrics import GatewayMetrics
+from gateway.callbacks.processor import CallbackProcessor, ReceiveIdPolicy
+from gateway.callbacks.publisher import EventPublisher
+from gateway.replay import ReplayCache
 from gateway.settings import GatewaySettings
+from gateway.web.admin import AdminHandlers
+from gateway.web.demo import demo_routes
+from gateway.web.install import InstallHandlers
+from gateway.web.install_qrcode import AppQrCodes
+from gateway.web.install_state import InstallStateCodec
+from gateway.web.internal_api import MAX_NOTIFICATION_BYTES, InternalApi
+from gateway.web.jssdk import JsSdkHandlers
+from gateway.web.oauth import SignInConfig, SignInHandlers
+from gateway.web.oauth_codecs import SessionCodec, StateCodec
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus
 from shared.http import add_health_routes, add_security_headers, error_middleware
@@ -32,32 +35,92 @@ from shared.wecom.api import WeComClient
 from shared.wecom.crypto import CallbackCipher
 
 
+@dataclass(frozen=True, slots=True)
+class MemberPages:
+    """The pages members open, signed with ``data_key`` (the 32-byte DATA_KEY): sign-in and
+    JS-SDK signatures (docs/oauth.md), the install pages (docs/installs.md) and the
+    business-settings page."""
+
+    data_key: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPage:
+    """The sandbox demo page at ``/demo/``."""
+
+
+@dataclass(frozen=True, slots=True)
+class InternalApiRoutes:
+    """The internal API (``/api/v1/…``), guarded by ``api_key`` (INTERNAL_API_KEY)."""
+
+    api_key: str
+
+
+# One part of the web side; the callback routes are always served.
+WebPart = MemberPages | DemoPage | InternalApiRoutes
+
+
+@dataclass(frozen=True, slots=True)
+class WebClients:
+    """What the web side calls: ``rpc.tokens``/``rpc.auth`` over the bus and WeCom through a
+    client the app owns, unless given here (tests and the all-in-one share their own)."""
+
+    tokens: TokensClient | None = None
+    auth: AuthClient | None = None
+    wecom: WeComClient | None = None
+
+
 def build_gateway_app(
     settings: GatewaySettings,
     bus: Bus,
     *,
+    web_parts: Sequence[WebPart] = (),
+    clients: WebClients = WebClients(),
     registry: CollectorRegistry | None = None,
     readiness: Readiness | None = None,
     wall_clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
-    data_key: bytes | None = None,
-    tokens: TokensClient | None = None,
-    auth: AuthClient | None = None,
-    wecom: WeComClient | None = None,
-    serve_demo: bool = False,
-    internal_api_key: str | None = None,
 ) -> web.Application:
-    """The gateway's aiohttp application, publishing to ``bus`` (started by the caller).
-
-    With ``data_key`` (the 32-byte DATA_KEY) it also serves member sign-in and JS-SDK
-    signatures (docs/oauth.md), calling ``rpc.tokens``/``rpc.auth`` over ``bus`` unless
-    ``tokens``/``auth`` are given, and WeCom through ``wecom`` (or a client it owns);
-    ``serve_demo`` adds the sandbox demo page at ``/demo/``. With ``data_key`` it also
-    serves the install pages (docs/installs.md), and with ``internal_api_key`` the internal
-    API (``/api/v1/…``).
-    """
+    """The gateway's aiohttp application, publishing to ``bus`` (started by the caller): the
+    callback routes, then each of ``web_parts`` in order, then health and metrics."""
     registry = registry or new_registry()
     readiness = readiness or Readiness()
+    # The callback routes enforce their own, much smaller, body limit while reading.
+    client_max_size = max(settings.callback_max_body_bytes, MAX_NOTIFICATION_BYTES)
+    app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size)
+    add_security_headers(app)
+    app.add_routes(_callback_handlers(settings, bus, registry, wall_clock, monotonic).routes())
+    tokens = clients.tokens or TokensClient(bus)
+    auth = clients.auth or AuthClient(bus)
+    wecom = clients.wecom
+    for part in web_parts:
+        match part:
+            case MemberPages(data_key=data_key):
+                wecom = wecom or _owned_client(app, settings)
+                _add_member_pages(app, settings, bus, data_key, tokens, auth, wecom, wall_clock)
+            case DemoPage():
+                app.add_routes(demo_routes())
+            case InternalApiRoutes(api_key=api_key):
+                internal_api = InternalApi(
+                    bus=bus,
+                    auth=auth,
+                    api_key=api_key,
+                    body_timeout_s=settings.http_body_timeout_s,
+                )
+                app.add_routes(internal_api.routes())
+    readiness.add("bus", lambda: bus.is_ready)
+    add_health_routes(app, readiness, registry)
+    return app
+
+
+def _callback_handlers(
+    settings: GatewaySettings,
+    bus: Bus,
+    registry: CollectorRegistry,
+    wall_clock: Callable[[], float],
+    monotonic: Callable[[], float],
+) -> CallbackHandlers:
+    """The callback path: verify, decrypt, publish with a confirm, then answer WeCom."""
     metrics = GatewayMetrics.create(registry)
     processor = CallbackProcessor(
         token=settings.callback_token.get_secret_value(),
@@ -78,7 +141,7 @@ def build_gateway_app(
         timeout_s=settings.callback_publish_timeout_s,
         monotonic=monotonic,
     )
-    handlers = CallbackHandlers(
+    return CallbackHandlers(
         processor,
         publisher,
         metrics,
@@ -86,55 +149,46 @@ def build_gateway_app(
         body_timeout_s=settings.http_body_timeout_s,
         wall_clock=wall_clock,
     )
-    # The callback routes enforce their own, much smaller, body limit while reading.
-    client_max_size = max(settings.callback_max_body_bytes, MAX_NOTIFICATION_BYTES)
-    app = web.Application(middlewares=[error_middleware], client_max_size=client_max_size)
-    add_security_headers(app)
-    app.add_routes(handlers.routes())
-    tokens = tokens or TokensClient(bus)
-    auth = auth or AuthClient(bus)
-    if data_key is not None:
-        wecom = wecom or _owned_client(app, settings)
-        _add_sign_in(app, settings, data_key, tokens, auth, wecom, wall_clock)
-        installs = InstallHandlers(
-            bus=bus,
+
+
+def _add_member_pages(
+    app: web.Application,
+    settings: GatewaySettings,
+    bus: Bus,
+    data_key: bytes,
+    tokens: TokensClient,
+    auth: AuthClient,
+    wecom: WeComClient,
+    wall_clock: Callable[[], float],
+) -> None:
+    """Sign-in, JS-SDK, the install pages and the business-settings page."""
+    _add_sign_in(app, settings, data_key, tokens, auth, wecom, wall_clock)
+    installs = InstallHandlers(
+        bus=bus,
+        tokens=tokens,
+        auth=auth,
+        wecom=wecom,
+        states=InstallStateCodec(data_key),
+        suite_id=settings.suite_id,
+        install_base=settings.install_base,
+        public_base_url=settings.public_base_url,
+        rate_per_minute=settings.install_rate_per_minute,
+        installs_open=settings.installs_open,
+        qrcodes=_qrcodes(app, settings, wecom, tokens),
+        wall_clock=wall_clock,
+    )
+    app.add_routes(installs.routes())
+    app.add_routes(
+        AdminHandlers(
             tokens=tokens,
             auth=auth,
             wecom=wecom,
-            states=InstallStateCodec(data_key),
-            suite_id=settings.suite_id,
-            install_base=settings.install_base,
-            public_base_url=settings.public_base_url,
-            rate_per_minute=settings.install_rate_per_minute,
-            installs_open=settings.installs_open,
-            qrcodes=_qrcodes(app, settings, wecom, tokens),
+            data_key=data_key,
+            session_ttl_s=settings.oauth_session_ttl_s,
+            secure_cookies=settings.secure_cookies,
             wall_clock=wall_clock,
-        )
-        app.add_routes(installs.routes())
-        app.add_routes(
-            AdminHandlers(
-                tokens=tokens,
-                auth=auth,
-                wecom=wecom,
-                data_key=data_key,
-                session_ttl_s=settings.oauth_session_ttl_s,
-                secure_cookies=settings.secure_cookies,
-                wall_clock=wall_clock,
-            ).routes()
-        )
-        if serve_demo:
-            app.add_routes(demo_routes())
-    if internal_api_key is not None:
-        internal_api = InternalApi(
-            bus=bus,
-            auth=auth,
-            api_key=internal_api_key,
-            body_timeout_s=settings.http_body_timeout_s,
-        )
-        app.add_routes(internal_api.routes())
-    readiness.add("bus", lambda: bus.is_ready)
-    add_health_routes(app, readiness, registry)
-    return app
+        ).routes()
+    )
 
 
 def _owned_client(app: web.Application, settings: GatewaySettings) -> WeComClient:

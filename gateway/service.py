@@ -8,7 +8,13 @@ from typing import Final
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
-from gateway.app import build_gateway_app
+from gateway.app import (
+    DemoPage,
+    InternalApiRoutes,
+    MemberPages,
+    WebPart,
+    build_gateway_app,
+)
 from gateway.settings import GatewaySettings
 from shared.bus.abc import Bus
 from shared.bus.product_topology import PRODUCT_TOPOLOGY
@@ -35,15 +41,9 @@ def gateway_app(
     api_key = load_internal_api_key(
         settings.internal_api_key, settings.data_dir, sandbox=settings.sandbox
     )
-    return build_gateway_app(
-        settings,
-        bus,
-        registry=registry,
-        readiness=readiness,
-        data_key=data_key,
-        serve_demo=settings.sandbox,
-        internal_api_key=api_key,
-    )
+    demo: list[WebPart] = [DemoPage()] if settings.sandbox else []
+    parts = [MemberPages(data_key), *demo, InternalApiRoutes(api_key)]
+    return build_gateway_app(settings, bus, web_parts=parts, registry=registry, readiness=readiness)
 
 
 # The gateway calls rpc.tokens and rpc.auth (sign-in, JS-SDK, installs, internal API), and

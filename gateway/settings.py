@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 
-from gateway.oauth_domain import origin_of
+from gateway.web.oauth_codecs import origin_of
 from shared.sandbox import SANDBOX_API_BASE
 from shared.settings import (
     BusSettings,

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway.app import build_gateway_app
+from gateway.app import InternalApiRoutes, MemberPages, build_gateway_app
 from gateway.settings import GatewaySettings
 from shared.bus.abc import Delivery, Message
 from shared.bus.inprocess import InProcessBus
@@ -71,7 +71,9 @@ async def rig() -> AsyncIterator[Rig]:
             wecom_install_base="https://install.example.test",
             public_base_url="https://app.example.test",
         )
-        app = build_gateway_app(settings, bus, data_key=KEY, internal_api_key=API_KEY)
+        app = build_gateway_app(
+            settings, bus, web_parts=[MemberPages(KEY), InternalApiRoutes(API_KEY)]
+        )
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         session = aiohttp.ClientSession()
@@ -356,7 +358,9 @@ async def test_an_offline_app_refuses_new_installs_with_a_clear_page() -> None:
         wecom_install_base="https://install.example.test",
         public_base_url="https://app.example.test",
     )
-    server = TestServer(build_gateway_app(settings, bus, data_key=KEY), host="127.0.0.1")
+    server = TestServer(
+        build_gateway_app(settings, bus, web_parts=[MemberPages(KEY)]), host="127.0.0.1"
+    )
     await server.start_server()
     try:
         async with (

@@ -21,7 +21,7 @@ from pydantic import SecretStr
 
 from auth_service.service import AUTH_TOPOLOGY, AuthService
 from auth_service.settings import AuthSettings
-from gateway.app import build_gateway_app
+from gateway.app import MemberPages, build_gateway_app
 from gateway.settings import GatewaySettings
 from shared.auth_client import AuthClient
 from shared.bus.abc import Delivery, Message
@@ -235,7 +235,7 @@ async def install_pages(stack: InstallStack) -> AsyncIterator[InstallPages]:
     settings = GatewaySettings(
         wecom_api_base=stack.sim.url("").rstrip("/"), public_base_url="https://app.example.test"
     )
-    app = build_gateway_app(settings, stack.bus, data_key=bytes(range(32)))
+    app = build_gateway_app(settings, stack.bus, web_parts=[MemberPages(bytes(range(32)))])
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:

@@ -23,9 +23,9 @@ from aiohttp.test_utils import TestServer
 from pydantic import SecretStr
 from yarl import URL
 
-from gateway.app import build_gateway_app
-from gateway.oauth import SESSION_COOKIE, STATE_COOKIE
+from gateway.app import DemoPage, MemberPages, WebClients, build_gateway_app
 from gateway.settings import GatewaySettings
+from gateway.web.oauth import SESSION_COOKIE, STATE_COOKIE
 from shared.bus.abc import Message
 from shared.bus.factory import BusComponent
 from shared.bus.inprocess import InProcessBus
@@ -164,10 +164,9 @@ async def sign_in_rig(
         app = build_gateway_app(
             settings,
             bus,
+            web_parts=[MemberPages(DATA_KEY), DemoPage()],
+            clients=WebClients(tokens=tokens),
             wall_clock=lambda: clock.wall,
-            data_key=DATA_KEY,
-            tokens=tokens,
-            serve_demo=True,
         )
         server = TestServer(app, host="127.0.0.1", port=port)
         await component.start()

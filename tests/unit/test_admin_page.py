@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.admin import AdminHandlers
+from gateway.web.admin import AdminHandlers
 from shared.contracts import Installation
 from shared.tokens import TokenUnavailable
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from gateway.metrics import GatewayMetrics
+from gateway.callbacks.metrics import GatewayMetrics
 from notifier.metrics import NotifierMetrics
 from shared.metrics import new_registry
 from token_service.metrics import TokenMetrics

@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.batching import CallbackBatcher
-from gateway.domain import AcceptedCallback, CallbackParams
+from gateway.callbacks.batching import CallbackBatcher
+from gateway.callbacks.processor import AcceptedCallback, CallbackParams
 from shared.wecom.errors import SignatureError
 from shared.wecom.events import Route
 

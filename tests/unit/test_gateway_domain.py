@@ -13,12 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gateway.domain import (
+from gateway.callbacks.processor import (
     CallbackParams,
     CallbackProcessor,
     ReceiveIdPolicy,
-    ReplayCache,
 )
+from gateway.replay import ReplayCache
 from shared.contracts import EventEnvelope
 from shared.wecom.crypto import CallbackCipher
 from shared.wecom.errors import (

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.install_qrcode import AppQrCodes
+from gateway.web.install_qrcode import AppQrCodes
 from shared.wecom.api import WeComApiError
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"x" * 64

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
-from gateway.install import outcome_page
-from gateway.install_domain import STATE_TTL_S, InstallStateCodec, RateLimiter
+from gateway.web.install import outcome_page
+from gateway.web.install_state import STATE_TTL_S, InstallStateCodec
+from gateway.web.rate_limit import RateLimiter
 
 KEY = bytes(range(32))
 NOW = 1_800_000_000.0

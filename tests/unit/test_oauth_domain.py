@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.oauth_domain import (
+from gateway.web.oauth_codecs import (
     Identity,
     InvalidNext,
     InvalidState,
@@ -316,7 +316,7 @@ def test_a_wechat_user_outside_any_enterprise_is_not_a_member() -> None:
 
 
 def test_the_demo_page_in_docs_is_the_one_served() -> None:
-    """docs/demo.html is a link to gateway/demo/index.html: one page, never two copies."""
+    """docs/demo.html is a link to gateway/web/demo/index.html: one page, never two copies."""
     root = Path(__file__).resolve().parents[2]
-    served = (root / "gateway" / "demo" / "index.html").read_text(encoding="utf-8")
+    served = (root / "gateway" / "web" / "demo" / "index.html").read_text(encoding="utf-8")
     assert (root / "docs" / "demo.html").read_text(encoding="utf-8") == served

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from gateway.oauth import SignInConfig, error_page
 from gateway.settings import GatewaySettings
+from gateway.web.oauth import SignInConfig, error_page
 from shared.sandbox import SANDBOX_API_BASE, SANDBOX_SUITE_ID
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from gateway.oauth_domain import (
+from gateway.web.oauth_codecs import (
     SESSION_KEY_PURPOSE,
     Identity,
     NotSignedIn,

@@ -1,7 +1,7 @@
 """Pure member sign-in and JS-SDK logic: signed state and session tokens, ``next``
 validation, the URL a JS-SDK signature covers, and the signature (protocol doc §9, §10).
 
-No I/O here; the handlers in ``gateway/oauth.py`` and ``gateway/jssdk.py`` call it.
+No I/O here; the handlers in ``gateway/web/oauth.py`` and ``gateway/web/jssdk.py`` call it.
 """
 
 from __future__ import annotations

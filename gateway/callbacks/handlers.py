@@ -13,10 +13,10 @@ from collections.abc import Callable
 import structlog
 from aiohttp import web
 
-from gateway.batching import CallbackBatcher
-from gateway.domain import CallbackParams, CallbackProcessor, ReceiveIdKind
-from gateway.metrics import GatewayMetrics
-from gateway.publisher import EventPublisher
+from gateway.callbacks.batching import CallbackBatcher
+from gateway.callbacks.metrics import GatewayMetrics
+from gateway.callbacks.processor import CallbackParams, CallbackProcessor, ReceiveIdKind
+from gateway.callbacks.publisher import EventPublisher
 from shared.bus.abc import BusError
 from shared.errors import PayloadTooLarge, ServiceError
 from shared.http import read_body_within

@@ -12,8 +12,9 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from gateway.domain import AcceptedCallback, ReplayCache
-from gateway.metrics import GatewayMetrics
+from gateway.callbacks.metrics import GatewayMetrics
+from gateway.callbacks.processor import AcceptedCallback
+from gateway.replay import ReplayCache
 from shared.bus.abc import Bus, Message
 from shared.bus.events import EVENT_HEADERS
 from shared.bus.topology import EVENTS_EXCHANGE

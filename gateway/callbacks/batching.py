@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from gateway.domain import AcceptedCallback, CallbackParams
+from gateway.callbacks.processor import AcceptedCallback, CallbackParams
 from shared.errors import ServiceError
 from shared.wecom.events import Route
 
@@ -29,7 +29,7 @@ _Item = tuple[Route, CallbackParams, bytes, float, "asyncio.Future[AcceptedCallb
 
 
 class ProcessCallback(Protocol):
-    """The shape of :meth:`gateway.domain.CallbackProcessor.process`."""
+    """The shape of :meth:`gateway.callbacks.processor.CallbackProcessor.process`."""
 
     def __call__(
         self, route: Route, params: CallbackParams, body: bytes, *, now: float

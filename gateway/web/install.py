@@ -11,18 +11,18 @@ from datetime import UTC, datetime
 from typing import Final
 from urllib.parse import urlencode
 
-import jinja2
 import structlog
 from aiohttp import web
 
-from gateway.install_domain import (
+from gateway.web.install_qrcode import QR_STATE_PATTERN, AppQrCodes
+from gateway.web.install_state import (
     APP_STATE_PATTERN,
     LIMIT_TEXTS,
     STATE_GRACE_S,
     InstallStateCodec,
-    RateLimiter,
 )
-from gateway.install_qrcode import QR_STATE_PATTERN, AppQrCodes
+from gateway.web.pages import NO_STORE, html_page
+from gateway.web.rate_limit import RateLimiter
 from shared.auth_client import AuthClient
 from shared.bus.abc import Bus, BusError
 from shared.bus.events import publish_event
@@ -41,25 +41,7 @@ log = structlog.get_logger(__name__)
 
 # How long /install/complete waits for auth_service before showing "still processing".
 OUTCOME_WAIT_S: Final = 3.0
-_NO_STORE: Final = {"Cache-Control": "no-store"}
 _MAX_CODE_BYTES: Final = 512  # §1.3: credentials are at most 512 bytes
-
-_PAGE: Final = """<!doctype html>
-<html lang="zh-CN"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-{%- if refresh_s is not none %}
-<meta http-equiv="refresh" content="{{ refresh_s }}">{% endif %}
-<title>{{ en[0] }}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;
-line-height:1.5}h1{font-size:1.4rem}.en{color:#555}</style></head>
-<body><main data-outcome="{{ outcome }}">
-<h1>{{ zh[0] }}</h1><p>{{ zh[1] }}</p>
-<h1 class="en" lang="en">{{ en[0] }}</h1><p class="en" lang="en">{{ en[1] }}</p>
-</main></body></html>
-"""
-# Autoescaped: every value is text, never markup. The <style> block is static, so the CSP
-# hash of it (shared.http) matches whatever the page says.
-_TEMPLATE: Final = jinja2.Environment(autoescape=True).from_string(_PAGE)
 
 
 def page(
@@ -72,8 +54,9 @@ def page(
 ) -> web.Response:
     """A small bilingual page, Chinese first; ``refresh_s`` reloads it (a wait that needs no
     JavaScript)."""
-    text = _TEMPLATE.render(outcome=outcome, zh=zh, en=en, refresh_s=refresh_s)
-    return web.Response(text=text, status=status, content_type="text/html", headers=_NO_STORE)
+    return html_page(
+        "install.html", status=status, outcome=outcome, zh=zh, en=en, refresh_s=refresh_s
+    )
 
 
 def closed_page() -> web.Response:
@@ -225,7 +208,7 @@ class InstallHandlers:
                 "state": state,
             }
         )
-        raise web.HTTPFound(f"{self._install_base}/3rdapp/install?{query}", headers=_NO_STORE)
+        raise web.HTTPFound(f"{self._install_base}/3rdapp/install?{query}", headers=NO_STORE)
 
     async def _set_session_info(self, pre_auth_code: str, *, test: bool) -> None:
         # auth_type 1 = test, 0 = formal (§8.3). Set for both: for an unreleased app the

@@ -7,7 +7,6 @@ Codes, tokens and cookie values are never logged: only outcomes, reasons and mem
 
 from __future__ import annotations
 
-import html
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,9 +18,9 @@ import structlog
 from aiohttp import web
 from pydantic import ValidationError
 
-from gateway.domain import ReplayCache
-from gateway.install_domain import RateLimiter
-from gateway.oauth_domain import (
+from gateway.replay import ReplayCache
+from gateway.settings import GatewaySettings
+from gateway.web.oauth_codecs import (
     STATE_TTL_S,
     Identity,
     InvalidNext,
@@ -37,7 +36,8 @@ from gateway.oauth_domain import (
     origin_of,
     safe_next,
 )
-from gateway.settings import GatewaySettings
+from gateway.web.pages import NO_STORE, html_page
+from gateway.web.rate_limit import RateLimiter
 from shared.auth_client import AuthClient, AuthUnavailable
 from shared.contracts import AuthRequest, SessionStatus
 from shared.errors import Forbidden, ServiceError
@@ -51,7 +51,6 @@ STATE_COOKIE: Final = "wecom_oauth_state"
 STATE_COOKIE_PATH: Final = "/oauth/"
 USERINFO_PATH: Final = "/cgi-bin/service/auth/getuserinfo3rd"
 MAX_CODE_BYTES: Final = 512  # §1.3
-NO_STORE: Final = {"Cache-Control": "no-store"}
 
 
 @dataclass(frozen=True)
@@ -151,33 +150,20 @@ _PAGES: Final[dict[str, tuple[int, str, str, str, str]]] = {
     ),
 }
 
-_PAGE_TEMPLATE: Final = """<!doctype html>
-<html lang="zh-CN">
-<head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title_zh} · {title_en}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem}}
-small{{color:#666}}</style></head>
-<body><main>
-<h1>{title_zh}</h1><p>{detail_zh}</p>
-<h2 lang="en">{title_en}</h2><p lang="en">{detail_en}</p>
-<p><a href="{retry}">重新登录 · Sign in again</a></p>
-<p><small>error: {code}</small></p>
-</main></body></html>
-"""
-
 
 def error_page(code: str, *, retry: str = "/oauth/login") -> web.Response:
     """A small HTML page (Chinese and English) for a browser route's failure."""
     status, title_zh, detail_zh, title_en, detail_en = _PAGES[code]
-    text = _PAGE_TEMPLATE.format(
-        title_zh=html.escape(title_zh),
-        detail_zh=html.escape(detail_zh),
-        title_en=html.escape(title_en),
-        detail_en=html.escape(detail_en),
-        retry=html.escape(retry),
-        code=html.escape(code),
+    return html_page(
+        "oauth_error.html",
+        status=status,
+        title_zh=title_zh,
+        detail_zh=detail_zh,
+        title_en=title_en,
+        detail_en=detail_en,
+        retry=retry,
+        code=code,
     )
-    return web.Response(text=text, status=status, content_type="text/html", headers=NO_STORE)
 
 
 def page_code_of(exc: ServiceError) -> str:

@@ -1,5 +1,4 @@
-"""Pure rules of the install routes: the signed install ``state``, the per-client rate limit
-and the outcome texts.
+"""Pure rules of the install routes: the signed install ``state`` and the outcome texts.
 
 WeCom's install link takes a ``state`` of at most 128 letters and digits (protocol doc §8.4)
 and hands it back on the install-complete redirect, so the state is made of nothing else:
@@ -14,7 +13,6 @@ import hashlib
 import hmac
 import re
 import secrets
-from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Final
 
@@ -79,31 +77,6 @@ class InstallStateCodec:
     def _mac(self, head: str, app_state: str) -> str:
         message = f"{head}\n{app_state}".encode()
         return hmac.new(self._key, message, hashlib.sha256).hexdigest()[:32]
-
-
-class RateLimiter:
-    """At most ``limit`` hits per ``window_s`` for each key (a client address), remembering at
-    most ``max_keys`` keys (the least recently seen are forgotten first)."""
-
-    def __init__(self, limit: int, window_s: float, *, max_keys: int = 10_000) -> None:
-        self._limit = limit
-        self._window_s = window_s
-        self._max_keys = max_keys
-        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
-
-    def allow(self, key: str, now: float) -> bool:
-        if self._limit <= 0:
-            return True
-        hits = self._hits.pop(key, None) or deque()
-        while hits and hits[0] <= now - self._window_s:
-            hits.popleft()
-        allowed = len(hits) < self._limit
-        if allowed:
-            hits.append(now)
-        self._hits[key] = hits
-        while len(self._hits) > self._max_keys:
-            self._hits.popitem(last=False)
-        return allowed
 
 
 # The outcome page's texts, in Chinese and English (the install page is seen by members).

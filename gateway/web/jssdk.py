@@ -11,8 +11,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from gateway.oauth import NO_STORE, current_session, live_session
-from gateway.oauth_domain import SessionCodec, js_sdk_signature, new_nonce_str, signing_url
+from gateway.web.oauth import current_session, live_session
+from gateway.web.oauth_codecs import SessionCodec, js_sdk_signature, new_nonce_str, signing_url
+from gateway.web.pages import NO_STORE
 from shared.auth_client import AuthClient
 from shared.errors import Forbidden
 from shared.tokens import TokensClient, TokenUnavailable

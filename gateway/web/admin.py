@@ -14,11 +14,11 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import jinja2
 import structlog
 from aiohttp import web
 
-from gateway.oauth_domain import InvalidToken, SignedCodec, derive_key
+from gateway.web.oauth_codecs import InvalidToken, SignedCodec, derive_key
+from gateway.web.pages import NO_STORE, html_page
 from shared.auth_client import AuthClient
 from shared.contracts import Installation
 from shared.errors import ServiceError
@@ -34,12 +34,7 @@ ADMIN_KEY_PURPOSE: Final = b"wecom-suite/admin-session-v1"
 # 5 is a plain member.
 ADMIN_USERTYPES: Final = frozenset({1, 2, 3, 4})
 _MAX_CODE_BYTES: Final = 512
-_NO_STORE: Final = {"Cache-Control": "no-store"}
 
-# Autoescaped: every value is text. The template's <style> block is static (the CSP hashes it).
-_TEMPLATES: Final = jinja2.Environment(
-    loader=jinja2.PackageLoader("gateway", "templates"), autoescape=True
-)
 _STATUS_ZH: Final = {
     "active": "已安装",
     "revoked": "已卸载",
@@ -57,7 +52,9 @@ def admin_page(
     installation: Installation | None = None,
 ) -> web.Response:
     """The business-settings page: the installation, or why there is none to show."""
-    text = _TEMPLATES.get_template("admin.html").render(
+    return html_page(
+        "admin.html",
+        status=status,
         outcome=outcome,
         title_zh=zh[0],
         detail_zh=zh[1],
@@ -69,7 +66,6 @@ def admin_page(
         if installation is None or installation.installed_at is None
         else installed_at_text(installation.installed_at),
     )
-    return web.Response(text=text, status=status, content_type="text/html", headers=_NO_STORE)
 
 
 def _refused(outcome: str, zh: str, en: str, status: int = 403) -> web.Response:
@@ -139,7 +135,7 @@ class AdminHandlers:
         payload = {"corp_id": corp_id, "user_id": user_id, "exp": int(now) + self._ttl_s}
         log.info("admin_signed_in", corp_id=corp_id)
         # Back to /admin without the code: it is single use and must not stay in the history.
-        response = web.Response(status=303, headers={"Location": "/admin", **_NO_STORE})
+        response = web.Response(status=303, headers={"Location": "/admin", **NO_STORE})
         response.set_cookie(
             ADMIN_COOKIE,
             self._codec.encode(payload),
