@@ -24,7 +24,7 @@ from shared.auth_client import AuthClient
 from shared.bus.abc import Bus
 from shared.http import add_health_routes, add_security_headers, error_middleware
 from shared.lifecycle import Readiness
-from shared.metrics import new_registry
+from shared.metrics import new_registry, wecom_call_observer
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComClient
 from shared.wecom.crypto import CallbackCipher
@@ -92,7 +92,7 @@ def build_gateway_app(
     tokens = tokens or TokensClient(bus)
     auth = auth or AuthClient(bus)
     if data_key is not None:
-        wecom = wecom or _owned_client(app, settings)
+        wecom = wecom or _owned_client(app, settings, registry)
         _add_sign_in(app, settings, data_key, tokens, auth, wecom, wall_clock)
         installs = InstallHandlers(
             bus=bus,
@@ -122,9 +122,15 @@ def build_gateway_app(
     return app
 
 
-def _owned_client(app: web.Application, settings: GatewaySettings) -> WeComClient:
-    """A WeCom client closed with the app."""
-    client = WeComClient(settings.api_base, timeout_s=settings.wecom_api_timeout_s)
+def _owned_client(
+    app: web.Application, settings: GatewaySettings, registry: CollectorRegistry
+) -> WeComClient:
+    """A WeCom client closed with the app, its calls timed in ``registry``."""
+    client = WeComClient(
+        settings.api_base,
+        timeout_s=settings.wecom_api_timeout_s,
+        observer=wecom_call_observer(registry),
+    )
 
     async def close_wecom(_: web.Application) -> None:
         await client.close()
