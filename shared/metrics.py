@@ -115,3 +115,30 @@ def wecom_call_observer(registry: CollectorRegistry) -> Callable[[str, str, floa
         histogram.labels(path, outcome).observe(seconds)
 
     return observe
+
+
+_DEAD_LETTERS: WeakKeyDictionary[CollectorRegistry, Counter] = WeakKeyDictionary()
+
+
+def dead_letter_counter(registry: CollectorRegistry, queues: Iterable[str] = ()) -> Counter:
+    """``wecom_bus_dead_letters_total{queue}`` of ``registry`` (one per registry), with the
+    series of each of ``queues`` present at 0.
+
+    Args:
+        registry: the process's registry, the one its bus counts in.
+        queues: the queues whose failed messages go to ``<queue>.dead``.
+
+    Returns:
+        The counter; ``labels(queue).inc()`` once a message is dead-lettered.
+    """
+    counter = _DEAD_LETTERS.get(registry)
+    if counter is None:
+        counter = Counter(
+            "wecom_bus_dead_letters",
+            "Messages moved to <queue>.dead by a consumer of this process (rejected, a bad "
+            "payload, or retries exhausted), by the queue they came from.",
+            ["queue"],
+            registry=registry,
+        )
+        _DEAD_LETTERS[registry] = counter
+    return with_zero_series(counter, queues)

@@ -17,7 +17,8 @@ from gateway.metrics import GatewayMetrics
 from gateway.service import GATEWAY_TOPOLOGY
 from notifier.metrics import NotifierMetrics
 from notifier.service import NOTIFIER_TOPOLOGY
-from shared.bus.topology import Topology
+from shared.bus.inprocess import InProcessBus
+from shared.bus.topology import BASE_TOPOLOGY, Topology
 from shared.metrics import new_registry, wecom_call_histogram
 from token_service.metrics import TokenMetrics
 from token_service.service import TOKEN_TOPOLOGY
@@ -51,9 +52,10 @@ TOPOLOGIES: dict[str, Topology] = {
 
 
 def registry_of(service: str) -> CollectorRegistry:
-    """What ``service``'s process registers: the shared series, its WeCom-call histogram and
-    its own metrics."""
+    """What ``service``'s process registers: the shared series, its bus's dead-letter counter,
+    its WeCom-call histogram and its own metrics."""
     registry = new_registry()
+    InProcessBus(BASE_TOPOLOGY.merged(TOPOLOGIES[service]), registry=registry)
     wecom_call_histogram(registry)
     if service == "gateway":
         GatewayMetrics.create(registry)

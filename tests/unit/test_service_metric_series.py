@@ -1,5 +1,5 @@
 """The services' metric names and series: units in the names, every known labelled series at 0
-from the start, no stand-in value for a missing suite_ticket."""
+from the start, no stand-in value for a missing suite_ticket, dead letters per queue."""
 
 from __future__ import annotations
 
@@ -8,7 +8,11 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.metrics import GatewayMetrics
+from shared.bus.inprocess import InProcessBus
+from shared.bus.product_topology import PRODUCT_TOPOLOGY
+from shared.bus.topology import BASE_TOPOLOGY
 from shared.metrics import (
+    dead_letter_counter,
     new_registry,
     render_metrics,
     wecom_call_observer,
@@ -135,6 +139,28 @@ def test_wecom_calls_are_timed_in_wecom_api_call_duration_seconds() -> None:
     key = labels(path="/cgi-bin/service/get_suite_token", outcome="ok")
     assert samples["wecom_api_call_duration_seconds_count"][key] == 2.0
     assert samples["wecom_api_call_duration_seconds_sum"][key] == 0.5
+
+
+def test_a_bus_exports_dead_letters_at_zero_for_each_dead_lettering_queue() -> None:
+    """A bus built with the process's registry exports wecom_bus_dead_letters_total{queue}
+    at 0 for the product queues, and for no queue without a ``.dead``."""
+    registry = new_registry()
+    InProcessBus(BASE_TOPOLOGY.merged(PRODUCT_TOPOLOGY), registry=registry)
+    assert scrape(registry)["wecom_bus_dead_letters_total"] == {
+        labels(queue=queue): 0.0
+        for queue in ("token_service.events", "auth_service.events", "notifier.requests")
+    }
+
+
+def test_dead_letter_counter_is_one_per_registry() -> None:
+    """Asking twice for a registry's counter returns the same one, with both queue sets."""
+    registry = CollectorRegistry()
+    first = dead_letter_counter(registry, ["a"])
+    assert dead_letter_counter(registry, ["b"]) is first
+    assert set(scrape(registry)["wecom_bus_dead_letters_total"]) == {
+        labels(queue="a"),
+        labels(queue="b"),
+    }
 
 
 def test_with_zero_series_creates_every_combination() -> None:
