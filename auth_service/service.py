@@ -20,7 +20,7 @@ from shared.bus.product_topology import AUTH_EVENTS_QUEUE, AUTH_EVENTS_SPEC
 from shared.bus.topology import RPC_AUTH_QUEUE, RPC_TOPOLOGY, Topology
 from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
-from shared.metrics import new_registry
+from shared.metrics import new_registry, wecom_call_observer
 from shared.storage.abc import DocumentStore
 from shared.storage.crypto import SecretBox, load_data_key
 from shared.storage.factory import create_service_store
@@ -57,7 +57,11 @@ class AuthService(BusService):
         )
         self._settings = settings
         self.metrics = AuthMetrics.create(self._registry)
-        self._client = WeComClient(settings.api_base, timeout_s=settings.wecom_api_timeout_s)
+        self._client = WeComClient(
+            settings.api_base,
+            timeout_s=settings.wecom_api_timeout_s,
+            observer=wecom_call_observer(self._registry),
+        )
         self.installs: Installs | None = None
         self.handlers: AuthHandlers | None = None
 

@@ -29,7 +29,7 @@ from shared.auth_client import AuthClient
 from shared.bus.abc import Bus
 from shared.http import add_health_routes, add_security_headers, error_middleware
 from shared.lifecycle import Readiness
-from shared.metrics import new_registry
+from shared.metrics import new_registry, wecom_call_observer
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComClient
 from shared.wecom.crypto import CallbackCipher
@@ -96,7 +96,7 @@ def build_gateway_app(
     for part in web_parts:
         match part:
             case MemberPages(data_key=data_key):
-                wecom = wecom or _owned_client(app, settings)
+                wecom = wecom or _owned_client(app, settings, registry)
                 _add_member_pages(app, settings, bus, data_key, tokens, auth, wecom, wall_clock)
             case DemoPage():
                 app.add_routes(demo_routes())
@@ -191,9 +191,15 @@ def _add_member_pages(
     )
 
 
-def _owned_client(app: web.Application, settings: GatewaySettings) -> WeComClient:
-    """A WeCom client closed with the app."""
-    client = WeComClient(settings.api_base, timeout_s=settings.wecom_api_timeout_s)
+def _owned_client(
+    app: web.Application, settings: GatewaySettings, registry: CollectorRegistry
+) -> WeComClient:
+    """A WeCom client closed with the app, its calls timed in ``registry``."""
+    client = WeComClient(
+        settings.api_base,
+        timeout_s=settings.wecom_api_timeout_s,
+        observer=wecom_call_observer(registry),
+    )
 
     async def close_wecom(_: web.Application) -> None:
         await client.close()

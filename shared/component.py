@@ -205,9 +205,14 @@ class ServiceProcess(Generic[P]):
     async def run(self, settings: P) -> None:
         """Run the service until SIGTERM."""
         configure_service_logging(settings, self.name)
-        bus = create_bus(settings.amqp_url, BASE_TOPOLOGY.merged(self.topology), all_in_one=False)
-        bus_component = BusComponent(bus)
         registry = new_registry()
+        bus = create_bus(
+            settings.amqp_url,
+            BASE_TOPOLOGY.merged(self.topology),
+            all_in_one=False,
+            registry=registry,
+        )
+        bus_component = BusComponent(bus)
         readiness = Readiness()
         readiness.add("bus", lambda: bus.is_ready)
         mark_sandbox_mode(

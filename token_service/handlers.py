@@ -6,8 +6,6 @@ than the grant's last change, so a redelivery or a WeCom retry changes nothing.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
@@ -47,14 +45,12 @@ class TokenHandlers:
         metrics: TokenMetrics,
         *,
         suite_id: str,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self._manager = manager
         self._repository = repository
         self._box = box
         self._metrics = metrics
         self._suite_id = suite_id
-        self._clock = clock
 
     # --- rpc.tokens -----------------------------------------------------------------------
 
@@ -95,7 +91,7 @@ class TokenHandlers:
     async def _suite_ticket(self, envelope: EventEnvelope) -> None:
         if envelope.suite_id != self._suite_id:
             # Another app's ticket on a shared broker: useless to us, harmless to drop.
-            self._metrics.ticket_updates.labels("other_suite").inc()
+            self._metrics.count_ticket_update("other_suite")
             log.warning("suite_ticket_for_other_suite", event_id=envelope.id)
             return
         payload = SuiteTicketPayload.model_validate(envelope.payload)
@@ -105,9 +101,9 @@ class TokenHandlers:
             received_at=envelope.received_at.timestamp(),
         )
         stored = await self._repository.save_ticket(ticket)
-        self._metrics.ticket_updates.labels("stored" if stored else "older").inc()
+        self._metrics.count_ticket_update("stored" if stored else "older")
         if stored:
-            self._metrics.ticket_age.set(max(0.0, self._clock() - ticket.timestamp))
+            self._metrics.ticket.set_ticket(ticket.timestamp)
         log.info("suite_ticket_received", stored=stored, event_id=envelope.id)
 
     async def _granted(self, envelope: EventEnvelope, payload: AuthGrantedPayload) -> None:

@@ -92,12 +92,12 @@ class TokenManager:
         now = self._clock()
         cached = self._memory.get(key.name)
         if cached is not None and servable(cached, now=now, margin=self._margin_s, reject=stale):
-            self._metrics.served.labels(key.kind, "memory").inc()
+            self._metrics.count_served(key.kind, "memory")
             return cached
         # Memory is empty, old or stale: another replica may have a newer token in the store.
         stored = await self._stored(key, stale)
         if stored is not None:
-            self._metrics.served.labels(key.kind, "store").inc()
+            self._metrics.count_served(key.kind, "store")
             return stored
         dependency = _dependency_of(key)
         if dependency is not None:
@@ -107,7 +107,7 @@ class TokenManager:
         running = self._inflight.get(key.name)
         if running is not None:
             token = await asyncio.shield(running)
-            self._metrics.served.labels(key.kind, "waited").inc()
+            self._metrics.count_served(key.kind, "waited")
             return token
         future: asyncio.Future[CachedToken] = asyncio.get_running_loop().create_future()
         self._inflight[key.name] = future
@@ -119,7 +119,7 @@ class TokenManager:
             raise
         else:
             future.set_result(token)
-            self._metrics.served.labels(key.kind, "refresh").inc()
+            self._metrics.count_served(key.kind, "refresh")
             return token
         finally:
             del self._inflight[key.name]

@@ -115,11 +115,13 @@ class TokenService(BusService):
         dies 30 min after issue and no WeCom SDK tells anyone before calls start failing."""
         while True:
             try:
-                age = ticket_age_s(await repository.get_ticket(), time.time())
+                ticket = await repository.get_ticket()
             except Exception:
                 log.exception("suite_ticket_check_failed")
             else:
-                self.metrics.ticket_age.set(-1 if age is None else age)
+                # Another replica may have stored a newer one: the store is the truth.
+                self.metrics.ticket.set_ticket(None if ticket is None else ticket.timestamp)
+                age = ticket_age_s(ticket, time.time())
                 if age is not None and age > self._settings.token_ticket_warn_age_s:
                     log.warning(
                         "suite_ticket_old",

@@ -91,10 +91,10 @@ async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = No
             settings = settings.model_copy(update={"public_base_url": _local_base(settings)})
     configure_service_logging(settings, "wecom-suite", also=[sim_settings])
     topology = BASE_TOPOLOGY.merged(TOKEN_TOPOLOGY, AUTH_TOPOLOGY, NOTIFIER_TOPOLOGY)
-    bus = create_bus(settings.amqp_url, topology, all_in_one=True)
+    registry = new_registry()
+    bus = create_bus(settings.amqp_url, topology, all_in_one=True, registry=registry)
     bus_component = BusComponent(bus)
     readiness = Readiness()
-    registry = new_registry()
     # The newcomer path: sandbox mode is the default here, but never a silent one.
     mark_sandbox_mode(
         "wecom-suite", sandbox=settings.sandbox, registry=registry, readiness=readiness

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from shared.metrics import FAST_BUCKETS
+from gateway.callbacks.processor import ReceiveIdKind
+from shared.metrics import FAST_BUCKETS, with_zero_series
+from shared.wecom.events import Route
+
+# How a callback was answered, apart from a rejection (whose outcome is its error code, an
+# open set: those series appear when first counted).
+CallbackOutcome = Literal["accepted", "duplicate", "verified", "unavailable"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,7 +27,7 @@ class GatewayMetrics:
     # a visible cost at thousands of callbacks a second.
     _children: dict[tuple[str, ...], Any] = field(default_factory=dict)
 
-    def count_callback(self, route: str, outcome: str, seconds: float) -> None:
+    def count_callback(self, route: Route, outcome: CallbackOutcome | str, seconds: float) -> None:
         """Count one answered callback and observe its duration."""
         key = (route, outcome)
         children = self._children.get(key)
@@ -34,7 +40,9 @@ class GatewayMetrics:
         counter.inc()
         histogram.observe(seconds)
 
-    def count_accepted(self, route: str, outcome: str, kind: str, seconds: float) -> None:
+    def count_accepted(
+        self, route: Route, outcome: CallbackOutcome, kind: ReceiveIdKind, seconds: float
+    ) -> None:
         """:meth:`count_callback` and :meth:`count_receive_id` of an accepted callback, in
         one lookup: the path every event takes."""
         key = (route, outcome, kind)
@@ -50,7 +58,7 @@ class GatewayMetrics:
         histogram.observe(seconds)
         receive_ids.inc()
 
-    def count_receive_id(self, route: str, kind: str) -> None:
+    def count_receive_id(self, route: Route, kind: ReceiveIdKind) -> None:
         """Count one receive id seen, by its kind."""
         key = ("receive_id", route, kind)
         counter = self._children.get(key)
@@ -60,20 +68,29 @@ class GatewayMetrics:
 
     @classmethod
     def create(cls, registry: CollectorRegistry) -> GatewayMetrics:
+        """The gateway's metrics in ``registry``, every known series present at 0."""
+        routes = get_args(Route)
         return cls(
-            callbacks=Counter(
-                "wecom_callbacks",
-                "Callback requests by route and outcome (accepted, duplicate, verified, "
-                "unavailable, or the error code)",
-                ["route", "outcome"],
-                registry=registry,
+            callbacks=with_zero_series(
+                Counter(
+                    "wecom_callbacks",
+                    "Callback requests by route and outcome (accepted, duplicate, verified, "
+                    "unavailable, or the error code)",
+                    ["route", "outcome"],
+                    registry=registry,
+                ),
+                routes,
+                get_args(CallbackOutcome),
             ),
-            callback_seconds=Histogram(
-                "wecom_callback_duration_seconds",
-                "Time from request to answer, by route",
-                ["route"],
-                buckets=FAST_BUCKETS,
-                registry=registry,
+            callback_seconds=with_zero_series(
+                Histogram(
+                    "wecom_callback_duration_seconds",
+                    "Time from request to answer, by route",
+                    ["route"],
+                    buckets=FAST_BUCKETS,
+                    registry=registry,
+                ),
+                routes,
             ),
             publish_seconds=Histogram(
                 "wecom_bus_publish_duration_seconds",
@@ -81,11 +98,15 @@ class GatewayMetrics:
                 buckets=FAST_BUCKETS,
                 registry=registry,
             ),
-            receive_ids=Counter(
-                "wecom_callback_receive_ids",
-                "Receive ids seen in decrypted callbacks, by route and kind",
-                ["route", "kind"],
-                registry=registry,
+            receive_ids=with_zero_series(
+                Counter(
+                    "wecom_callback_receive_ids",
+                    "Receive ids seen in decrypted callbacks, by route and kind",
+                    ["route", "kind"],
+                    registry=registry,
+                ),
+                routes,
+                get_args(ReceiveIdKind),
             ),
             replay_cache_entries=Gauge(
                 "wecom_callback_replay_cache_entries",

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any, Generic, Literal, Protocol, Self, TypeVar
 
 import structlog
+from prometheus_client import Counter
 
 from shared.bus._retry import FailurePlan, plan_failure
 from shared.bus.abc import AlreadySettled, BusError, HeaderValue, Message
@@ -35,6 +36,11 @@ class Owner(Protocol):
 
     @property
     def spec(self) -> QueueSpec: ...
+
+    @property
+    def dead_letters(self) -> Counter | None:
+        """This queue's ``wecom_bus_dead_letters_total`` series; None if it has no ``.dead``."""
+        ...
 
 
 C = TypeVar("C", bound=Owner)
@@ -126,7 +132,7 @@ class SettledOnce(Generic[C]):
         if requeue:
             await self._settle("nacked")
         else:
-            await self._settle("dead_lettered", death_headers("rejected", self.queue_name))
+            await self._dead_letter(death_headers("rejected", self.queue_name))
 
     async def fail(self, exc: Exception) -> None:
         """Retry the message later or dead-letter it, because handling it raised ``exc``.
@@ -141,7 +147,15 @@ class SettledOnce(Generic[C]):
         if plan.is_retry:
             await self._settle("retried", plan=plan)
         else:
-            await self._settle("dead_lettered", plan.headers)
+            await self._dead_letter(plan.headers)
+
+    async def _dead_letter(self, headers: dict[str, HeaderValue]) -> None:
+        await self._settle("dead_lettered", headers)
+        # Counted once the queue took it: a settlement the broker never heard of is
+        # redelivered, not dead-lettered.
+        counter = self._consumer.dead_letters
+        if counter is not None:
+            counter.inc()
 
     async def settle_quietly(self, outcome: Outcome, failure: Exception | None = None) -> None:
         """Settle as ``outcome`` (or, given the handler's ``failure``, as :meth:`fail`

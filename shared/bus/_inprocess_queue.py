@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import NamedTuple
 
 import structlog
+from prometheus_client import Counter
 
 from shared.bus._delivery import Outcome, SettledOnce
 from shared.bus._handlers import log_handler_failure, stop_handler_tasks
@@ -158,8 +159,10 @@ class MemoryConsumer:
         prefetch: int,
         tags: Iterable[int],
         on_stopped: Callable[[MemoryConsumer], None],
+        dead_letters: Counter | None = None,
     ) -> None:
         self._queue = queue
+        self.dead_letters = dead_letters
         self._handler = handler
         self._prefetch = prefetch
         self._tags = iter(tags)

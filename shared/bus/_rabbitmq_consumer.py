@@ -11,6 +11,7 @@ from dataclasses import replace
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from prometheus_client import Counter
 from structlog.contextvars import bound_contextvars
 
 from shared.bus._broker_errors import BROKER_AWAY
@@ -49,8 +50,10 @@ class RabbitConsumer:
         dead_letter: DeadLetterPublisher | None,
         retry: RetryPublisher | None,
         on_stopped: Callable[[RabbitConsumer], None],
+        dead_letters: Counter | None = None,
     ) -> None:
         self._channel = channel
+        self.dead_letters = dead_letters
         self._spec = spec
         self._retry = retry
         self._queue_name = spec.name

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import structlog
+from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from shared.backoff import Backoff
@@ -21,8 +22,15 @@ from shared.errors import ConfigurationError
 log = structlog.get_logger(__name__)
 
 
-def create_bus(amqp_url: SecretStr | None, topology: Topology, *, all_in_one: bool) -> Bus:
+def create_bus(
+    amqp_url: SecretStr | None,
+    topology: Topology,
+    *,
+    all_in_one: bool,
+    registry: CollectorRegistry | None = None,
+) -> Bus:
     """RabbitMQ when ``amqp_url`` is set; the in-process bus only inside the all-in-one process.
+    The bus counts its dead letters in ``registry`` (the process's ``/metrics``).
 
     Raises:
         ConfigurationError: a standalone service has no ``AMQP_URL`` (its events would
@@ -34,9 +42,9 @@ def create_bus(amqp_url: SecretStr | None, topology: Topology, *, all_in_one: bo
                 "AMQP_URL is required when a service runs as its own process "
                 "(use `wecom-suite run` for the all-in-one process)"
             )
-        return InProcessBus(topology)
+        return InProcessBus(topology, registry=registry)
     # One attempt per start(): the BusComponent is the one layer that retries it.
-    return RabbitMQBus(amqp_url.get_secret_value(), topology, start_timeout=0.0)
+    return RabbitMQBus(amqp_url.get_secret_value(), topology, start_timeout=0.0, registry=registry)
 
 
 class BusComponent:

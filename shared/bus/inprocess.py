@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 
 import structlog
+from prometheus_client import CollectorRegistry
 
 from shared.bus._inprocess_queue import Entry, MemoryConsumer, MemoryQueue
 from shared.bus._inprocess_retry import RetryTimers
@@ -40,6 +41,7 @@ from shared.bus.topology import (
     Topology,
 )
 from shared.errors import InvalidRequest
+from shared.metrics import dead_letter_counter
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +81,8 @@ class InProcessBus:
     Args:
         topology: what to declare at ``start()``.
         close_grace: seconds ``close()`` lets in-flight handlers finish.
+        registry: where dead letters are counted (``wecom_bus_dead_letters_total``); a
+            registry of the bus's own when not given.
     """
 
     def __init__(
@@ -87,8 +91,13 @@ class InProcessBus:
         *,
         close_grace: float = 2.0,
         queue_limits: Mapping[str, int] = INPROCESS_QUEUE_LIMITS,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._topology = topology
+        self._dead_letters = dead_letter_counter(
+            registry or CollectorRegistry(),
+            (spec.name for spec in topology.queues if spec.dead_letter_queue is not None),
+        )
         self._close_grace = close_grace
         self._queue_limits = queue_limits
         self._exchanges: dict[str, _Exchange] = {}
@@ -251,7 +260,12 @@ class InProcessBus:
         if prefetch < 1:
             raise InvalidRequest("prefetch must be at least 1")
         target = self._queue(queue)
-        consumer = MemoryConsumer(target, handler, prefetch, self._tags, self._consumers.discard)
+        dead_letters = None
+        if target.spec.dead_letter_queue is not None:
+            dead_letters = self._dead_letters.labels(queue)
+        consumer = MemoryConsumer(
+            target, handler, prefetch, self._tags, self._consumers.discard, dead_letters
+        )
         self._consumers.add(consumer)
         target.consumers.append(consumer)
         target.dispatch()

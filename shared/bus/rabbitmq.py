@@ -25,6 +25,7 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import DeliveryError, PublishError
 from pamqp.commands import Basic
+from prometheus_client import CollectorRegistry
 from yarl import URL
 
 from shared.bus._broker_errors import BROKER_AWAY, CHANNEL_OPEN_ERRORS, is_broker_away
@@ -53,6 +54,7 @@ from shared.bus.topology import (
     Topology,
 )
 from shared.errors import InvalidRequest
+from shared.metrics import dead_letter_counter
 
 log = structlog.get_logger(__name__)
 
@@ -78,6 +80,8 @@ class RabbitMQBus:
             attempt: what ``create_bus`` asks for, since a service's ``BusComponent`` is the
             one layer that retries ``start()`` until the broker is there.
         close_grace: seconds ``close()`` lets in-flight handlers finish.
+        registry: where dead letters are counted (``wecom_bus_dead_letters_total``); a
+            registry of the bus's own when not given.
     """
 
     def __init__(
@@ -91,9 +95,14 @@ class RabbitMQBus:
         connect_timeout: float = 5.0,
         start_timeout: float = 30.0,
         close_grace: float = 10.0,
+        registry: CollectorRegistry | None = None,
     ) -> None:
         self._url = _with_defaults(URL(url), reconnect_interval, connection_name)
         self._topology = topology
+        self._dead_letters = dead_letter_counter(
+            registry or CollectorRegistry(),
+            (spec.name for spec in topology.queues if spec.dead_letter_queue is not None),
+        )
         self._prefetch_default = prefetch_default
         self._connect_timeout = connect_timeout
         self._start_backoff = replace(CONNECT_BACKOFF, deadline_s=start_timeout)
@@ -377,8 +386,10 @@ class RabbitMQBus:
         if self._connection is None or not self.is_ready:
             raise BusError("the RabbitMQ connection is down (reconnecting)")
         dead_letter: DeadLetterPublisher | None = None
+        dead_letters = None
         if spec.dead_letter:
             dead_letter = self._publish_dead_letter
+            dead_letters = self._dead_letters.labels(queue)
         retry: RetryPublisher | None = self._publish_retry if spec.retries else None
         channel = self._connection.channel(publisher_confirms=False)
         consumer = RabbitConsumer(
@@ -388,6 +399,7 @@ class RabbitMQBus:
             dead_letter=dead_letter,
             retry=retry,
             on_stopped=self._consumers.discard,
+            dead_letters=dead_letters,
         )
         try:
             # A robust channel waits for the connection to come back; don't wait for ever.

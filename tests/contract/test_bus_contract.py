@@ -19,6 +19,7 @@ from typing import Protocol, cast
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractConnection
+from prometheus_client import CollectorRegistry
 from structlog.testing import capture_logs
 
 from shared.bus.abc import (
@@ -38,6 +39,7 @@ from shared.bus.inprocess import InProcessBus
 from shared.bus.rabbitmq import RabbitMQBus
 from shared.bus.topology import Binding, ExchangeSpec, QueueSpec, Topology
 from shared.errors import InvalidRequest, NotFound, Unavailable
+from tests.support.broker import wait_until
 
 WAIT = 5.0  # generous upper bound for anything the tests wait on; normally milliseconds
 RETRY_DELAYS = (0.2, 0.3)  # seconds before the 2nd and the 3rd attempt on the retry queue
@@ -61,7 +63,7 @@ class BusImplementation(Protocol):
     # bus reject at max_length exactly.
     overflow_slack: int
 
-    def create(self, topology: Topology) -> Bus: ...
+    def create(self, topology: Topology, registry: CollectorRegistry | None = None) -> Bus: ...
 
     async def queue_depth(self, bus: Bus, queue: str) -> int: ...
 
@@ -76,8 +78,8 @@ class InProcessImplementation:
     def for_test(cls, request: pytest.FixtureRequest) -> BusImplementation:
         return cls()
 
-    def create(self, topology: Topology) -> Bus:
-        return InProcessBus(topology, close_grace=0.5)
+    def create(self, topology: Topology, registry: CollectorRegistry | None = None) -> Bus:
+        return InProcessBus(topology, close_grace=0.5, registry=registry)
 
     async def queue_depth(self, bus: Bus, queue: str) -> int:
         assert isinstance(bus, InProcessBus)
@@ -104,13 +106,14 @@ class RabbitMQImplementation:
     def for_test(cls, request: pytest.FixtureRequest) -> BusImplementation:
         return cls(cast(str, request.getfixturevalue("amqp_url")), request.node.name)
 
-    def create(self, topology: Topology) -> Bus:
+    def create(self, topology: Topology, registry: CollectorRegistry | None = None) -> Bus:
         return RabbitMQBus(
             self._url,
             topology,
             connection_name=self._test_name,
             close_grace=0.5,
             start_timeout=WAIT,
+            registry=registry,
         )
 
     async def _side_channel(self) -> AbstractChannel:
@@ -481,6 +484,49 @@ async def test_process_acks_on_success_and_dead_letters_on_error(
     assert delivery.message.message_id == "m-2"
     assert delivery.message.headers["x-exception-type"] == "KeyError"
     assert await depth(names.work) == 0
+
+
+async def test_dead_letters_are_counted_per_queue(
+    implementation: BusImplementation, names: Names
+) -> None:
+    """Each queue with a ``.dead`` exports ``wecom_bus_dead_letters_total`` at 0 from the start,
+    and every message dead-lettered from it (rejected, failed, retries exhausted) adds one."""
+    registry = CollectorRegistry()
+    topology = names.topology()
+    bus = implementation.create(topology, registry=registry)
+
+    def count(queue: str) -> float | None:
+        return registry.get_sample_value("wecom_bus_dead_letters_total", {"queue": queue})
+
+    assert (count(names.work), count(names.retrying)) == (0.0, 0.0)
+    # Neither a queue without a dead-letter queue nor a dead-letter queue itself has one.
+    assert (count(names.rpc), count(names.work + ".dead")) == (None, None)
+    await bus.start()
+    try:
+
+        async def handle(delivery: Delivery) -> None:
+            if delivery.message.message_id == "m-1":
+                await delivery.nack(requeue=False)
+            elif delivery.message.message_id == "m-2":
+                raise ValueError("cannot parse payload")
+
+        dead, retried_dead = Inbox(), Inbox()
+        await bus.consume(names.work, handle)
+        await bus.consume(names.work + ".dead", dead)
+        await bus.consume(names.retrying, Attempts(lambda d: RetryLater("still down")))
+        await bus.consume(names.retrying + ".dead", retried_dead)
+        for n in (1, 2, 3):
+            await bus.publish(names.direct, "work", message(n))
+        await bus.publish(names.direct, "retrying", message(4))
+
+        await dead.wait_for(2)
+        await retried_dead.wait_for(1)
+        # RabbitMQ: the copy reaches .dead before the original's ack returns, then it counts.
+        await wait_until(lambda: count(names.work) == 2, WAIT, "two dead letters of work")
+        await wait_until(lambda: count(names.retrying) == 1, WAIT, "one of retrying")
+        assert count(names.work + ".dead") is None
+    finally:
+        await implementation.dispose(bus, topology)
 
 
 async def test_settling_twice_raises_already_settled(bus: Bus, names: Names) -> None:

@@ -79,7 +79,7 @@ def served_corp_tokens(port: int) -> float:
     _, body = http_get(f"http://127.0.0.1:{port}/metrics")
     total = 0.0
     for line in body.decode().splitlines():
-        if line.startswith("wecom_tokens_served_total{") and 'kind="corp"' in line:
+        if line.startswith("wecom_token_served_total{") and 'kind="corp"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
 
