@@ -47,8 +47,6 @@ def start(service: str, amqp_url: str, data_dir: Path) -> tuple[subprocess.Popen
             "HTTP_PORT": str(port),
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "warning",
-            # A standalone service runs in sandbox mode only when asked (production guard).
-            "WECOM_SANDBOX": "1",
         }
     )
     process = subprocess.Popen(  # noqa: S603 -- one of SERVICES, our own subcommands
