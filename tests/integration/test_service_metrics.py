@@ -187,7 +187,7 @@ async def test_token_service_ticket_gauges_and_dead_letters_on_a_real_broker(
     with rabbitmq.fresh_vhost("wecom-ticket-metrics") as url:
         process, port = start("token-service", url, tmp_path)
         try:
-            await asyncio.to_thread(wait_ready, process, port, "token-service")
+            await asyncio.to_thread(wait_service_ready, process, port, "token-service")
             await ticket_and_dead_letter(url, port)
         finally:
             process.terminate()
