@@ -30,7 +30,7 @@ from shared.bus.product_topology import NOTIFY_QUEUE, NOTIFY_QUEUE_SPEC
 from shared.bus.topology import RPC_NOTIFY_QUEUE, RPC_TOPOLOGY, QueueSpec, Topology
 from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
-from shared.metrics import new_registry
+from shared.metrics import new_registry, wecom_call_observer
 from shared.storage.abc import DocumentStore
 from shared.storage.factory import create_service_store
 from shared.tokens import TokensClient
@@ -102,11 +102,12 @@ class NotifierService(BusService):
         self._sleep = sleep
         # In-flight sends finish (or are requeued) before the clients close.
         self.stop_grace_s = settings.wecom_api_timeout_s
-        self.metrics = NotifierMetrics.create(registry or new_registry())
+        registry = registry or new_registry()
+        self.metrics = NotifierMetrics.create(registry)
         self._client = WeComClient(
             settings.api_base,
             timeout_s=settings.wecom_api_timeout_s,
-            observer=self.metrics.observe_wecom_call,
+            observer=wecom_call_observer(registry),
         )
         self.handlers: NotifierHandlers | None = None
         self.queries: NotifyQueries | None = None

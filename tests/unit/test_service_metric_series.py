@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.callbacks.metrics import GatewayMetrics
+from notifier.metrics import NotifierMetrics
 from shared.bus.inprocess import InProcessBus
 from shared.bus.product_topology import PRODUCT_TOPOLOGY
 from shared.bus.topology import BASE_TOPOLOGY
@@ -168,3 +169,20 @@ def test_with_zero_series_creates_every_combination() -> None:
     registry = CollectorRegistry()
     with_zero_series(Counter("x", "x", ["a", "b"], registry=registry), ("1", "2"), ("y",))
     assert scrape(registry)["x_total"] == {labels(a="1", b="y"): 0.0, labels(a="2", b="y"): 0.0}
+
+
+def test_the_notifiers_known_series_exist_at_zero_from_the_start() -> None:
+    """Every notification status, retry reason, limit window and media source is exported at
+    0 before the first event, and WeCom calls go to the one shared histogram."""
+    registry = new_registry()
+    NotifierMetrics.create(registry)
+    for status in ("sent", "partial", "failed", "expired"):
+        assert registry.get_sample_value("wecom_notify_results_total", {"status": status}) == 0
+    for reason in ("busy", "rate_limited", "unavailable", "token", "claimed_elsewhere"):
+        assert registry.get_sample_value("wecom_notify_retries_total", {"reason": reason}) == 0
+    for window in ("member", "app"):
+        for how in ("held", "scheduled"):
+            labels = {"window": window, "how": how}
+            assert registry.get_sample_value("wecom_notify_limit_waits_total", labels) == 0
+    assert registry.get_sample_value("wecom_notify_media_total", {"source": "cached"}) == 0
+    assert registry.get_sample_value("wecom_notify_retries_total", {"reason": "permanent"}) is None
