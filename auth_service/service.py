@@ -22,7 +22,7 @@ from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry, wecom_call_observer
 from shared.storage.abc import DocumentStore
-from shared.storage.crypto import SecretBox, load_data_key
+from shared.storage.crypto import secret_box_for
 from shared.storage.factory import create_service_store
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComClient
@@ -66,11 +66,7 @@ class AuthService(BusService):
         self.handlers: AuthHandlers | None = None
 
     async def prepare(self) -> None:
-        box = SecretBox(
-            load_data_key(
-                self._settings.data_key, self._settings.data_dir, sandbox=self._settings.sandbox
-            )
-        )
+        box = secret_box_for(self._settings)
         repository = AuthRepository(self.store, box)
         api = AuthApi(
             self._client, TokensClient(self.bus), version=self._settings.auth_permanent_code_api

@@ -18,7 +18,7 @@ from shared.component import BusService, ServiceProcess, Subscription
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry
 from shared.storage.abc import DocumentStore
-from shared.storage.crypto import SecretBox, load_data_key
+from shared.storage.crypto import secret_box_for
 from shared.storage.factory import create_service_store
 from shared.wecom.api import WeComClient
 from token_service.domain import ticket_age_s
@@ -73,11 +73,7 @@ class TokenService(BusService):
         self.handlers: TokenHandlers | None = None
 
     async def prepare(self) -> None:
-        box = SecretBox(
-            load_data_key(
-                self._settings.data_key, self._settings.data_dir, sandbox=self._settings.sandbox
-            )
-        )
+        box = secret_box_for(self._settings)
         repository = StoredTokens(self.store, box)
         fetcher = TokenFetcher(
             self._client,

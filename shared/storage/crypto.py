@@ -16,7 +16,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from Crypto.Cipher import AES
 from pydantic import SecretStr
@@ -182,3 +182,25 @@ def _create_key_file(path: Path) -> None:
             os.link(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+class DataKeySettings(Protocol):
+    """The settings a service's data key comes from (``DATA_KEY``, ``DATA_DIR``, sandbox)."""
+
+    @property
+    def data_key(self) -> SecretStr | None: ...
+
+    @property
+    def data_dir(self) -> Path: ...
+
+    @property
+    def sandbox(self) -> bool: ...
+
+
+def secret_box_for(settings: DataKeySettings) -> SecretBox:
+    """The box that seals this service's secrets at rest, under its ``DATA_KEY``.
+
+    Raises:
+        ConfigurationError: as :func:`load_data_key`.
+    """
+    return SecretBox(load_data_key(settings.data_key, settings.data_dir, sandbox=settings.sandbox))

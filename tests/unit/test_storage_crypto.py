@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import stat
 from pathlib import Path
@@ -11,7 +12,13 @@ import pytest
 from pydantic import SecretStr
 
 from shared.errors import ConfigurationError
-from shared.storage.crypto import KEY_FILE_NAME, SealedValueError, SecretBox, load_data_key
+from shared.storage.crypto import (
+    KEY_FILE_NAME,
+    SealedValueError,
+    SecretBox,
+    load_data_key,
+    secret_box_for,
+)
 
 CONTEXT = "corp_auth/wx1/permanent_code"
 
@@ -128,3 +135,18 @@ def test_corrupt_key_file_is_a_configuration_error(tmp_path: Path) -> None:
     path.chmod(0o600)
     with pytest.raises(ConfigurationError, match="key file"):
         load_data_key(None, tmp_path, sandbox=True)
+
+
+def test_secret_box_for_reads_the_services_data_key(tmp_path: Path) -> None:
+    """Every service builds its box from its settings the same way: DATA_KEY when set."""
+
+    @dataclasses.dataclass(frozen=True)
+    class Settings:
+        data_key: SecretStr | None
+        data_dir: Path
+        sandbox: bool
+
+    key = bytes(range(32))
+    box = secret_box_for(Settings(SecretStr(base64.b64encode(key).decode()), tmp_path, False))
+    sealed = SecretBox(key).seal("permanent-code", context="corp")
+    assert box.open(sealed, context="corp") == "permanent-code"
