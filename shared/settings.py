@@ -345,6 +345,27 @@ def _url_password(text: str) -> Iterator[str]:
         yield unquote(password)
 
 
+def masked_url(url: str | SecretStr) -> str:
+    """``url`` as a log line may show it: the password, if any, replaced by ``***``.
+
+    For naming the server a process could not reach or sign in to (``AMQP_URL``,
+    ``MONGO_URL``) without the secret; anything that is not a URL comes back as ``***``.
+    """
+    text = url.get_secret_value() if isinstance(url, SecretStr) else url
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:
+        return "***"
+    if not parts.scheme or not parts.netloc:
+        return "***"
+    if password is None:
+        return text
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{hosts}").geturl()
+
+
 def _secret_properties(cls: type[BaseModel]) -> list[str]:
     """The names of ``cls``'s properties annotated as returning a secret."""
     names: list[str] = []

@@ -123,7 +123,7 @@ async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = No
     configure_service_logging(settings, "wecom-suite", also=[sim_settings])
     topology = BASE_TOPOLOGY.merged(TOKEN_TOPOLOGY, AUTH_TOPOLOGY, NOTIFIER_TOPOLOGY)
     bus = create_bus(settings.amqp_url, topology, all_in_one=True)
-    bus_component = BusComponent(bus)
+    bus_component = BusComponent(bus, url=settings.amqp_url)
     readiness = Readiness()
     registry = new_registry()
     # The newcomer path: sandbox mode is the default here, but never a silent one.
