@@ -126,10 +126,10 @@ def test_key_file_path_does_not_unmask_secrets() -> None:
             "internal_api_key": "plain-key-value-1234",
             "data_key": "another-key-value",
             "suite_secret": "s3cr3t-value",
-            "internal_api_key_file": f"/tmp/{secret}",
+            "internal_api_key_file": f"data/{secret}",
         },
     )
     assert out["internal_api_key"] == REDACTED
     assert out["data_key"] == REDACTED
     assert out["suite_secret"] == REDACTED
-    assert out["internal_api_key_file"] == f"/tmp/{REDACTED}"
+    assert out["internal_api_key_file"] == f"data/{REDACTED}"
