@@ -3,13 +3,14 @@ settings it alone uses."""
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, field_validator
 
 from gateway.web.oauth_codecs import origin_of
 from shared.sandbox import SANDBOX_API_BASE
 from shared.settings import (
     BusSettings,
     HttpSettings,
+    InternalApiKey,
     LogSettings,
     StoreSettings,
     WeComApiSettings,
@@ -42,7 +43,7 @@ class GatewaySettings(WeComApiSettings, StoreSettings, HttpSettings, BusSettings
 
     # Install pages and the internal API: docs/installs.md.
     wecom_install_base: str | None = None
-    internal_api_key: SecretStr | None = None
+    internal_api_key: InternalApiKey | None = None
     # Requests per minute per client address to /install and /install/complete (0: no limit).
     install_rate_per_minute: int = Field(30, ge=0, le=100_000)
     # false: the app is offline: /install refuses (auth_service refuses new installs too).

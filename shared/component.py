@@ -18,7 +18,10 @@ import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
+from tenacity import retry_if_exception_type
 
+from shared.backoff import Backoff, RetryCallState
+from shared.bus._reconnect import CONNECT_BACKOFF
 from shared.bus.abc import Bus, Consumer, Handler, RpcHandler
 from shared.bus.factory import BusComponent, create_bus
 from shared.bus.topology import BASE_TOPOLOGY, Topology
@@ -29,7 +32,7 @@ from shared.logging import configure_service_logging
 from shared.metrics import new_registry
 from shared.sandbox import mark_sandbox_mode
 from shared.settings import exit_on_configuration_error, load_settings, require_explicit_sandbox
-from shared.storage.abc import DocumentStore
+from shared.storage.abc import DocumentStore, StoreAuthenticationFailed, StoreError
 
 S = TypeVar("S")
 
@@ -52,6 +55,8 @@ class BusService:
     name = "service"
     # How long in-flight handlers may finish when the service stops before being requeued.
     stop_grace_s = 10.0
+    # Reaching the store is retried as reaching the broker is: the same waits, for ever.
+    store_backoff: Backoff = CONNECT_BACKOFF
 
     def __init__(
         self,
@@ -85,10 +90,39 @@ class BusService:
         self._tasks.append(asyncio.create_task(work, name=name))
 
     async def start(self) -> None:
-        await self.store.start()
+        await self._open_store()
         self._store_open = True
         await self.prepare()
         self.spawn(self._serve(), f"{self.name}-serve")
+
+    async def _open_store(self) -> None:
+        """Open the store, retrying while its server is away or refuses the credentials.
+
+        Like the bus (:class:`~shared.bus.factory.BusComponent`): a warning per failed
+        attempt, an error-level line when the credentials are refused, capped waits. Any
+        other error (a bug, an unwritable SQLite file) is raised at once.
+        """
+
+        def before_sleep(state: RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            refused = isinstance(error, StoreAuthenticationFailed)
+            emit = log.error if refused else log.warning
+            emit(
+                "store_authentication_failed" if refused else "store_connect_failed",
+                service=self.name,
+                error=str(error),
+                attempt=state.attempt_number,
+                retry_in_s=round(state.upcoming_sleep, 2),
+                **(
+                    {"operator_action": "check the user and password in MONGO_URL"}
+                    if refused
+                    else {}
+                ),
+            )
+
+        await self.store_backoff.run(
+            self.store.start, retry=retry_if_exception_type(StoreError), before_sleep=before_sleep
+        )
 
     async def _serve(self) -> None:
         # /readyz answers meanwhile; consumers start once the bus is up. A failure to start
@@ -212,7 +246,7 @@ class ServiceProcess(Generic[P]):
             all_in_one=False,
             registry=registry,
         )
-        bus_component = BusComponent(bus)
+        bus_component = BusComponent(bus, url=settings.amqp_url)
         readiness = Readiness()
         readiness.add("bus", lambda: bus.is_ready)
         mark_sandbox_mode(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import errno
 import hashlib
 import logging
 import re
@@ -19,7 +20,7 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CollectorRegistry
 
-from shared.errors import RequestTimeout, ServiceError
+from shared.errors import ConfigurationError, RequestTimeout, ServiceError
 from shared.lifecycle import Readiness
 from shared.metrics import render_metrics
 
@@ -276,7 +277,10 @@ class HttpServer:
     """A lifecycle component serving an aiohttp application on host:port.
 
     ``stop()`` stops accepting connections, lets in-flight requests finish within
-    ``shutdown_timeout`` and runs the application's cleanup.
+    ``shutdown_timeout`` and runs the application's cleanup. An address that cannot be bound
+    (in use, privileged, not this machine's) is a ``ConfigurationError`` naming
+    ``port_setting``, the variable to change. ``port`` 0 binds a free port; :attr:`port`
+    is the one bound once started.
     """
 
     def __init__(
@@ -289,8 +293,10 @@ class HttpServer:
         shutdown_timeout: float = 10.0,
         header_timeout_s: float = 10.0,
         max_connections: int = 1024,
+        port_setting: str = "HTTP_PORT",
     ) -> None:
         self.name = name
+        self._port_setting = port_setting
         self._app = app
         self._host = host
         self._port = port
@@ -318,7 +324,18 @@ class HttpServer:
         await runner.setup()
         self._runner = runner
         site = _CappedTCPSite(runner, self._host, self._port, max_connections=self._max_connections)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            self._runner = None
+            if exc.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+                raise
+            # A setting to change, not a crash: one line naming the variable (exit 2).
+            raise ConfigurationError(
+                f"{self._port_setting}: cannot listen on {self._host}:{self._port} "
+                f"({_BIND_PROBLEMS[exc.errno]})"
+            ) from None
         self.port = _bound_port(runner) or self._port
         log.info("http_listening", host=self._host, port=self.port, server=self.name)
 
@@ -328,6 +345,13 @@ class HttpServer:
             started = time.monotonic()
             await runner.cleanup()
             log.info("http_stopped", server=self.name, seconds=round(time.monotonic() - started, 3))
+
+
+_BIND_PROBLEMS: Final = {
+    errno.EADDRINUSE: "the port is already in use; stop what uses it or choose another port",
+    errno.EACCES: "permission denied; ports below 1024 need privileges",
+    errno.EADDRNOTAVAIL: "the address is not one of this machine's",
+}
 
 
 def _bound_port(runner: web.AppRunner) -> int | None:

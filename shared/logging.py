@@ -52,8 +52,21 @@ _SENSITIVE_PARTS = (
     "cookie",
     "content",
 )
-# Harmless descriptors of a sensitive thing ("token_kind", "ticket_age_s").
-_SAFE_SUFFIXES = ("_kind", "_count", "_type", "_len", "_size", "_age_s", "_expires_at", "_id")
+# Harmless descriptors of a sensitive thing ("token_kind", "ticket_age_s"), and where one is
+# kept ("internal_api_key_file"): a newcomer needs that path, and it is not the secret. The
+# secret's value stays masked wherever it appears, by the registered values below.
+_SAFE_SUFFIXES = (
+    "_kind",
+    "_count",
+    "_type",
+    "_len",
+    "_size",
+    "_age_s",
+    "_expires_at",
+    "_id",
+    "_file",
+    "_path",
+)
 # An EncodingAESKey has this exact shape; mask it wherever it appears in text.
 _AES_KEY_SHAPE = re.compile(r"(?<![A-Za-z0-9])[A-Za-z0-9]{43}(?![A-Za-z0-9])")
 

@@ -7,14 +7,17 @@ turns a validation failure into one line naming each bad variable -- never its v
 
 from __future__ import annotations
 
+import base64
+import binascii
 import sys
 import typing
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Final, Literal, NoReturn, TypeVar
+from typing import Annotated, Final, Literal, NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
+    AfterValidator,
     AnyUrl,
     BaseModel,
     Field,
@@ -41,6 +44,64 @@ from shared.sandbox import (
 
 LogLevel = Literal["debug", "info", "warning", "error"]
 LogFormat = Literal["json", "console"]
+
+DATA_KEY_BYTES: Final = 32
+INTERNAL_API_KEY_MIN_CHARS: Final = 16
+
+
+def _url_with_scheme(*schemes: str) -> Callable[[SecretStr], SecretStr]:
+    """A validator: the URL's scheme is one of ``schemes`` and it names a host."""
+    expected = " or ".join(f"{scheme}://" for scheme in schemes)
+
+    def check(value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        scheme, sep, rest = text.partition("://")
+        # Never the value in the message: the URL may carry a password.
+        if not sep or scheme.lower() not in schemes:
+            raise ValueError(f"must start with {expected}")
+        if not rest.rpartition("@")[2].split("/", 1)[0]:
+            raise ValueError(f"must name a host after {scheme.lower()}://")
+        return SecretStr(text)
+
+    return check
+
+
+def check_data_key(value: SecretStr) -> SecretStr:
+    """``DATA_KEY``'s format: base64 of 32 bytes.
+
+    Raises:
+        ValueError: another shape (the value is never in the message).
+    """
+    encoded = value.get_secret_value().strip()
+    try:
+        key = base64.b64decode(encoded.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        key = b""
+    if len(key) != DATA_KEY_BYTES:
+        raise ValueError(f"must be base64 of exactly {DATA_KEY_BYTES} bytes")
+    return SecretStr(encoded)
+
+
+def check_internal_api_key(value: SecretStr) -> SecretStr:
+    """``INTERNAL_API_KEY``'s format: at least 16 characters.
+
+    Raises:
+        ValueError: too short (the value is never in the message).
+    """
+    key = value.get_secret_value().strip()
+    if len(key) < INTERNAL_API_KEY_MIN_CHARS:
+        raise ValueError(f"must be at least {INTERNAL_API_KEY_MIN_CHARS} characters")
+    return SecretStr(key)
+
+
+AmqpUrl = Annotated[SecretStr, AfterValidator(_url_with_scheme("amqp", "amqps"))]
+"""``AMQP_URL``: ``amqp://`` or ``amqps://`` with a host (aio-pika loops on any other)."""
+MongoUrl = Annotated[SecretStr, AfterValidator(_url_with_scheme("mongodb", "mongodb+srv"))]
+"""``MONGO_URL``: ``mongodb://`` or ``mongodb+srv://`` with a host."""
+DataKey = Annotated[SecretStr, AfterValidator(check_data_key)]
+"""``DATA_KEY``: base64 of 32 bytes (surrounding blanks dropped)."""
+InternalApiKey = Annotated[SecretStr, AfterValidator(check_internal_api_key)]
+"""``INTERNAL_API_KEY``: at least 16 characters (surrounding blanks dropped)."""
 
 
 class _Base(BaseSettings):
@@ -77,20 +138,21 @@ class HttpSettings(_Base):
 class BusSettings(_Base):
     """``AMQP_URL``: RabbitMQ when set; unset means the in-process bus (all-in-one only)."""
 
-    amqp_url: SecretStr | None = None
+    amqp_url: AmqpUrl | None = None
 
 
 class StoreSettings(_Base):
     """``MONGO_URL`` (unset: the SQLite file in ``DATA_DIR``), ``MONGO_DB`` and ``DATA_KEY``.
 
-    ``DATA_KEY`` is base64 of 32 bytes; :func:`shared.storage.load_data_key` checks it and,
-    in sandbox mode only, generates ``DATA_DIR/data.key`` when it is unset.
+    ``DATA_KEY`` is base64 of 32 bytes, checked here with every other setting;
+    :func:`shared.storage.load_data_key` requires it with real credentials and, in sandbox
+    mode only, generates ``DATA_DIR/data.key`` when it is unset.
     """
 
-    mongo_url: SecretStr | None = None
+    mongo_url: MongoUrl | None = None
     mongo_db: str = Field("wecom_suite", min_length=1, max_length=63)
     data_dir: Path = Path("data")
-    data_key: SecretStr | None = None
+    data_key: DataKey | None = None
 
 
 class WeComAppSettings(_Base):
@@ -283,6 +345,27 @@ def _url_password(text: str) -> Iterator[str]:
         yield unquote(password)
 
 
+def masked_url(url: str | SecretStr) -> str:
+    """``url`` as a log line may show it: the password, if any, replaced by ``***``.
+
+    For naming the server a process could not reach or sign in to (``AMQP_URL``,
+    ``MONGO_URL``) without the secret; anything that is not a URL comes back as ``***``.
+    """
+    text = url.get_secret_value() if isinstance(url, SecretStr) else url
+    try:
+        parts = urlsplit(text)
+        password = parts.password
+    except ValueError:
+        return "***"
+    if not parts.scheme or not parts.netloc:
+        return "***"
+    if password is None:
+        return text
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:***@{hosts}").geturl()
+
+
 def _secret_properties(cls: type[BaseModel]) -> list[str]:
     """The names of ``cls``'s properties annotated as returning a secret."""
     names: list[str] = []
@@ -302,6 +385,11 @@ def _secret_properties(cls: type[BaseModel]) -> list[str]:
 
 def describe_validation_error(error: ValidationError) -> str:
     """One line naming every bad variable and what is wrong, without any value."""
+    return "; ".join(validation_problems(error))
+
+
+def validation_problems(error: ValidationError) -> list[str]:
+    """Each bad variable and what is wrong with it, one item each, without any value."""
     parts: list[str] = []
     for item in error.errors(include_input=False, include_url=False):
         location = [str(part) for part in item["loc"] if str(part) != "__root__"]
@@ -310,7 +398,7 @@ def describe_validation_error(error: ValidationError) -> str:
             parts.append(f"{location[0].upper()}: {message}")
         else:
             parts.append(message)
-    return "; ".join(parts)
+    return parts
 
 
 SANDBOX_REFUSED: Final = (
@@ -337,14 +425,17 @@ def require_explicit_sandbox(settings: object) -> None:
 
 
 def load_settings(cls: type[S]) -> S:
-    """Build ``cls`` from the environment, or exit with status 2 and one clear line."""
+    """Build ``cls`` from the environment, or exit with status 2 and one clear line per bad
+    variable: every problem at once, so that fixing them takes one restart, not one each."""
     try:
         return cls()
     except ValidationError as exc:
-        exit_on_configuration_error(describe_validation_error(exc))
+        exit_on_configuration_error(*validation_problems(exc))
 
 
-def exit_on_configuration_error(problem: str) -> NoReturn:
-    """Stop the process at start-up: one line on stderr (logging may not be set up yet)."""
-    print(f"configuration error: {problem}", file=sys.stderr)
+def exit_on_configuration_error(*problems: str) -> NoReturn:
+    """Stop the process at start-up: one line on stderr per problem (logging may not be set
+    up yet), then status 2."""
+    for problem in problems:
+        print(f"configuration error: {problem}", file=sys.stderr)
     raise SystemExit(2)

@@ -39,7 +39,13 @@ async def run_simulator(settings: SimulatorSettings) -> None:
     readiness = Readiness()
     mark_sandbox_mode("simulator", sandbox=settings.sandbox, registry=registry, readiness=readiness)
     app = build_simulator_app(settings, registry=registry, readiness=readiness)
-    server = HttpServer(app, settings.sim_http_host, settings.sim_http_port, name="simulator")
+    server = HttpServer(
+        app,
+        settings.sim_http_host,
+        settings.sim_http_port,
+        name="simulator",
+        port_setting="SIM_HTTP_PORT",
+    )
     log.info(
         "simulator_configured",
         suite_id=settings.suite_id,

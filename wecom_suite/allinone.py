@@ -11,6 +11,10 @@ process's own callback URLs. With real credentials the simulator never starts.
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import structlog
 
@@ -28,6 +32,7 @@ from shared.logging import configure_service_logging
 from shared.metrics import new_registry
 from shared.sandbox import mark_sandbox_mode
 from shared.settings import load_settings
+from shared.storage.crypto import API_KEY_FILE_NAME
 from simulator.app import STATE_KEY, build_simulator_app
 from simulator.settings import SimulatorSettings
 from token_service.service import TOKEN_TOPOLOGY, TokenService
@@ -47,9 +52,31 @@ def _local_base(settings: AllInOneSettings) -> str:
     return f"http://{host}:{settings.http_port}"
 
 
+def _loopback(host: str) -> str:
+    return "127.0.0.1" if host in ("", "0.0.0.0", "::") else host  # noqa: S104
+
+
+def _pick_port(host: str, port: int) -> int:
+    """``port``, or for 0 a port free right now on ``host``.
+
+    Port 0 is resolved before anything is built, so that the banner and every URL derived
+    from the port (the public base URL, the simulator's callback URLs) name the port that is
+    then bound. Another process could take it in between; binding then fails as "in use".
+    """
+    if port != 0:
+        return port
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def sandbox_simulator_settings(settings: AllInOneSettings) -> SimulatorSettings:
     """The simulator's settings in sandbox mode: unset callback URLs point at this process."""
     sim = load_settings(SimulatorSettings)
+    if sim.sim_http_port == 0:
+        sim = sim.model_copy(
+            update={"sim_http_port": _pick_port(sim.sim_http_host, sim.sim_http_port)}
+        )
     gateway = _local_base(settings)
     update: dict[str, object] = {}
     if sim.sim_command_url is None:
@@ -70,6 +97,10 @@ def sandbox_simulator_settings(settings: AllInOneSettings) -> SimulatorSettings:
 
 async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = None) -> None:
     """Run every bundled service until SIGTERM or Ctrl-C (or until ``stop`` is set)."""
+    if settings.http_port == 0:
+        settings = settings.model_copy(
+            update={"http_port": _pick_port(settings.http_host, settings.http_port)}
+        )
     sim_settings = sandbox_simulator_settings(settings) if settings.sandbox else None
     if sim_settings is not None:
         if settings.wecom_api_base is None:
@@ -93,7 +124,7 @@ async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = No
     topology = BASE_TOPOLOGY.merged(TOKEN_TOPOLOGY, AUTH_TOPOLOGY, NOTIFIER_TOPOLOGY)
     registry = new_registry()
     bus = create_bus(settings.amqp_url, topology, all_in_one=True, registry=registry)
-    bus_component = BusComponent(bus)
+    bus_component = BusComponent(bus, url=settings.amqp_url)
     readiness = Readiness()
     # The newcomer path: sandbox mode is the default here, but never a silent one.
     mark_sandbox_mode(
@@ -107,29 +138,136 @@ async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = No
         for make in (TokenService, AuthService, NotifierService)
     ]
     components: list[Component] = [bus_component, *services, server]
+    sim_server: HttpServer | None = None
     if sim_settings is not None:
         # Started after the gateway, so the ticket it pushes at start finds the URL listening.
         sim_app = build_simulator_app(sim_settings, registry=new_registry())
-        components.append(
-            HttpServer(
-                sim_app, sim_settings.sim_http_host, sim_settings.sim_http_port, name="simulator"
-            )
+        sim_server = HttpServer(
+            sim_app,
+            sim_settings.sim_http_host,
+            sim_settings.sim_http_port,
+            name="simulator",
+            port_setting="SIM_HTTP_PORT",
         )
+        components.append(sim_server)
         # Last, once auth_service answers: does the simulator know the store's installs?
         components.append(SandboxCoherence(bus, sim_app[STATE_KEY]))
-        base = f"http://{settings.http_host}:{settings.http_port}"
-        log.info(
-            "sandbox_mode",
-            suite_id=settings.suite_id,
-            command_callback_url=f"{base}/wecom/command",
-            data_callback_url=f"{base}/wecom/data",
-            credentials="public sandbox values, see docs/sandbox.md",
-            install_url=f"{base}/install",
-            sign_in_url=f"{base}/oauth/login?next=/demo/",
-            internal_api_key_file=str(settings.data_dir / "internal-api.key"),
-            simulator_state_file=str(sim_settings.sim_state_file),
-            simulator=f"http://{sim_settings.sim_http_host}:{sim_settings.sim_http_port}"
-            if sim_settings is not None
-            else None,
+    # Once every server is bound: a port in use stops the process before any URL is shown.
+    components.append(
+        Banner(
+            lambda: _summary(settings, sim_settings, server, sim_server, services),
+            human=lambda: settings.log_format != "json" and _stdout_is_terminal(),
         )
+    )
     await run_components(components, stop=stop)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """What ``wecom-suite run`` tells the person who started it."""
+
+    runs: list[str]
+    bus: str
+    store: str
+    links: list[tuple[str, str]]
+    internal_api_key_file: str | None
+    fields: dict[str, object]
+
+
+def _summary(
+    settings: AllInOneSettings,
+    sim_settings: SimulatorSettings | None,
+    server: HttpServer,
+    sim_server: HttpServer | None,
+    services: list[Component],
+) -> Summary:
+    base = f"http://{_loopback(settings.http_host)}:{server.port or settings.http_port}"
+    runs = ["gateway", *(service.name for service in services)]
+    # What to open, in the order a newcomer would: add a page here and it is in the banner.
+    links: list[tuple[str, str]] = []
+    key_file: str | None = None
+    fields: dict[str, object] = {}
+    if sim_settings is not None:
+        sim_base = (
+            f"http://{_loopback(sim_settings.sim_http_host)}:"
+            f"{sim_server.port if sim_server and sim_server.port else sim_settings.sim_http_port}"
+        )
+        runs.append("simulator")
+        links += [
+            ("install link", f"{base}/install"),
+            ("demo", f"{base}/demo/"),
+            ("simulator (the sandbox's WeCom)", sim_base),
+        ]
+        key_file = str(settings.data_dir / API_KEY_FILE_NAME)
+        fields = {
+            "suite_id": settings.suite_id,
+            "command_callback_url": f"{base}/wecom/command",
+            "data_callback_url": f"{base}/wecom/data",
+            "credentials": "public sandbox values, see docs/sandbox.md",
+            "install_url": f"{base}/install",
+            "sign_in_url": f"{base}/oauth/login?next=/demo/",
+            "internal_api_key_file": key_file,
+            "simulator_state_file": str(sim_settings.sim_state_file),
+            "simulator": sim_base,
+        }
+    else:
+        links.append(("install link", f"{base}/install"))
+    return Summary(
+        runs=runs,
+        bus="RabbitMQ (AMQP_URL)" if settings.amqp_url is not None else "in-process",
+        store="MongoDB (MONGO_URL)"
+        if settings.mongo_url is not None
+        else f"SQLite in {settings.data_dir}",
+        links=links,
+        internal_api_key_file=key_file,
+        fields=fields,
+    )
+
+
+def render_summary(summary: Summary) -> str:
+    """The banner a person reads on a terminal: what runs, what to open, how to stop."""
+    width = max((len(label) for label, _ in summary.links), default=0)
+    lines = [
+        "",
+        f"wecom-suite is running: {', '.join(summary.runs)}",
+        f"  bus: {summary.bus}; store: {summary.store}",
+    ]
+    if summary.fields:
+        lines.append("  sandbox mode: public sandbox keys, not for production (docs/sandbox.md)")
+    lines.append("")
+    lines.append("Open:")
+    lines += [f"  {label.ljust(width)}  {url}" for label, url in summary.links]
+    if summary.internal_api_key_file is not None:
+        lines += ["", f"Internal API key (INTERNAL_API_KEY): {summary.internal_api_key_file}"]
+    lines += ["", "Stop: Ctrl-C", ""]
+    return "\n".join(lines)
+
+
+class Banner:
+    """The last component: says what runs and what to open, once every server listens.
+
+    On a terminal (and unless ``LOG_FORMAT=json`` asks for JSON) a short human summary;
+    otherwise the ``sandbox_mode`` log line, as JSON like every other line.
+    """
+
+    name = "banner"
+
+    def __init__(
+        self, summary: Callable[[], Summary], *, human: Callable[[], bool] | None = None
+    ) -> None:
+        self._summary = summary
+        self._human = human or _stdout_is_terminal
+
+    async def start(self) -> None:
+        summary = self._summary()
+        if summary.fields:
+            log.info("sandbox_mode", **summary.fields)
+        if self._human():
+            print(render_summary(summary), flush=True)
+
+    async def stop(self) -> None:
+        return None
+
+
+def _stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()

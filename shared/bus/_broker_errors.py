@@ -14,7 +14,9 @@ from aio_pika.abc import AbstractConnection
 from aiormq.exceptions import (
     AMQPChannelError,
     AMQPConnectionError,
+    AuthenticationError,
     ChannelInvalidStateError,
+    ProbableAuthenticationError,
     ProtocolSyntaxError,
 )
 from pamqp.exceptions import PAMQPException
@@ -31,9 +33,25 @@ BROKER_AWAY: Final[tuple[type[Exception], ...]] = (
 )
 """Caught as "the broker is away" throughout ``shared.bus``; anything else surfaces as itself."""
 
+AUTHENTICATION_FAILED: Final[tuple[type[Exception], ...]] = (
+    AuthenticationError,  # the broker refused the credentials (ACCESS_REFUSED)
+    ProbableAuthenticationError,  # it closed the connection during the handshake
+)
+"""Among :data:`BROKER_AWAY`: the broker answered but refused the user name or password. Still
+retried (the operator may fix the user while the process waits), but logged as an error."""
+
 CHANNEL_OPEN_ERRORS: Final[tuple[type[Exception], ...]] = (*BROKER_AWAY, RuntimeError)
 """What opening a channel raises when the connection drops under it; catch these, then let
 :func:`is_broker_away` tell the broker's absence from a bug."""
+
+
+def is_authentication_failure(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or the error it was raised from) is the broker refusing to sign in."""
+    while exc is not None:
+        if isinstance(exc, AUTHENTICATION_FAILED):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def is_broker_away(exc: BaseException, connection: AbstractConnection | None) -> bool:

@@ -14,6 +14,7 @@ import structlog
 from tenacity import retry_if_exception_type
 
 from shared.backoff import Backoff, RetryCallState
+from shared.bus._broker_errors import is_authentication_failure
 from shared.bus.abc import BusError
 
 T = TypeVar("T")
@@ -43,7 +44,9 @@ async def keep_trying(
         step: one attempt.
         policy: the waits, and when to give up (``deadline_s``, ``max_attempts``).
         event: the warning logged before each wait, with the error code, the attempt and the
-            wait in seconds.
+            wait in seconds. A broker that refused the credentials is an error-level
+            ``bus_authentication_failed`` line instead (the same fields): waiting alone will
+            not fix it, yet the operator may fix the user meanwhile, so it is retried too.
         undo: run after a failed attempt, before the wait (to drop what it half made).
         **log_fields: added to each warning.
 
@@ -62,13 +65,19 @@ async def keep_trying(
     def before_sleep(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome is not None else None
         cause = error.__cause__ if error is not None and error.__cause__ is not None else error
-        log.warning(
-            event,
+        fields = dict(log_fields)
+        if is_authentication_failure(error):
+            emit, name = log.error, "bus_authentication_failed"
+            fields.setdefault("operator_action", "check the user and password in AMQP_URL")
+        else:
+            emit, name = log.warning, event
+        emit(
+            name,
             error=error.code if isinstance(error, BusError) else None,
             error_type=type(cause).__name__,
             attempt=state.attempt_number,
             retry_in_s=round(state.upcoming_sleep, 2),
-            **log_fields,
+            **fields,
         )
 
     return await policy.run(

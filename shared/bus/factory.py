@@ -18,6 +18,7 @@ from shared.bus.inprocess import InProcessBus
 from shared.bus.rabbitmq import RabbitMQBus
 from shared.bus.topology import Topology
 from shared.errors import ConfigurationError
+from shared.settings import masked_url
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +64,8 @@ class BusComponent:
 
     Args:
         bus: the bus to start and close.
+        url: the broker's URL (``AMQP_URL``), named in every retry's log line with its
+            password masked.
         retry_initial_s: the first wait between attempts, doubled after each failure…
         retry_max_s: …up to this many seconds.
     """
@@ -73,6 +76,7 @@ class BusComponent:
         self,
         bus: Bus,
         *,
+        url: SecretStr | None = None,
         retry_initial_s: float = CONNECT_BACKOFF.initial_s,
         retry_max_s: float = CONNECT_BACKOFF.cap_s,
     ) -> None:
@@ -81,6 +85,7 @@ class BusComponent:
             CONNECT_BACKOFF, initial_s=retry_initial_s, cap_s=retry_max_s
         )
         self._task: asyncio.Task[None] | None = None
+        self._url = None if url is None else masked_url(url)
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._connect(), name="bus-connect")
@@ -110,7 +115,9 @@ class BusComponent:
 
     async def _connect(self) -> None:
         try:
-            await keep_trying(self.bus.start, self.backoff, event="bus_connect_failed")
+            await keep_trying(
+                self.bus.start, self.backoff, event="bus_connect_failed", url=self._url
+            )
         except TopologyError:
             # Another deployment declared these names differently: retrying cannot help.
             log.exception("bus_topology_conflict")

@@ -30,6 +30,14 @@ class StoreError(Unavailable):
     reason = "the data store is unavailable"
 
 
+class StoreAuthenticationFailed(StoreError):
+    """The store's server refused the credentials; retried at start like an absent server
+    (the operator may fix the user meanwhile), but logged as an error."""
+
+    code = "store_authentication_failed"
+    reason = "the data store refused the credentials"
+
+
 class UnknownCollection(ServiceError):
     """A collection was used that the store was not opened with (a programming error)."""
 

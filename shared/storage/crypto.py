@@ -15,6 +15,7 @@ import contextlib
 import os
 import secrets
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -23,6 +24,7 @@ from pydantic import SecretStr
 
 from shared.errors import ConfigurationError, ServiceError
 from shared.logging import register_secret
+from shared.settings import check_data_key, check_internal_api_key
 
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
@@ -98,12 +100,16 @@ def load_data_key(setting: SecretStr | None, data_dir: Path, *, sandbox: bool) -
     afterwards, so sandbox data survives restarts. The key's base64 form is registered with
     the log redactor.
 
+    ``DATA_KEY``'s format is the settings model's to check (:data:`shared.settings.DataKey`),
+    with every other setting at once; it is checked again here, the same way, for a caller
+    whose model holds a plain ``SecretStr``.
+
     Raises:
         ConfigurationError: production without ``DATA_KEY``, a malformed key (the value is
             never echoed), or a key file that other users can read.
     """
     if setting is not None:
-        encoded = setting.get_secret_value().strip()
+        encoded = _checked(check_data_key, setting, "DATA_KEY")
         key = _decode_key(encoded, "DATA_KEY")
     elif not sandbox:
         raise ConfigurationError(
@@ -120,14 +126,16 @@ def load_internal_api_key(setting: SecretStr | None, data_dir: Path, *, sandbox:
     """``INTERNAL_API_KEY``, or in sandbox mode one generated once into
     ``DATA_DIR/internal-api.key`` (0600, like the data key). Registered with the redactor.
 
+    The key's format is the settings model's to check (:data:`shared.settings.InternalApiKey`);
+    it is checked again here, the same way, for a caller whose model holds a plain
+    ``SecretStr``.
+
     Raises:
         ConfigurationError: production without ``INTERNAL_API_KEY``, or a key shorter than
             16 characters (the value is never echoed).
     """
     if setting is not None:
-        key = setting.get_secret_value().strip()
-        if len(key) < 16:
-            raise ConfigurationError("INTERNAL_API_KEY must be at least 16 characters")
+        key = _checked(check_internal_api_key, setting, "INTERNAL_API_KEY")
     elif not sandbox:
         raise ConfigurationError(
             "INTERNAL_API_KEY is required with real WeCom credentials: a long random string, "
@@ -137,6 +145,13 @@ def load_internal_api_key(setting: SecretStr | None, data_dir: Path, *, sandbox:
         key, _ = _sandbox_key(data_dir / API_KEY_FILE_NAME)
     register_secret(key)
     return key
+
+
+def _checked(check: Callable[[SecretStr], SecretStr], setting: SecretStr, name: str) -> str:
+    try:
+        return check(setting).get_secret_value()
+    except ValueError as exc:
+        raise ConfigurationError(f"{name}: {exc}") from None
 
 
 def _decode_key(encoded: str, source: str) -> bytes:

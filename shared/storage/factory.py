@@ -8,7 +8,7 @@ from pathlib import Path
 from pydantic import SecretStr
 from pymongo import AsyncMongoClient
 
-from shared.settings import StoreSettings
+from shared.settings import StoreSettings, masked_url
 from shared.storage.abc import DocumentStore
 from shared.storage.mongo import MongoStore
 from shared.storage.sqlite import DB_FILE_NAME, SQLiteStore
@@ -35,7 +35,7 @@ def create_store(
         serverSelectionTimeoutMS=int(server_selection_timeout_s * 1000),
         appname="wecom-suite",
     )
-    return MongoStore(client, mongo_db, names)
+    return MongoStore(client, mongo_db, names, location=f"MongoDB at {masked_url(mongo_url)}")
 
 
 def create_service_store(settings: StoreSettings, collections: Iterable[str]) -> DocumentStore:

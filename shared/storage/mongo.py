@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import ConfigurationError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from shared.storage._common import (
     check_collections,
@@ -27,7 +27,16 @@ from shared.storage._common import (
     normalised,
     require_collection,
 )
-from shared.storage.abc import Document, Scalar, StoredRecord, StoreError
+from shared.storage.abc import (
+    Document,
+    Scalar,
+    StoreAuthenticationFailed,
+    StoredRecord,
+    StoreError,
+)
+
+# MongoDB's error code for "Authentication failed" (a wrong user, password or authSource).
+_AUTHENTICATION_FAILED = 18
 
 
 class MongoClientLike(Protocol):
@@ -39,7 +48,11 @@ class MongoClientLike(Protocol):
 
 
 class MongoStore:
-    """:class:`~shared.storage.abc.DocumentStore` on a MongoDB database."""
+    """:class:`~shared.storage.abc.DocumentStore` on a MongoDB database.
+
+    ``start()`` makes one attempt (the lifecycle retries it, see ``shared.component``);
+    ``location`` (the URL, password masked) names the server in its errors.
+    """
 
     name = "store"
 
@@ -50,8 +63,10 @@ class MongoStore:
         collections: Iterable[str],
         *,
         clock: Callable[[], float] = time.time,
+        location: str = "MongoDB",
     ) -> None:
         self._client = client
+        self._location = location
         self._database = client[database]
         self._collections = check_collections(collections)
         self._clock = clock
@@ -64,7 +79,14 @@ class MongoStore:
                     "expires_at", name="expires_at_ttl", expireAfterSeconds=0
                 )
         except PyMongoError as exc:
-            raise StoreError(f"MongoDB is unavailable: {type(exc).__name__}") from None
+            # The class name only: the server's message may quote the user name.
+            if isinstance(exc, ConfigurationError) or (
+                isinstance(exc, OperationFailure) and exc.code == _AUTHENTICATION_FAILED
+            ):
+                raise StoreAuthenticationFailed(
+                    f"{self._location} refused the credentials: {type(exc).__name__}"
+                ) from None
+            raise StoreError(f"{self._location} is unavailable: {type(exc).__name__}") from None
 
     async def stop(self) -> None:
         await self._client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from aiormq.exceptions import ProbableAuthenticationError
 from structlog.testing import capture_logs
 
 from shared.backoff import Backoff
@@ -112,3 +113,22 @@ async def test_the_component_settings_are_its_backoff() -> None:
     assert waits == [0.3, 0.6, 1.2, 2.0, 2.0]
     assert component.backoff.deadline_s is None
     assert component.backoff.max_attempts is None
+
+
+async def test_refused_credentials_are_an_error_line_and_still_retried() -> None:
+    """A broker refusing the user: error-level bus_authentication_failed, then retried."""
+    refused = BusError("cannot connect")
+    refused.__cause__ = ProbableAuthenticationError("ACCESS_REFUSED")
+    steps = Steps(refused, BusError("away"))
+    with capture_logs() as logs:
+        result = await keep_trying(
+            steps.step, FAST, event="bus_connect_failed", url="amqp://u:***@h/"
+        )
+    assert result == 3
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("bus_authentication_failed", "error"),
+        ("bus_connect_failed", "warning"),
+    ]
+    assert logs[0]["url"] == "amqp://u:***@h/"
+    assert "AMQP_URL" in logs[0]["operator_action"]
+    assert "operator_action" not in logs[1]

@@ -104,3 +104,32 @@ def test_configured_json_logs_never_contain_secrets(capsys: pytest.CaptureFixtur
     assert lines[0]["corp_id"] == "wx1"
     assert lines[0]["service"] == "test"
     assert lines[0]["event"] == "token_refreshed"
+
+
+@pytest.mark.parametrize("key", ["internal_api_key_file", "data_key_path", "secret_file"])
+def test_where_a_secret_is_kept_is_not_masked(key: str) -> None:
+    """A path to a key file is what a newcomer needs to read, not the secret itself."""
+    redactor = SecretRedactor()
+    out = redactor(None, "info", {"event": "sandbox_mode", key: "data/internal-api.key"})
+    assert out[key] == "data/internal-api.key"
+
+
+def test_key_file_path_does_not_unmask_secrets() -> None:
+    """Secret-looking keys and registered secret values stay masked next to a key-file path."""
+    secret = "registered-internal-api-key-value"
+    redactor = SecretRedactor([secret])
+    out = redactor(
+        None,
+        "info",
+        {
+            "event": "sandbox_mode",
+            "internal_api_key": "plain-key-value-1234",
+            "data_key": "another-key-value",
+            "suite_secret": "s3cr3t-value",
+            "internal_api_key_file": f"data/{secret}",
+        },
+    )
+    assert out["internal_api_key"] == REDACTED
+    assert out["data_key"] == REDACTED
+    assert out["suite_secret"] == REDACTED
+    assert out["internal_api_key_file"] == f"data/{REDACTED}"
