@@ -2,21 +2,28 @@
 
 WAL lets readers proceed while one writer commits, and ``busy_timeout`` makes a second
 process wait for the write lock instead of failing. Every operation is a single SQL
-statement in autocommit mode, so it is atomic on its own: a conditional ``UPDATE`` on the
-version column is the compare-and-set, an upsert with a ``WHERE`` is the insert-if-absent.
+statement, atomic on its own: a conditional ``UPDATE`` on the version column is the
+compare-and-set, an upsert with a ``WHERE`` is the insert-if-absent.
 
-sqlite3 blocks, so all calls run on one worker thread per store; one connection on one
-thread also keeps sqlite3's thread-affinity rules satisfied.
+Writes are group-committed: the worker thread takes every write queued at that moment and
+runs them in one ``BEGIN IMMEDIATE … COMMIT`` (one fsync), each in its own ``SAVEPOINT`` so a
+failing op is undone alone; each caller's await returns only after the COMMIT. sqlite3
+blocks, so all calls run on one worker thread per store; one connection on one thread also
+keeps sqlite3's thread-affinity rules satisfied.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -51,6 +58,26 @@ _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 _COLUMNS = "key, doc, version, expires_at"
 
 
+@dataclass
+class _Write:
+    """One queued write: the function the worker runs, and its outcome for the caller."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    future: asyncio.Future[Any]
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass
+class _Queue:
+    """Writes waiting for the next group commit; ``flushing``: a flush is already queued."""
+
+    lock: threading.Lock = dataclasses.field(default_factory=threading.Lock)
+    writes: list[_Write] = dataclasses.field(default_factory=list)
+    flushing: bool = False
+
+
 class SQLiteStore:
     """:class:`~shared.storage.abc.DocumentStore` on one SQLite file."""
 
@@ -71,6 +98,8 @@ class SQLiteStore:
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
         self._last_purge = 0.0
+        self._queue = _Queue()
+        self.commits = 0  # group commits done (observability and tests)
 
     async def start(self) -> None:
         if self._executor is None:
@@ -89,7 +118,8 @@ class SQLiteStore:
         # 0600 before SQLite first opens it (they hold the same encrypted secrets and ids).
         self.path.touch(mode=0o600, exist_ok=True)
         self.path.chmod(0o600)
-        # Autocommit (isolation_level=None): each statement is its own atomic transaction.
+        # isolation_level=None: no implicit transactions; reads autocommit, and writes run
+        # in the explicit BEGIN IMMEDIATE ... COMMIT of their group commit.
         connection = sqlite3.connect(
             self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None
         )
@@ -119,6 +149,65 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             # The class name says enough (locked, disk I/O); the message may quote SQL values.
             raise StoreError(f"SQLite failed: {type(exc).__name__}") from None
+
+    async def _write(self, function: Callable[..., T], *args: Any) -> T:
+        """Run ``function(*args)`` in the next group commit; returns once it is committed.
+
+        The first write of a batch queues one flush on the worker thread; writes arriving
+        before the worker takes the queue join it, those arriving later queue the next flush.
+        """
+        executor = self._executor
+        if executor is None:
+            raise StoreError("the SQLite store is not started")
+        loop = asyncio.get_running_loop()
+        write = _Write(function, args, loop.create_future())
+        with self._queue.lock:
+            self._queue.writes.append(write)
+            start_flush = not self._queue.flushing
+            self._queue.flushing = True
+        if start_flush:
+            flushed = loop.run_in_executor(executor, self._flush)
+            flushed.add_done_callback(_settle)
+        result: T = await write.future
+        return result
+
+    def _flush(self) -> list[_Write]:
+        """On the worker thread: run every queued write in one transaction, then commit.
+
+        Each op gets a SAVEPOINT: an op that raises is rolled back to it alone and the
+        others commit; it sees the effects of the ops before it (they share the
+        transaction). If BEGIN or COMMIT fails, nothing was committed and every op fails.
+        """
+        with self._queue.lock:
+            batch, self._queue.writes = self._queue.writes, []
+            self._queue.flushing = False
+        try:
+            db = self._db()
+            # IMMEDIATE takes the write lock up front (waiting up to busy_timeout for another
+            # process), so no op meets SQLITE_BUSY halfway through the batch.
+            db.execute("BEGIN IMMEDIATE")
+        except (sqlite3.Error, StoreError) as exc:
+            return _fail_all(batch, exc)
+        try:
+            for write in batch:
+                db.execute("SAVEPOINT op")
+                try:
+                    write.result = write.function(*write.args)
+                except Exception as exc:  # isolated: re-raised to its caller
+                    # Fails itself (and so the batch) if SQLite already aborted the whole
+                    # transaction, e.g. on a disk I/O error.
+                    db.execute("ROLLBACK TO op")
+                    write.error = exc
+                db.execute("RELEASE op")
+            self._purge_expired(self._clock())
+            db.execute("COMMIT")
+        except Exception as exc:  # every caller hears of it; none hangs
+            with contextlib.suppress(sqlite3.Error):
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+            return _fail_all(batch, exc)
+        self.commits += 1
+        return batch
 
     def _db(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -159,10 +248,9 @@ class SQLiteStore:
         self, collection: str, key: str, doc: Mapping[str, Any], *, ttl: float | None = None
     ) -> int:
         require_collection(self._collections, collection)
-        return await self._run(self._put, collection, key, to_json(doc), self._expiry(ttl))
+        return await self._write(self._put, collection, key, to_json(doc), self._expiry(ttl))
 
     def _put(self, collection: str, key: str, body: str, expires_at: float | None) -> int:
-        now = self._clock()
         row = (
             self._db()
             .execute(
@@ -174,7 +262,6 @@ class SQLiteStore:
             )
             .fetchone()
         )
-        self._purge_expired(now)
         return int(row[0])
 
     async def insert_if_absent(
@@ -182,7 +269,7 @@ class SQLiteStore:
     ) -> bool:
         require_collection(self._collections, collection)
         body, expires_at = to_json(doc), self._expiry(ttl)
-        return await self._run(self._insert_if_absent, collection, key, body, expires_at)
+        return await self._write(self._insert_if_absent, collection, key, body, expires_at)
 
     def _insert_if_absent(
         self, collection: str, key: str, body: str, expires_at: float | None
@@ -197,7 +284,6 @@ class SQLiteStore:
             "WHERE documents.expires_at IS NOT NULL AND documents.expires_at <= ?",
             (collection, key, body, expires_at, now),
         )
-        self._purge_expired(now)
         return cursor.rowcount == 1
 
     async def compare_and_set(
@@ -211,7 +297,7 @@ class SQLiteStore:
     ) -> bool:
         require_collection(self._collections, collection)
         args = (to_json(doc), self._expiry(ttl), collection, key, expected_version)
-        return await self._run(self._compare_and_set, *args)
+        return await self._write(self._compare_and_set, *args)
 
     def _compare_and_set(
         self, body: str, expires_at: float | None, collection: str, key: str, expected: int
@@ -225,11 +311,11 @@ class SQLiteStore:
 
     async def delete(self, collection: str, key: str) -> bool:
         require_collection(self._collections, collection)
-        return await self._run(self._delete, collection, key, None)
+        return await self._write(self._delete, collection, key, None)
 
     async def compare_and_delete(self, collection: str, key: str, expected_version: int) -> bool:
         require_collection(self._collections, collection)
-        return await self._run(self._delete, collection, key, expected_version)
+        return await self._write(self._delete, collection, key, expected_version)
 
     def _delete(self, collection: str, key: str, expected: int | None) -> bool:
         sql = "DELETE FROM documents WHERE collection = ? AND key = ? RETURNING expires_at"
@@ -254,6 +340,34 @@ class SQLiteStore:
 
     def _select(self, sql: str, params: tuple[Any, ...]) -> list[StoredRecord]:
         return [_record(row) for row in self._db().execute(sql, params).fetchall()]
+
+
+def _fail_all(batch: list[_Write], exc: BaseException) -> list[_Write]:
+    for write in batch:
+        write.error = exc
+    return batch
+
+
+def _settle(flushed: asyncio.Future[list[_Write]]) -> None:
+    """On the event loop: hand each caller of a flushed batch its result or error."""
+    if flushed.cancelled():
+        return
+    if (crash := flushed.exception()) is not None:
+        raise RuntimeError("SQLite flush crashed") from crash  # _flush catches what it expects
+    for write in flushed.result():
+        if write.future.done():  # the caller was cancelled; the write happened anyway
+            continue
+        if write.error is None:
+            write.future.set_result(write.result)
+        else:
+            write.future.set_exception(_store_error(write.error))
+
+
+def _store_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, sqlite3.Error):
+        # The class name says enough (locked, disk I/O); the message may quote SQL values.
+        return StoreError(f"SQLite failed: {type(exc).__name__}")
+    return exc
 
 
 def _record(row: tuple[Any, ...]) -> StoredRecord:
