@@ -3,6 +3,8 @@ settings it alone uses."""
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field, field_validator
 
 from gateway.web.oauth_codecs import origin_of
@@ -23,6 +25,9 @@ DEFAULT_INSTALL_BASE = "https://open.work.weixin.qq.com"
 class GatewaySettings(WeComApiSettings, StoreSettings, HttpSettings, BusSettings, LogSettings):
     """Environment of ``wecom-suite gateway`` (names in design.md and docs/configuration.md;
     the sign-in settings in docs/oauth.md)."""
+
+    # Signs cookies and states (DATA_KEY) and guards the internal API (INTERNAL_API_KEY).
+    production_requires: ClassVar[tuple[str, ...]] = ("DATA_KEY", "INTERNAL_API_KEY")
 
     wecom_receive_ids: str | None = None
     callback_timestamp_window_s: int = Field(600, ge=30, le=86_400)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from shared.settings import BusSettings, HttpSettings, LogSettings, StoreSettings, WeComApiSettings
@@ -9,6 +11,9 @@ from shared.settings import BusSettings, HttpSettings, LogSettings, StoreSetting
 
 class NotifierSettings(WeComApiSettings, StoreSettings):
     """What the notifier logic needs; the all-in-one process reuses it as it is."""
+
+    # The notifier seals nothing at rest: DATA_KEY is not needed with real credentials.
+    production_requires: ClassVar[tuple[str, ...]] = ()
 
     # Calls to WeCom for one request (first try included) before it is reported failed.
     notify_max_attempts: int = Field(5, ge=1, le=10)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os
 import sys
 import typing
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Annotated, Final, Literal, NoReturn, TypeVar
+from typing import Annotated, ClassVar, Final, Literal, NoReturn, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from pydantic import (
@@ -141,6 +142,17 @@ class BusSettings(_Base):
     amqp_url: AmqpUrl | None = None
 
 
+# What a service needs once WeCom's credentials are real, and how to make it. Checked by
+# load_settings together with every other setting (one run reports them all); the loaders in
+# shared.storage.crypto say the same for settings built in code.
+PRODUCTION_REQUIRED: Final = {
+    "DATA_KEY": "DATA_KEY is required with real WeCom credentials: base64 of 32 random bytes, "
+    "e.g. `python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'`",
+    "INTERNAL_API_KEY": "INTERNAL_API_KEY is required with real WeCom credentials: a long "
+    "random string, e.g. `python -c 'import secrets;print(secrets.token_urlsafe(32))'`",
+}
+
+
 class StoreSettings(_Base):
     """``MONGO_URL`` (unset: the SQLite file in ``DATA_DIR``), ``MONGO_DB`` and ``DATA_KEY``.
 
@@ -148,6 +160,9 @@ class StoreSettings(_Base):
     :func:`shared.storage.load_data_key` requires it with real credentials and, in sandbox
     mode only, generates ``DATA_DIR/data.key`` when it is unset.
     """
+
+    # The variables of PRODUCTION_REQUIRED this service needs (it seals secrets at rest).
+    production_requires: ClassVar[tuple[str, ...]] = ("DATA_KEY",)
 
     mongo_url: MongoUrl | None = None
     mongo_db: str = Field("wecom_suite", min_length=1, max_length=63)
@@ -426,11 +441,28 @@ def require_explicit_sandbox(settings: object) -> None:
 
 def load_settings(cls: type[S]) -> S:
     """Build ``cls`` from the environment, or exit with status 2 and one clear line per bad
-    variable: every problem at once, so that fixing them takes one restart, not one each."""
+    variable: every problem at once (malformed values and what real credentials require), so
+    that fixing them takes one restart, not one each."""
+    problems: list[str] = []
+    settings: S | None = None
     try:
-        return cls()
+        settings = cls()
     except ValidationError as exc:
-        exit_on_configuration_error(*validation_problems(exc))
+        problems += validation_problems(exc)
+    problems += missing_for_production(cls, os.environ)
+    if settings is None or problems:
+        exit_on_configuration_error(*problems)
+    return settings
+
+
+def missing_for_production(cls: type[object], environ: Mapping[str, str]) -> list[str]:
+    """What ``cls`` (its ``production_requires``) needs with real credentials and ``environ``
+    lacks; nothing in sandbox mode (no ``WECOM_SUITE_ID``)."""
+    present = {name.upper() for name, value in environ.items() if value.strip()}
+    if "WECOM_SUITE_ID" not in present:
+        return []
+    required: tuple[str, ...] = getattr(cls, "production_requires", ())
+    return [PRODUCTION_REQUIRED[name] for name in required if name not in present]
 
 
 def exit_on_configuration_error(*problems: str) -> NoReturn:

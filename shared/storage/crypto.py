@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from shared.errors import ConfigurationError, ServiceError
 from shared.logging import register_secret
-from shared.settings import check_data_key, check_internal_api_key
+from shared.settings import PRODUCTION_REQUIRED, check_data_key, check_internal_api_key
 
 KEY_BYTES: Final = 32
 NONCE_BYTES: Final = 12
@@ -112,10 +112,7 @@ def load_data_key(setting: SecretStr | None, data_dir: Path, *, sandbox: bool) -
         encoded = _checked(check_data_key, setting, "DATA_KEY")
         key = _decode_key(encoded, "DATA_KEY")
     elif not sandbox:
-        raise ConfigurationError(
-            "DATA_KEY is required with real WeCom credentials: base64 of 32 random bytes, "
-            "e.g. `python -c 'import os,base64;print(base64.b64encode(os.urandom(32)).decode())'`"
-        )
+        raise ConfigurationError(PRODUCTION_REQUIRED["DATA_KEY"])
     else:
         encoded, key = _sandbox_key(data_dir / KEY_FILE_NAME)
     register_secret(encoded)
@@ -137,10 +134,7 @@ def load_internal_api_key(setting: SecretStr | None, data_dir: Path, *, sandbox:
     if setting is not None:
         key = _checked(check_internal_api_key, setting, "INTERNAL_API_KEY")
     elif not sandbox:
-        raise ConfigurationError(
-            "INTERNAL_API_KEY is required with real WeCom credentials: a long random string, "
-            "e.g. `python -c 'import secrets;print(secrets.token_urlsafe(32))'`"
-        )
+        raise ConfigurationError(PRODUCTION_REQUIRED["INTERNAL_API_KEY"])
     else:
         key, _ = _sandbox_key(data_dir / API_KEY_FILE_NAME)
     register_secret(key)

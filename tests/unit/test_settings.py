@@ -80,6 +80,9 @@ def test_process_exits_with_one_line_naming_the_variable() -> None:
         "WECOM_SUITE_SECRET": "secret-value-123",
         "WECOM_TOKEN": "tok",
         "WECOM_ENCODING_AES_KEY": bad_value,
+        # What real credentials also require, well formed: the one bad setting is the key.
+        "DATA_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",  # pragma: allowlist secret
+        "INTERNAL_API_KEY": "internal-api-key-for-tests-0123",  # pragma: allowlist secret
     }
     result = subprocess.run(
         [sys.executable, "-m", "wecom_suite", "run"],

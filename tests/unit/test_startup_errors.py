@@ -13,9 +13,16 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from gateway.settings import GatewaySettings
+from notifier.settings import NotifierServiceSettings
 from shared.errors import ConfigurationError
 from shared.http import HttpServer
-from shared.settings import masked_url, validation_problems
+from shared.settings import (
+    PRODUCTION_REQUIRED,
+    masked_url,
+    missing_for_production,
+    validation_problems,
+)
+from wecom_suite.allinone import AllInOneSettings
 
 # Values a log or an error line must never show (test data, not real credentials).
 BAD_DATA_KEY = "bm90LTMyLWJ5dGVzLWxvbmc="
@@ -70,6 +77,43 @@ def test_every_bad_setting_is_reported_in_one_run(tmp_path: os.PathLike[str]) ->
         assert value not in result.stderr
     # Nothing started: no banner, no log line at all.
     assert result.stdout == ""
+
+
+def test_what_real_credentials_require_is_reported_with_the_bad_settings(
+    tmp_path: os.PathLike[str],
+) -> None:
+    """With a suite id, a missing DATA_KEY and INTERNAL_API_KEY are named in the same run as a
+    malformed setting, one line each, instead of one restart at a time."""
+    result = subprocess.run(
+        [sys.executable, "-m", "wecom_suite", "run"],
+        env=_env(
+            DATA_DIR=str(tmp_path),
+            WECOM_SUITE_ID="ww-real-suite",
+            WECOM_SUITE_SECRET="a-real-suite-secret",  # pragma: allowlist secret
+            WECOM_TOKEN="QDG6eK",  # pragma: allowlist secret
+            WECOM_ENCODING_AES_KEY="a" * 43,
+            AMQP_URL=BAD_AMQP_URL,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    named = sorted(line.removeprefix("configuration error: ").split(" ")[0] for line in lines)
+    assert named == ["AMQP_URL:", "DATA_KEY", "INTERNAL_API_KEY"]
+    assert result.stdout == ""
+
+
+def test_sandbox_mode_requires_neither_key() -> None:
+    """Without a suite id nothing more is required: the sandbox generates its own keys."""
+    assert missing_for_production(AllInOneSettings, {"DATA_DIR": "/x"}) == []
+    assert missing_for_production(AllInOneSettings, {"WECOM_SUITE_ID": "ww1"}) == [
+        PRODUCTION_REQUIRED["DATA_KEY"],
+        PRODUCTION_REQUIRED["INTERNAL_API_KEY"],
+    ]
+    assert missing_for_production(NotifierServiceSettings, {"WECOM_SUITE_ID": "ww1"}) == []
 
 
 @pytest.mark.parametrize(
