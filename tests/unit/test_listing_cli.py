@@ -18,6 +18,37 @@ from wecom_suite.cli import main
 from wecom_suite.listing.messages import EN, ZH
 from wecom_suite.listing.rules import LISTING_KEYS, RULES, TEXT_LIMITS
 
+# A real app's settings (not sandbox mode), so the provider credentials are the only gap.
+REAL_APP = {
+    "WECOM_SUITE_ID": "wwsuite0123456789",
+    "WECOM_SUITE_SECRET": "suite-secret",  # pragma: allowlist secret
+    "WECOM_TOKEN": "Token123",
+    "WECOM_ENCODING_AES_KEY": "a" * 43,
+}
+PROVIDER = {
+    "WECOM_PROVIDER_CORPID": "wwprovider0123",
+    "WECOM_PROVIDER_SECRET": "provider-secret",  # pragma: allowlist secret
+}
+WARNING_EN = (
+    "warning: business_settings.credentials  business_settings_url: "
+    "https://app.example.com/admin cannot sign admins in: no provider credentials in this "
+    "environment; expected: WECOM_PROVIDER_CORPID, WECOM_PROVIDER_SECRET set where the gateway "
+    "runs (service/get_login_info needs the provider token)"
+)
+
+
+@pytest.fixture(autouse=True)
+def sandbox_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sandbox mode whatever the developer's shell holds: its provider credentials apply."""
+    for variable in [*REAL_APP, *PROVIDER, "WECOM_SANDBOX"]:
+        monkeypatch.delenv(variable, raising=False)
+
+
+def real_app(monkeypatch: pytest.MonkeyPatch, *, provider: bool) -> None:
+    """Configure a real app in the environment, with or without the provider credentials."""
+    for name, value in {**REAL_APP, **(PROVIDER if provider else {})}.items():
+        monkeypatch.setenv(name, value)
+
 
 def run(*argv: str) -> int:
     """Run the command line and return its exit code."""
@@ -216,3 +247,115 @@ def test_every_rule_has_messages_and_docs() -> None:
     for rule in RULES:
         assert f"`{rule}`" in docs, rule
     assert set(TEXT_LIMITS) <= set(LISTING_KEYS)
+
+
+def test_business_settings_url_without_provider_credentials_only_warns(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real app without provider credentials: a marked warning line, and still exit 0."""
+    real_app(monkeypatch, provider=False)
+    path = write_listing(folder, clean_listing())
+    assert run("listing", "check", str(path), "--lang", "en") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        WARNING_EN,
+        f"{path}: no problems found, 1 warning(s)",
+    ]
+
+
+def test_warning_in_chinese(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``--lang zh`` the warning is marked 警告 and counted apart in the summary."""
+    real_app(monkeypatch, provider=False)
+    path = write_listing(folder, clean_listing())
+    assert run("listing", "check", str(path), "--lang", "zh") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(
+        "警告：business_settings.credentials  business_settings_url："
+        "https://app.example.com/admin 无法为管理员登录"
+    )
+    assert "WECOM_PROVIDER_CORPID, WECOM_PROVIDER_SECRET" in lines[0]
+    assert lines[1:] == [f"{path}：未发现问题，1 个警告"]
+
+
+def test_warning_json_has_severity_and_ok_true(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In JSON the warning says ``"severity": "warning"`` and ``ok`` stays true."""
+    real_app(monkeypatch, provider=False)
+    path = write_listing(folder, clean_listing())
+    assert run("listing", "check", str(path), "--format", "json", "--lang", "en") == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is True
+    assert [(item["rule"], item["field"], item["severity"]) for item in document["findings"]] == [
+        ("business_settings.credentials", "business_settings_url", "warning")
+    ]
+    assert "WECOM_PROVIDER_SECRET" in document["findings"][0]["expected"]
+
+
+def test_warning_does_not_hide_errors(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error next to the warning still fails (exit 1, ``ok`` false); only it is a problem."""
+    real_app(monkeypatch, provider=False)
+    listing = clean_listing()
+    listing["slogan"] = "高"
+    path = write_listing(folder, listing)
+    assert run("listing", "check", str(path), "--lang", "en") == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "text.length  slogan: 1 characters; expected: 2–10 characters",
+        WARNING_EN,
+        f"{path}: 1 problem(s) found, 1 warning(s)",
+    ]
+    assert run("listing", "check", str(path), "--format", "json", "--lang", "en") == 1
+    document = json.loads(capsys.readouterr().out)
+    assert document["ok"] is False
+    assert [item.get("severity", "error") for item in document["findings"]] == [
+        "error",
+        "warning",
+    ]
+
+
+def test_no_warning_with_provider_credentials(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real app with both provider credentials: the clean listing is clean."""
+    real_app(monkeypatch, provider=True)
+    path = write_listing(folder, clean_listing())
+    assert run("listing", "check", str(path), "--lang", "en") == 0
+    assert capsys.readouterr().out == f"{path}: no problems found\n"
+
+
+@pytest.mark.parametrize("missing", sorted(PROVIDER))
+def test_one_provider_credential_is_not_enough(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    """The page needs both provider values; either one alone still warns."""
+    real_app(monkeypatch, provider=True)
+    monkeypatch.delenv(missing)
+    path = write_listing(folder, clean_listing())
+    assert run("listing", "check", str(path), "--lang", "en") == 0
+    assert capsys.readouterr().out.splitlines()[0] == WARNING_EN
+
+
+def test_no_warning_without_business_settings_url(
+    folder: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No business-settings URL, nothing to warn about (only the missing key is reported)."""
+    real_app(monkeypatch, provider=False)
+    listing = clean_listing()
+    del listing["business_settings_url"]
+    path = write_listing(folder, listing)
+    assert run("listing", "check", str(path), "--format", "json", "--lang", "en") == 1
+    document = json.loads(capsys.readouterr().out)
+    assert [item["rule"] for item in document["findings"]] == ["key.missing"]
+
+
+def test_sandbox_mode_has_the_sandbox_provider_credentials(
+    folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """In sandbox mode the simulator's provider credentials apply, as for the gateway."""
+    path = write_listing(folder, clean_listing(), "listing.json")
+    assert run("listing", "check", str(path), "--format", "json") == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "findings": []}

@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 
 from tests.support.listing import SIZES, clean_listing, save_image
-from wecom_suite.listing.checks import check_listing
+from wecom_suite.listing.checks import check_listing, check_provider_credentials
+from wecom_suite.listing.findings import Finding, errors
 from wecom_suite.listing.rules import MIB
 
 Check = Callable[[dict[str, Any]], list[tuple[str, str]]]
@@ -294,3 +295,33 @@ def test_ip_allowlist_rules_are_findings(check: Check, value: str, rule: str) ->
     listing = clean_listing()
     listing["ip_allowlist"] = ["119.29.29.29", value]
     assert check(listing) == [(rule, "ip_allowlist[1]")]
+
+
+def test_findings_are_errors_unless_marked() -> None:
+    """A finding's severity defaults to error; only errors count towards failing the check."""
+    error = Finding("url.https", "home_url")
+    warning = Finding("business_settings.credentials", "business_settings_url", severity="warning")
+    assert error.severity == "error"
+    assert errors([error, warning]) == [error]
+
+
+@pytest.mark.parametrize(
+    ("url", "configured", "expected"),
+    [
+        ("https://app.example.com/admin", False, [("business_settings_url", "warning")]),
+        ("https://app.example.com/admin", True, []),
+        ("", False, []),
+        (["https://app.example.com/admin"], False, []),
+        (None, False, []),
+    ],
+)
+def test_provider_credentials_warning(url: object, configured: bool, expected: object) -> None:
+    """Only a business-settings URL without the provider credentials is warned about."""
+    listing = clean_listing()
+    if url is None:
+        del listing["business_settings_url"]
+    else:
+        listing["business_settings_url"] = url
+    findings = check_provider_credentials(listing, configured)
+    assert [(finding.field, finding.severity) for finding in findings] == expected
+    assert all(finding.rule == "business_settings.credentials" for finding in findings)

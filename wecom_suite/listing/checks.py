@@ -183,6 +183,26 @@ def _check_addresses(values: Mapping[str, object]) -> list[Finding]:
     return findings
 
 
+def check_provider_credentials(listing: Mapping[str, object], configured: bool) -> list[Finding]:
+    """A warning when the listing names a business-settings URL and ``configured`` is false.
+
+    The page behind that URL signs admins in through ``service/get_login_info``, which takes
+    the provider token (§8.10); without the provider credentials it can only say so. The
+    listing itself is fine, so this is a warning, not an error.
+    """
+    url = _lookup(listing, "business_settings_url")
+    if configured or not isinstance(url, str) or not url.strip():
+        return []
+    return [
+        Finding(
+            "business_settings.credentials",
+            "business_settings_url",
+            {"value": url, "variables": "WECOM_PROVIDER_CORPID, WECOM_PROVIDER_SECRET"},
+            severity="warning",
+        )
+    ]
+
+
 def check_listing(listing: Mapping[str, object], base_dir: Path) -> list[Finding]:
     """Every finding for ``listing``, whose file paths are relative to ``base_dir``."""
     findings, values = check_structure(listing)

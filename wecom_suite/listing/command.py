@@ -1,7 +1,7 @@
 """The ``listing check`` and ``listing init`` commands: read, check, report, exit code.
 
-Exit codes: 0 when the listing is clean, 1 when any rule fails, 2 when the listing file
-cannot be read or parsed.
+Exit codes: 0 when the listing is clean or has only warnings, 1 when any rule fails with
+an error, 2 when the listing file cannot be read or parsed.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from pathlib import Path
 import yaml
 
 from shared.settings import WeComAppSettings, load_settings
-from wecom_suite.listing.checks import check_listing
+from wecom_suite.listing.checks import check_listing, check_provider_credentials
 from wecom_suite.listing.domains import url_problem
-from wecom_suite.listing.findings import Finding
+from wecom_suite.listing.findings import Finding, errors
 from wecom_suite.listing.online import Verification, verify_callback_urls
 from wecom_suite.listing.report import Lang, format_error, format_json, format_text, summary
 from wecom_suite.listing.rules import CALLBACK_URL_FIELDS
@@ -78,6 +78,16 @@ def _verify_online(listing: dict[str, object], ca_file: Path | None) -> list[Ver
     )
 
 
+def _provider_configured() -> bool:
+    """Whether this environment has the provider credentials, as the gateway would see them.
+
+    The same settings the gateway's token source reads (sandbox values in sandbox mode), so
+    the warning fires exactly when the business-settings page would say they are missing.
+    """
+    settings = load_settings(WeComAppSettings)
+    return settings.provider_corpid is not None and settings.provider_secret is not None
+
+
 def run_check(
     path: Path, *, online: bool, lang: Lang, fmt: str, ca_file: Path | None = None
 ) -> int:
@@ -89,13 +99,17 @@ def run_check(
         print(format_error(str(exc), lang, str(path), fmt), file=stream)
         return EXIT_UNREADABLE
     findings: list[Finding] = check_listing(listing, path.parent)
+    # Settings are read only when they matter: a broken environment (exit 2) must not stop
+    # the check of a listing that has no business-settings URL to warn about.
+    if isinstance(listing.get("business_settings_url"), str):
+        findings.extend(check_provider_credentials(listing, _provider_configured()))
     verifications = _verify_online(listing, ca_file) if online else []
     findings.extend(item.finding for item in verifications if item.finding is not None)
     if fmt == "json":
         print(format_json(findings, verifications, lang))
     else:
         print(format_text(findings, verifications, lang, str(path)))
-    return EXIT_FINDINGS if findings else EXIT_CLEAN
+    return EXIT_FINDINGS if errors(findings) else EXIT_CLEAN
 
 
 def run_init(path: Path, *, lang: Lang) -> int:

@@ -75,6 +75,10 @@ EN: Messages = {
         "URL verification of {url} answered {body!r}",
         "exactly the decrypted echostr",
     ),
+    "business_settings.credentials": (
+        "{value} cannot sign admins in: no provider credentials in this environment",
+        "{variables} set where the gateway runs (service/get_login_info needs the provider token)",
+    ),
 }
 
 ZH: Messages = {
@@ -127,6 +131,10 @@ ZH: Messages = {
         "HTTP 200 且正文为解密后的 echostr（检查 Token 与 EncodingAESKey）",
     ),
     "callback.verification.body": ("{url} 的 URL 验证应答 {body!r}", "正文恰好为解密后的 echostr"),
+    "business_settings.credentials": (
+        "{value} 无法为管理员登录：当前环境没有服务商凭证",
+        "在网关运行的环境中设置 {variables}（service/get_login_info 需要服务商凭证）",
+    ),
 }
 
 TYPE_NAMES = {
@@ -138,6 +146,9 @@ SUMMARY = {
     "en": {
         "clean": "{path}: no problems found",
         "findings": "{path}: {count} problem(s) found",
+        "clean_with_warnings": "{path}: no problems found, {warnings} warning(s)",
+        "findings_with_warnings": "{path}: {count} problem(s) found, {warnings} warning(s)",
+        "warning": "warning",
         "verified": "✓ {field}: {url} answered the URL verification",
         "unreadable": "error: cannot read {path}: {reason}",
         "written": "wrote {path}",
@@ -147,6 +158,9 @@ SUMMARY = {
     "zh": {
         "clean": "{path}：未发现问题",
         "findings": "{path}：发现 {count} 个问题",
+        "clean_with_warnings": "{path}：未发现问题，{warnings} 个警告",
+        "findings_with_warnings": "{path}：发现 {count} 个问题，{warnings} 个警告",
+        "warning": "警告",
         "verified": "✓ {field}：{url} 通过 URL 验证",
         "unreadable": "错误：无法读取 {path}：{reason}",
         "written": "已写入 {path}",

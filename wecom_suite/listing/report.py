@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
-from wecom_suite.listing.findings import Finding
+from wecom_suite.listing.findings import Finding, errors
 from wecom_suite.listing.messages import EN, SUMMARY, TYPE_NAMES, ZH
 from wecom_suite.listing.online import Verification
 
@@ -40,14 +40,20 @@ def summary(key: str, lang: Lang, **params: object) -> str:
 def format_text(
     findings: Sequence[Finding], verifications: Sequence[Verification], lang: Lang, path: str
 ) -> str:
-    """One line per finding (rule id, field, what is wrong, what is expected), then a summary."""
+    """One line per finding (rule id, field, what is wrong, what is expected), then a summary.
+
+    A warning's line starts with the word for warning (``警告：`` in Chinese), and the summary
+    counts warnings apart from problems; an error's line is unmarked, as it always was.
+    """
     separator, colon = ("；", "：") if lang == "zh" else ("; ", ": ")
     expected_word = summary("expected", lang)
+    warning_mark = f"{summary('warning', lang)}{colon}"
     lines = []
     for finding in findings:
         message, expected = describe(finding, lang)
+        mark = warning_mark if finding.severity == "warning" else ""
         lines.append(
-            f"{finding.rule}  {finding.field}{colon}{message}{separator}"
+            f"{mark}{finding.rule}  {finding.field}{colon}{message}{separator}"
             f"{expected_word}{colon}{expected}"
         )
     lines.extend(
@@ -55,10 +61,15 @@ def format_text(
         for item in verifications
         if item.ok
     )
-    if findings:
-        lines.append(summary("findings", lang, path=path, count=len(findings)))
+    count = len(errors(findings))
+    warnings = len(findings) - count
+    key = "findings" if count else "clean"
+    if warnings:
+        lines.append(
+            summary(f"{key}_with_warnings", lang, path=path, count=count, warnings=warnings)
+        )
     else:
-        lines.append(summary("clean", lang, path=path))
+        lines.append(summary(key, lang, path=path, count=count))
     return "\n".join(lines)
 
 
@@ -66,14 +77,24 @@ def format_json(
     findings: Sequence[Finding], verifications: Sequence[Verification], lang: Lang
 ) -> str:
     """``{"ok", "findings": [{"rule", "field", "message", "expected"}]}``, plus the online
-    outcomes under ``verifications`` when ``--online`` ran."""
+    outcomes under ``verifications`` when ``--online`` ran.
+
+    A warning carries ``"severity": "warning"`` and leaves ``ok`` true; an error carries no
+    ``severity`` key (it means ``"error"``), so an error-only report reads as it always did.
+    """
     items = []
     for finding in findings:
         message, expected = describe(finding, lang)
-        items.append(
-            {"rule": finding.rule, "field": finding.field, "message": message, "expected": expected}
-        )
-    document: dict[str, object] = {"ok": not findings, "findings": items}
+        item = {
+            "rule": finding.rule,
+            "field": finding.field,
+            "message": message,
+            "expected": expected,
+        }
+        if finding.severity != "error":
+            item["severity"] = finding.severity
+        items.append(item)
+    document: dict[str, object] = {"ok": not errors(findings), "findings": items}
     if verifications:
         document["verifications"] = [
             {"field": item.field, "url": item.url, "ok": item.ok} for item in verifications

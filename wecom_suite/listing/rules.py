@@ -47,6 +47,12 @@ _RULES = (
     Rule("ip.invalid", "allow-list entries are IPv4 or IPv6 addresses", "§13.2"),
     Rule("ip.not_public", "allow-list addresses are public (not private, loopback…)", "§13.2"),
     Rule("callback.verification", "with --online: both callback URLs answer the echo", "§2.5"),
+    # A warning: the listing is fine, the environment the page will run in is not (yet).
+    Rule(
+        "business_settings.credentials",
+        "with a business-settings URL, the provider credentials its page signs admins in with",
+        "§8.10, §13.2",
+    ),
 )
 
 RULES: dict[str, Rule] = {rule.id: rule for rule in _RULES}
