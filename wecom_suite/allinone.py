@@ -16,7 +16,7 @@ import structlog
 
 from auth_service.service import AUTH_TOPOLOGY, AuthService
 from auth_service.settings import AuthSettings
-from gateway.service import gateway_app
+from gateway.service import console_sign_in_link, gateway_app
 from gateway.settings import GatewaySettings
 from notifier.service import NOTIFIER_TOPOLOGY, NotifierService
 from notifier.settings import NotifierSettings
@@ -126,6 +126,7 @@ async def run_all(settings: AllInOneSettings, *, stop: asyncio.Event | None = No
             credentials="public sandbox values, see docs/sandbox.md",
             install_url=f"{base}/install",
             sign_in_url=f"{base}/oauth/login?next=/demo/",
+            console_url=console_sign_in_link(settings, _local_base(settings)),
             internal_api_key_file=str(settings.data_dir / "internal-api.key"),
             simulator_state_file=str(sim_settings.sim_state_file),
             simulator=f"http://{sim_settings.sim_http_host}:{sim_settings.sim_http_port}"
