@@ -101,7 +101,11 @@ class ConsoleHandlers:
         allowed = [f"{request.scheme}://{request.host}"]
         if self._public_origin is not None:
             allowed.append(self._public_origin)
-        return origin_allowed(request.headers.get("Origin"), allowed)
+        return origin_allowed(
+            request.headers.get("Origin"),
+            allowed,
+            fetch_site=request.headers.get("Sec-Fetch-Site"),
+        )
 
     def _signed_in_response(self) -> web.StreamResponse:
         response = web.Response(status=303, headers={"Location": "/console", **NO_STORE})
@@ -282,8 +286,12 @@ def _when(moment: datetime | None) -> str:
 
 
 def _sign_in_page(outcome: str, status: int) -> web.Response:
-    return html_page("console_signin.html", status=status, outcome=outcome, page="sign_in")
+    return _console_page("console_signin.html", status=status, outcome=outcome, page="sign_in")
 
 
 def _console_page(template: str, /, *, status: int = 200, **values: Any) -> web.Response:
-    return html_page(template, status=status, outcome=values.get("page", ""), **values)
+    values.setdefault("outcome", values.get("page", ""))
+    response = html_page(template, status=status, **values)
+    # The console's own forms then carry their Origin (no-referrer makes it "null").
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response

@@ -176,11 +176,14 @@ def key_matches(given: str, expected: str) -> bool:
     )
 
 
-def origin_allowed(origin: str | None, allowed: Iterable[str]) -> bool:
-    """Whether a POST's ``Origin`` header names one of ``allowed`` origins (a missing or
-    ``null`` origin is refused: every browser that keeps SameSite cookies sends it)."""
+def origin_allowed(
+    origin: str | None, allowed: Iterable[str], *, fetch_site: str | None = None
+) -> bool:
+    """Whether a POST comes from this site: its ``Origin`` names one of ``allowed``, or, when
+    the browser withheld the origin (``null`` under a no-referrer policy), its
+    ``Sec-Fetch-Site`` (which no page can set) says ``same-origin``. Neither: refused."""
     if not origin or origin == "null":
-        return False
+        return fetch_site == "same-origin"
     parts = urlsplit(origin)
     normal = f"{parts.scheme}://{parts.netloc}".lower()
     return normal in {item.lower().rstrip("/") for item in allowed}

@@ -158,3 +158,6 @@ def test_the_key_check_and_the_origin_check() -> None:
     assert not origin_allowed("https://evil.example", allowed)
     assert not origin_allowed(None, allowed)
     assert not origin_allowed("null", allowed)
+    assert origin_allowed("null", allowed, fetch_site="same-origin")
+    assert not origin_allowed("null", allowed, fetch_site="cross-site")
+    assert not origin_allowed("https://evil.example", allowed, fetch_site="same-origin")
