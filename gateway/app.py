@@ -126,6 +126,7 @@ def build_gateway_app(
                     auth=auth,
                     tokens=tokens,
                     notify=NotifyReads(bus),
+                    dead_letters=bus.dead_letter_counts,
                     public_base_url=settings.public_base_url,
                     secure_cookies=settings.secure_cookies,
                     sandbox=settings.sandbox,

@@ -61,6 +61,7 @@ class ConsoleHandlers:
         auth: AuthClient,
         tokens: TokensClient,
         notify: NotifyReads,
+        dead_letters: Callable[[], Awaitable[dict[str, int]]],
         public_base_url: str,
         secure_cookies: bool,
         sandbox: bool,
@@ -71,6 +72,7 @@ class ConsoleHandlers:
         self._auth = auth
         self._tokens = tokens
         self._notify = notify
+        self._dead_letters = dead_letters
         self._public_origin = origin_of_url(public_base_url)
         self._secure = secure_cookies
         self._sandbox = sandbox
@@ -160,6 +162,7 @@ class ConsoleHandlers:
         installs, installs_error = await _attempt(self._installations())
         status, tokens_error = await _attempt(self._tokens.status())
         counts, notify_error = await _attempt(self._notify.counts(self._clock() - DAY_S))
+        dead, dead_error = await _attempt(self._dead_letters())
         ticket, cached = (None, []) if status is None else freshness(status, now)
         return _console_page(
             "console_overview.html",
@@ -177,6 +180,8 @@ class ConsoleHandlers:
             if counts is None
             else {name: counts.get(name, 0) for name in NOTIFY_STATUSES},
             notify_error=notify_error,
+            dead_letters=None if dead is None else sorted(dead.items()),
+            dead_error=dead_error,
             duration=duration_text,
         )
 

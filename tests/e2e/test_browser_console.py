@@ -98,6 +98,7 @@ async def test_the_console_in_a_browser(chromium: Path, tmp_path: Path) -> None:
                 assert await page.locator("#gauge-corps .used").text_content() == "1"
                 assert await page.locator("#installs-active .big").text_content() == "1"
                 assert await page.locator("#ticket").get_attribute("data-colour") == "green"
+                assert await page.locator("#dead-letters tr[data-queue]").count() >= 3
                 await page.screenshot(path=str(shots / "1-overview.png"), full_page=True)
 
                 await page.click("#nav-installations")

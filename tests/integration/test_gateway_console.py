@@ -18,6 +18,7 @@ from gateway.settings import GatewaySettings
 from gateway.web.console import COOKIE, sandbox_sign_in_url
 from shared.bus.abc import Message
 from shared.bus.inprocess import InProcessBus
+from shared.bus.product_topology import PRODUCT_TOPOLOGY
 from shared.bus.topology import (
     BASE_TOPOLOGY,
     RPC_AUTH_QUEUE,
@@ -86,7 +87,7 @@ class Rig:
 async def _make_rig(
     *, sandbox: bool = False, public: str = "http://app.example.test"
 ) -> AsyncIterator[Rig]:
-    bus = InProcessBus(BASE_TOPOLOGY.merged(RPC_TOPOLOGY))
+    bus = InProcessBus(BASE_TOPOLOGY.merged(RPC_TOPOLOGY, PRODUCT_TOPOLOGY))
     await bus.start()
     credentials = {} if sandbox else PRODUCTION_CREDENTIALS
     settings = GatewaySettings(public_base_url=public, **credentials)
@@ -259,6 +260,7 @@ async def test_the_overview_shows_limits_freshness_and_counts(rig: Rig) -> None:
     assert "wwreleased" in page
     assert re.search(r'id="notify-sent"[^>]*><div>sent</div><div class="big">5<', page)
     assert 'src="/install/qrcode"' in page
+    assert 'data-queue="token_service.events" data-count="0"' in page
     assert "script-src" not in csp
     [counts] = rig.notify_requests
     assert counts["op"] == "counts"
