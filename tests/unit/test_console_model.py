@@ -161,3 +161,14 @@ def test_the_key_check_and_the_origin_check() -> None:
     assert origin_allowed("null", allowed, fetch_site="same-origin")
     assert not origin_allowed("null", allowed, fetch_site="cross-site")
     assert not origin_allowed("https://evil.example", allowed, fetch_site="same-origin")
+
+
+def test_the_banner_link_survives_log_redaction() -> None:
+    """The sandbox banner's ``console_url`` is logged whole: no key-shaped run to redact."""
+    from gateway.web.console import sandbox_sign_in_url  # noqa: PLC0415 -- the one user
+    from shared.logging import SecretRedactor  # noqa: PLC0415
+
+    for now in range(1_000_000, 1_000_050):
+        link = sandbox_sign_in_url("http://127.0.0.1:8080", KEY, now=float(now))
+        cleaned = SecretRedactor()(None, "info", {"event": "sandbox_mode", "console_url": link})
+        assert cleaned["console_url"] == link
