@@ -8,14 +8,17 @@ test skips, or fails under ``REQUIRE_SERVICES=1``. One set of screenshots is als
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from pathlib import Path
 from typing import Any, NoReturn
 
+import aiohttp
 import pytest
 
 from simulator.settings import SANDBOX_DEFAULT_CORP as DEFAULT_CORP
+from simulator.settings import SANDBOX_DEFAULT_USER as DEFAULT_USER
 from tests.support.process import wecom_suite_run
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -54,6 +57,28 @@ def _console_errors(page: Any) -> list[str]:
     return errors
 
 
+async def _notify(base: str, key: str, request_id: str, corp_id: str) -> str:
+    """Send a text over the internal API and wait for its final status."""
+    request = {
+        "id": request_id,
+        "corp_id": corp_id,
+        "to": {"users": [DEFAULT_USER]},
+        "message": {"msgtype": "text", "text": {"content": "console-content-marker-7f3a"}},
+    }
+    headers = {"Authorization": f"Bearer {key}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.post(f"{base}/api/v1/notifications", json=request) as response:
+            assert response.status == 202
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            async with session.get(f"{base}/api/v1/notifications/{request_id}") as response:
+                answer = await response.json()
+            if response.status == 200 and answer.get("status") != "pending":
+                return str(answer["status"])
+            assert asyncio.get_running_loop().time() < deadline, answer
+            await asyncio.sleep(0.2)
+
+
 @pytest.mark.timeout(180)
 async def test_the_console_in_a_browser(chromium: Path, tmp_path: Path) -> None:
     """Sign in with the key file's key, open each page on a phone-sized screen, move the
@@ -77,6 +102,8 @@ async def test_the_console_in_a_browser(chromium: Path, tmp_path: Path) -> None:
                 # An installation to look at: the sandbox installs the default corp.
                 await page.goto(base + "/install")
                 assert await page.locator("main").get_attribute("data-outcome") == "installed"
+                assert await _notify(base, key, "console-sent", DEFAULT_CORP) == "sent"
+                assert await _notify(base, key, "console-failed", "wwnotinstalled") == "failed"
 
                 await page.goto(base + "/")
                 assert page.url == base + "/console"
@@ -99,6 +126,8 @@ async def test_the_console_in_a_browser(chromium: Path, tmp_path: Path) -> None:
                 assert await page.locator("#installs-active .big").text_content() == "1"
                 assert await page.locator("#ticket").get_attribute("data-colour") == "green"
                 assert await page.locator("#dead-letters tr[data-queue]").count() >= 3
+                assert await page.locator("#notify-sent .big").text_content() == "1"
+                assert await page.locator("#notify-failed .big").text_content() == "1"
                 await page.screenshot(path=str(shots / "1-overview.png"), full_page=True)
 
                 await page.click("#nav-installations")
@@ -115,9 +144,14 @@ async def test_the_console_in_a_browser(chromium: Path, tmp_path: Path) -> None:
 
                 await page.click("#nav-notifications")
                 assert await main.get_attribute("data-page") == "notifications"
+                assert await page.locator("tr.result").count() == 2
+                assert "console-content-marker-7f3a" not in (await main.text_content() or "")
                 await page.select_option("#status", "failed")
                 await page.click("#apply")
                 assert "status=failed" in page.url
+                failed = page.locator("tr.result")
+                assert await failed.count() == 1
+                assert "wwnotinstalled" in (await failed.text_content() or "")
                 await page.screenshot(path=str(shots / "4-notifications.png"), full_page=True)
 
                 await page.click("#sign-out")
