@@ -17,6 +17,7 @@ from gateway.callbacks.publisher import EventPublisher
 from gateway.replay import ReplayCache
 from gateway.settings import GatewaySettings
 from gateway.web.admin import AdminHandlers
+from gateway.web.console import ConsoleHandlers
 from gateway.web.demo import demo_routes
 from gateway.web.install import InstallHandlers
 from gateway.web.install_qrcode import AppQrCodes
@@ -30,6 +31,7 @@ from shared.bus.abc import Bus
 from shared.http import add_health_routes, add_security_headers, error_middleware
 from shared.lifecycle import Readiness
 from shared.metrics import new_registry, wecom_call_observer
+from shared.notify.client import NotifyReads
 from shared.tokens import TokensClient
 from shared.wecom.api import WeComClient
 from shared.wecom.crypto import CallbackCipher
@@ -56,8 +58,17 @@ class InternalApiRoutes:
     api_key: str
 
 
+@dataclass(frozen=True, slots=True)
+class ConsolePages:
+    """The developer console (``/console``, and ``/`` leading to it; docs/console.md): signed
+    in with ``api_key`` (INTERNAL_API_KEY), its session signed with ``data_key``."""
+
+    api_key: str
+    data_key: bytes
+
+
 # One part of the web side; the callback routes are always served.
-WebPart = MemberPages | DemoPage | InternalApiRoutes
+WebPart = MemberPages | DemoPage | InternalApiRoutes | ConsolePages
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +119,20 @@ def build_gateway_app(
                     body_timeout_s=settings.http_body_timeout_s,
                 )
                 app.add_routes(internal_api.routes())
+            case ConsolePages(api_key=api_key, data_key=data_key):
+                console = ConsoleHandlers(
+                    api_key=api_key,
+                    data_key=data_key,
+                    auth=auth,
+                    tokens=tokens,
+                    notify=NotifyReads(bus),
+                    dead_letters=bus.dead_letter_counts,
+                    public_base_url=settings.public_base_url,
+                    secure_cookies=settings.secure_cookies,
+                    sandbox=settings.sandbox,
+                    wall_clock=wall_clock,
+                )
+                app.add_routes(console.routes())
     readiness.add("bus", lambda: bus.is_ready)
     add_health_routes(app, readiness, registry)
     return app

@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from gateway.app import (
+    ConsolePages,
     DemoPage,
     InternalApiRoutes,
     MemberPages,
@@ -16,6 +17,7 @@ from gateway.app import (
     build_gateway_app,
 )
 from gateway.settings import GatewaySettings
+from gateway.web.console import sandbox_sign_in_url
 from shared.bus.abc import Bus
 from shared.bus.product_topology import PRODUCT_TOPOLOGY
 from shared.bus.topology import RPC_TOPOLOGY
@@ -35,14 +37,19 @@ def gateway_app(
 
     ``DATA_KEY`` signs the sign-in state and session cookies, ``INTERNAL_API_KEY`` guards the
     internal API: both are required with real credentials (generated in sandbox mode, which
-    also serves the demo page).
+    also serves the demo page). The developer console signs in with the internal API key.
     """
     data_key = load_data_key(settings.data_key, settings.data_dir, sandbox=settings.sandbox)
     api_key = load_internal_api_key(
         settings.internal_api_key, settings.data_dir, sandbox=settings.sandbox
     )
     demo: list[WebPart] = [DemoPage()] if settings.sandbox else []
-    parts = [MemberPages(data_key), *demo, InternalApiRoutes(api_key)]
+    parts = [
+        MemberPages(data_key),
+        *demo,
+        InternalApiRoutes(api_key),
+        ConsolePages(api_key, data_key),
+    ]
     return build_gateway_app(settings, bus, web_parts=parts, registry=registry, readiness=readiness)
 
 
@@ -55,6 +62,15 @@ GATEWAY_TOPOLOGY: Final = RPC_TOPOLOGY.merged(PRODUCT_TOPOLOGY)
 PROCESS: Final = ServiceProcess(
     GatewaySettings, name="gateway", topology=GATEWAY_TOPOLOGY, app=gateway_app
 )
+
+
+def console_sign_in_link(settings: GatewaySettings, base_url: str) -> str | None:
+    """The banner's one-click console sign-in link in sandbox mode (None otherwise): a signed
+    token that expires within the hour and carries no key (gateway.web.console)."""
+    if not settings.sandbox:
+        return None
+    data_key = load_data_key(settings.data_key, settings.data_dir, sandbox=True)
+    return sandbox_sign_in_url(base_url, data_key)
 
 
 def main() -> None:

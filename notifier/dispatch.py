@@ -156,7 +156,7 @@ class Dispatcher:
             log.info("notify_failed", kind=failure.kind, errcode=failure.errcode)
         async with progress.lock:
             progress.released = True
-            done = await self._repository.finish(progress.claim, result)
+            done = await self._repository.finish(progress.claim, result, corp_id=request.corp_id)
         return Outcome(done.result)
 
     @contextlib.asynccontextmanager

@@ -37,7 +37,11 @@ MEDIA: Final = "notify_media"
 LIMITS: Final = "notify_limits"
 CONTENT: Final = "notify_content"
 SCHEDULE: Final = "notify_schedule"
-COLLECTIONS: Final = (REQUESTS, MEDIA, LIMITS, CONTENT, SCHEDULE)
+RESULTS: Final = "notify_results"
+COLLECTIONS: Final = (REQUESTS, MEDIA, LIMITS, CONTENT, SCHEDULE, RESULTS)
+# The console's list of final results (status, errcode, reason; never content) is the last
+# day's: what an operator looks at, and a bound on what a read of it scans.
+RESULTS_TTL_S: Final = 86_400.0
 # A scheduled request is kept at least this long past its due time (a notifier down for
 # that long loses nothing: it is still in the schedule when one comes back).
 SCHEDULE_TTL_S: Final = 7 * 86_400.0
@@ -89,7 +93,12 @@ class NotifierRepository(Protocol):
     async def get_request(self, request_id: str) -> RequestRecord | None: ...
     async def claim(self, request_id: str, owner: str, claim_s: float) -> Claim | Done | None: ...
     async def update(self, claim: Claim, record: RequestRecord) -> Claim | None: ...
-    async def finish(self, claim: Claim, result: NotifyResult) -> Done: ...
+    async def finish(
+        self, claim: Claim, result: NotifyResult, *, corp_id: str | None = None
+    ) -> Done: ...
+    async def results(
+        self, *, since: float, corp_id: str | None = None, status: str | None = None
+    ) -> list[dict[str, object]]: ...
     async def get_media(self, corp_id: str, key: str) -> str | None: ...
     async def put_media(self, corp_id: str, key: str, media_id: str, margin_s: float) -> None: ...
     async def reserve(
@@ -169,9 +178,12 @@ class StoredNotifications:
         )
         return Claim(record, claim.version + 1) if stored else None
 
-    async def finish(self, claim: Claim, result: NotifyResult) -> Done:
+    async def finish(
+        self, claim: Claim, result: NotifyResult, *, corp_id: str | None = None
+    ) -> Done:
         """Store the final result. If another delivery took the claim over meanwhile, the
-        first final result stored wins and is returned (both describe one request)."""
+        first final result stored wins and is returned (both describe one request). Its
+        summary row (for the console) is kept for :data:`RESULTS_TTL_S`."""
         done = replace(
             claim.record, state="done", in_flight=False, claimed_until=0.0, result=result
         )
@@ -185,9 +197,39 @@ class StoredNotifications:
 
         # The claim's own version is most likely still current: try it before reading.
         mine = StoredRecord(done.request_id, claim.record.to_doc(), claim.version, None)
-        return await compare_and_update(
+        finished = await compare_and_update(
             self._store, REQUESTS, done.request_id, decide, ttl=self._record_ttl_s, known=mine
         )
+        final = finished.result
+        row = {
+            "corp_id": corp_id,
+            "status": final.status,
+            "errcode": final.errcode,
+            "errmsg": final.errmsg,
+            "attempts": final.attempts,
+            "finished_at": self._clock(),
+        }
+        # Keyed by request id: a second delivery finishing the same request rewrites one row.
+        await self._store.put(RESULTS, done.request_id, row, ttl=RESULTS_TTL_S)
+        return finished
+
+    async def results(
+        self, *, since: float, corp_id: str | None = None, status: str | None = None
+    ) -> list[dict[str, object]]:
+        """The summary rows of results finished since ``since`` (of one corp, of one status),
+        newest first, each with its ``request_id``."""
+        equals: dict[str, str] = {}
+        if corp_id is not None:
+            equals["corp_id"] = corp_id
+        if status is not None:
+            equals["status"] = status
+        rows = [
+            {**record.doc, "request_id": record.key}
+            for record in await self._store.find(RESULTS, **equals)
+            if float(record.doc.get("finished_at") or 0.0) >= since
+        ]
+        rows.sort(key=lambda row: float(str(row["finished_at"])), reverse=True)
+        return rows
 
     # --- media cache ----------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from shared.bus.abc import Bus, Message
 from shared.bus.topology import RPC_TOKENS_QUEUE
 from shared.contracts import TokenKind, TokenReply, TokenRequest
+from shared.contracts.rpc import TokensStatus
 from shared.errors import ServiceError
 from shared.wecom.api import TokenSource
 
@@ -70,6 +71,29 @@ class TokensClient:
             timeout=self._timeout_s,
         )
         return parse_reply(reply)
+
+    async def status(self) -> TokensStatus:
+        """The stored ticket's times and every cached token's lifetime (never a value).
+
+        Raises:
+            TokenUnavailable: an error reply or shape. RpcTimeout, BusError: no answer.
+        """
+        reply = await self._bus.call(RPC_TOKENS_QUEUE, b'{"op":"status"}', timeout=self._timeout_s)
+        try:
+            body = json.loads(reply.body)
+        except ValueError:
+            raise TokenUnavailable(
+                "bad_reply", "token_service answered something not JSON"
+            ) from None
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            error = body["error"]
+            raise TokenUnavailable(str(error.get("code", "unknown")), str(error.get("message", "")))
+        try:
+            return TokensStatus.model_validate(body)
+        except ValidationError:
+            raise TokenUnavailable(
+                "bad_reply", "token_service answered an unexpected shape"
+            ) from None
 
     def source(
         self, kind: TokenKind, *, corp_id: str | None = None, agent_id: int | None = None

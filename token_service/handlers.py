@@ -6,6 +6,7 @@ than the grant's last change, so a redelivery or a WeCom retry changes nothing.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import structlog
@@ -23,6 +24,12 @@ from shared.contracts import (
     event_types,
     permanent_code_context,
     read_envelope,
+)
+from shared.contracts.rpc import (
+    CachedTokenStatus,
+    TicketStatus,
+    TokensStatus,
+    TokensStatusRequest,
 )
 from shared.errors import InvalidRequest, describe_validation
 from shared.storage.crypto import SecretBox
@@ -56,7 +63,13 @@ class TokenHandlers:
 
     async def answer(self, message: Message) -> bytes:
         """One ``rpc.tokens`` request → ``{"token", "expires_at"}`` (errors become error
-        replies in the bus's RPC server)."""
+        replies in the bus's RPC server); ``{"op": "status"}`` → :class:`TokensStatus`."""
+        if _is_status_request(message.body):
+            try:
+                TokensStatusRequest.model_validate_json(message.body)
+            except ValidationError as exc:
+                raise InvalidRequest(f"bad rpc.tokens op: {describe_validation(exc)}") from None
+            return (await self.status()).model_dump_json().encode()
         try:
             request = TokenRequest.model_validate_json(message.body)
         except ValidationError as exc:
@@ -66,6 +79,33 @@ class TokenHandlers:
             token=token.value, expires_at=datetime.fromtimestamp(token.expires_at, UTC)
         )
         return reply.model_dump_json().encode()
+
+    async def status(self) -> TokensStatus:
+        """The ticket's times and every cached token's lifetime, from the shared store (any
+        replica answers the same); never a token or ticket value."""
+        ticket = await self._repository.get_ticket()
+        tokens = []
+        for name, (fetched_at, expires_at) in sorted(
+            (await self._repository.cached_tokens()).items()
+        ):
+            kind, _, corp_id = name.partition(":")
+            tokens.append(
+                CachedTokenStatus(
+                    kind=kind,
+                    corp_id=corp_id or None,
+                    fetched_at=datetime.fromtimestamp(fetched_at, UTC),
+                    expires_at=datetime.fromtimestamp(expires_at, UTC),
+                )
+            )
+        return TokensStatus(
+            ticket=None
+            if ticket is None
+            else TicketStatus(
+                timestamp=datetime.fromtimestamp(ticket.timestamp, UTC),
+                received_at=datetime.fromtimestamp(ticket.received_at, UTC),
+            ),
+            tokens=tokens,
+        )
 
     # --- events ---------------------------------------------------------------------------
 
@@ -150,6 +190,15 @@ class TokenHandlers:
         )
         await self._manager.forget_corp(payload.corp_id)
         log.info("grant_applied", change="revoked", corp_id=payload.corp_id, applied=bool(grant))
+
+
+def _is_status_request(body: bytes) -> bool:
+    """Whether an ``rpc.tokens`` body is the console's read op rather than a token request."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(parsed, dict) and "op" in parsed
 
 
 def _new_code(before: CorpGrant | None, code: str) -> bool:

@@ -20,7 +20,7 @@ import structlog
 
 from auth_service.service import AUTH_TOPOLOGY, AuthService
 from auth_service.settings import AuthSettings
-from gateway.service import gateway_app
+from gateway.service import console_sign_in_link, gateway_app
 from gateway.settings import GatewaySettings
 from notifier.service import NOTIFIER_TOPOLOGY, NotifierService
 from notifier.settings import NotifierSettings
@@ -193,7 +193,9 @@ def _summary(
             f"{sim_server.port if sim_server and sim_server.port else sim_settings.sim_http_port}"
         )
         runs.append("simulator")
+        console = console_sign_in_link(settings, base)
         links += [
+            ("console (one-click sign-in)", console or f"{base}/console"),
             ("install link", f"{base}/install"),
             ("demo", f"{base}/demo/"),
             ("simulator (the sandbox's WeCom)", sim_base),
@@ -206,12 +208,13 @@ def _summary(
             "credentials": "public sandbox values, see docs/sandbox.md",
             "install_url": f"{base}/install",
             "sign_in_url": f"{base}/oauth/login?next=/demo/",
+            "console_url": console,
             "internal_api_key_file": key_file,
             "simulator_state_file": str(sim_settings.sim_state_file),
             "simulator": sim_base,
         }
     else:
-        links.append(("install link", f"{base}/install"))
+        links += [("console", f"{base}/console"), ("install link", f"{base}/install")]
     return Summary(
         runs=runs,
         bus="RabbitMQ (AMQP_URL)" if settings.amqp_url is not None else "in-process",

@@ -200,3 +200,11 @@ class Bus(Protocol):
 
     async def serve(self, queue: str, handler: RpcHandler, *, prefetch: int = 16) -> Consumer:
         """Answer the requests of ``queue`` with ``handler``; servers of one queue compete."""
+
+    async def dead_letter_counts(self) -> dict[str, int]:
+        """Queue name → messages waiting in its ``<queue>.dead``, for every declared queue
+        that has one: what the broker holds, whoever dead-lettered them (a read only).
+
+        Raises:
+            BusError: the bus is not connected.
+        """

@@ -298,6 +298,17 @@ class InProcessBus:
             queue, server_handler(queue, handler, self.publish), prefetch=prefetch
         )
 
+    async def dead_letter_counts(self) -> dict[str, int]:
+        """Queue name → messages waiting in its dead-letter queue."""
+        if not self._started:
+            raise BusError("bus not started")
+        return {
+            name: len(self._queues[queue.spec.dead_letter_queue].ready)
+            for name, queue in self._queues.items()
+            if queue.spec.dead_letter_queue is not None
+            and queue.spec.dead_letter_queue in self._queues
+        }
+
     def queue_depth(self, name: str) -> int:
         """Ready messages in queue ``name`` (not those delivered and unsettled)."""
         return len(self._queue(name).ready)

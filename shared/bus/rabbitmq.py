@@ -360,6 +360,26 @@ class RabbitMQBus:
             queue, server_handler(queue, handler, self.publish), prefetch=prefetch
         )
 
+    async def dead_letter_counts(self) -> dict[str, int]:
+        """Queue name → messages in its ``<queue>.dead``, by a passive declare on a channel of
+        its own (a queue another service has not declared yet counts as 0)."""
+        connection = self._connection
+        if connection is None or not self.is_ready:
+            raise BusError("the RabbitMQ connection is down (reconnecting)")
+        counts: dict[str, int] = {}
+        for spec in self._topology.queues:
+            dead = spec.dead_letter_queue
+            if dead is None:
+                continue
+            # A passive declare of a missing queue closes its channel: one channel each.
+            try:
+                async with connection.channel() as channel:
+                    declared = await channel.declare_queue(dead, passive=True)
+                    counts[spec.name] = declared.declaration_result.message_count or 0
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                counts[spec.name] = 0
+        return counts
+
     async def consume(
         self, queue: str, handler: Handler, *, prefetch: int | None = None
     ) -> Consumer:

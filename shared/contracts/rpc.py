@@ -120,3 +120,75 @@ class SessionStatus(BaseModel):
         """
         installation = self.installation
         return self.ended or (installation is not None and installation.status != "active")
+
+
+# --- Read operations of the developer console (docs/console.md) ----------------------------
+
+
+class TokensStatusRequest(BaseModel):
+    """``{"op": "status"}`` on ``rpc.tokens``: what token_service holds, never a value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: Literal["status"]
+
+
+class TicketStatus(BaseModel):
+    """The stored suite_ticket: when WeCom stamped it and when the gateway received it."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    timestamp: datetime
+    received_at: datetime
+
+
+class CachedTokenStatus(BaseModel):
+    """One cached token (its kind, its corp for corp-level kinds, its lifetime), no value."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: str
+    corp_id: str | None = None
+    fetched_at: datetime
+    expires_at: datetime
+
+
+class TokensStatus(BaseModel):
+    """The answer to ``{"op": "status"}`` on ``rpc.tokens``."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    ticket: TicketStatus | None = None
+    tokens: list[CachedTokenStatus] = Field(default_factory=list)
+
+
+NotifyQueryOp = Literal["counts", "results"]
+NOTIFY_RESULTS_MAX: int = 200
+
+
+class NotifyQuery(BaseModel):
+    """A read op on ``rpc.notify``: ``{"op": "counts", "since"}`` (final results by status
+    since a Unix time) or ``{"op": "results", "corp_id"?, "status"?, "limit"}`` (the latest
+    results, newest first, at most :data:`NOTIFY_RESULTS_MAX`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    op: NotifyQueryOp
+    since: float = Field(0.0, ge=0, description="Unix seconds")
+    corp_id: str | None = Field(None, min_length=1, max_length=128)
+    status: Literal["sent", "partial", "failed", "expired"] | None = None
+    limit: int = Field(50, ge=1, le=NOTIFY_RESULTS_MAX)
+
+
+class NotifyResultRow(BaseModel):
+    """One final notification result as the console lists it: never the message content."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    request_id: str
+    corp_id: str | None = None
+    status: Literal["sent", "partial", "failed", "expired"]
+    errcode: int | None = None
+    errmsg: str | None = None
+    attempts: int = 0
+    finished_at: datetime

@@ -943,3 +943,26 @@ async def test_rpc_late_reply_after_timeout_is_dropped_quietly(bus: Bus, names: 
     reply = await bus.call(names.rpc, b"fast", timeout=WAIT)
 
     assert reply.body == b"answer-fast"
+
+
+async def test_dead_letter_counts_read_what_waits_in_each_dead_queue(
+    bus: Bus, names: Names
+) -> None:
+    """``dead_letter_counts`` names every queue with a ``.dead`` at 0, then counts what waits in
+    it, on the broker itself (so it is the same whoever dead-lettered), without consuming."""
+    counts = await bus.dead_letter_counts()
+    assert counts[names.work] == 0
+    assert names.rpc not in counts
+    assert names.work + ".dead" not in counts
+
+    async def explode(delivery: Delivery) -> None:
+        raise ValueError("cannot parse payload")
+
+    await bus.consume(names.work, explode)
+    for n in (1, 2):
+        await bus.publish(names.direct, "work", message(n))
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await bus.dead_letter_counts())[names.work] < 2:
+        assert asyncio.get_running_loop().time() < deadline, "never dead-lettered"
+        await asyncio.sleep(0.05)
+    assert (await bus.dead_letter_counts())[names.work] == 2

@@ -238,6 +238,9 @@ class FlakyBus:
     async def close(self) -> None:
         return None
 
+    async def dead_letter_counts(self) -> dict[str, int]:
+        return {}
+
     async def publish(
         self, exchange: str, routing_key: str, message: Message, *, timeout: float = 5.0
     ) -> None:
