@@ -31,7 +31,7 @@ def chromium() -> Path:
         reason = f"{CHROMIUM} is absent"
     if os.environ.get("REQUIRE_SERVICES") == "1":
         pytest.fail(f"a browser is required (REQUIRE_SERVICES=1): {reason}")
-    pytest.skip(reason)
+    pytest.skip(reason=reason)
 
 
 @pytest.mark.timeout(120)

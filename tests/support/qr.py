@@ -16,7 +16,7 @@ async def decode_qr(png: bytes, tmp_path: Path) -> str:
     if zbarimg is None:
         if os.environ.get("REQUIRE_SERVICES") == "1":
             pytest.fail("zbarimg is required (REQUIRE_SERVICES=1): apt-get install zbar-tools")
-        pytest.skip("zbarimg (zbar-tools) is not installed")
+        pytest.skip(reason="zbarimg (zbar-tools) is not installed")
     image = tmp_path / "qrcode.png"
     image.write_bytes(png)
     process = await asyncio.create_subprocess_exec(
