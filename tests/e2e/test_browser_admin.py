@@ -6,7 +6,6 @@ for the other install tests."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,23 +14,6 @@ import pytest
 from tests.support.installs import install_pages, install_stack
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
-CHROMIUM = Path("/usr/bin/chromium")
-
-
-@pytest.fixture
-def chromium() -> Path:
-    """Debian's Chromium, and playwright to drive it (skip without, fail under REQUIRE)."""
-    try:
-        import playwright.async_api  # noqa: F401, PLC0415 -- only to probe that it is installed
-    except ImportError:
-        reason = "the playwright package is not installed"
-    else:
-        if CHROMIUM.exists():
-            return CHROMIUM
-        reason = f"{CHROMIUM} is absent"
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"a browser is required (REQUIRE_SERVICES=1): {reason}")
-    pytest.skip(reason=reason)
 
 
 @pytest.mark.timeout(120)

@@ -9,10 +9,9 @@ test skips, or fails under ``REQUIRE_SERVICES=1``. One set of screenshots is als
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import aiohttp
 import pytest
@@ -21,27 +20,9 @@ from simulator.settings import SANDBOX_DEFAULT_CORP as DEFAULT_CORP
 from simulator.settings import SANDBOX_DEFAULT_USER as DEFAULT_USER
 from tests.support.process import wecom_suite_run
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = Path("/tmp/console-shots")  # noqa: S108 -- a fixed place the lead can open
 
 pytestmark = pytest.mark.browser
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("REQUIRE_SERVICES") == "1":
-        pytest.fail(f"a browser is required (REQUIRE_SERVICES=1) but unavailable: {reason}")
-    pytest.skip(reason=f"{reason}; install Debian's chromium, or set REQUIRE_SERVICES=1 to fail")
-
-
-@pytest.fixture
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        _unavailable(f"{CHROMIUM} is absent (apt-get install -y chromium)")
-    try:
-        import playwright.async_api  # noqa: F401, PLC0415 -- only to probe that it is installed
-    except ImportError:
-        _unavailable("the playwright package is not installed (pip install -e '.[dev]')")
-    return CHROMIUM
 
 
 def _console_errors(page: Any) -> list[str]:
