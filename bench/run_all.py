@@ -332,10 +332,12 @@ def _notify_section(result: dict[str, Any]) -> list[str]:
     paced = result.get("paced_latency")
     rows = [
         *lines,
-        "One in-process notifier (prefetch "
-        f"{result['prefetch']}, {result['store']} store) with token_service, on the local "
-        "RabbitMQ, sending text messages to the simulator (its send limits off); latency is "
-        "from publishing the request to receiving its `notify.result`.",
+        "One notifier process of its own (`python -m notifier`, default settings: prefetch "
+        f"{result['prefetch']}, {result['store']} store) on the local RabbitMQ, sending text "
+        "messages to the simulator (its send limits off); token_service, the simulator, the "
+        "publisher and the collector of results share a second process, and RabbitMQ a "
+        "third, all on this machine's two cores. Latency is from publishing the request to "
+        "receiving its `notify.result`.",
         "",
         "| measurement | result |",
         "|---|---|",
@@ -367,6 +369,13 @@ def _notify_section(result: dict[str, Any]) -> list[str]:
                 f"{paced['p99_ms']:,.1f} ms",
                 paced["p99_ms"] <= NOTIFY_MAX_P99_MS,
             )
+        )
+    one_loop = result.get("one_event_loop")
+    if one_loop is not None:
+        rows.append(
+            f"| for reference: the same burst with the notifier inside the bench process, on "
+            f"one event loop with everything else: requests/s | "
+            f"{one_loop['requests_per_s']:,.0f} |"
         )
     rows += ["", "| target | measured | |", "|---|---|---|"]
     rows += [f"| {name} | {measured} | {_verdict(ok)} |" for name, measured, ok in targets]

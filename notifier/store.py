@@ -7,6 +7,7 @@ so it behaves the same on SQLite and MongoDB and across any number of replicas.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
@@ -30,7 +31,7 @@ from notifier.domain import (
 )
 from shared.notify import NotifyResult
 from shared.storage.abc import DocumentStore, StoredRecord
-from shared.storage.cas import ContentionError, Decision, Keep, Write, compare_and_update
+from shared.storage.cas import ABSENT, ContentionError, Decision, Keep, Write, compare_and_update
 
 REQUESTS: Final = "notify_requests"
 MEDIA: Final = "notify_media"
@@ -167,8 +168,9 @@ class StoredNotifications:
             record = take_over(current, owner, now, claim_s)
             return Write(record.to_doc(), Claim(record, found.version + 1))
 
+        # Most deliveries are a request's first: create its record without reading.
         return await compare_and_update(
-            self._store, REQUESTS, request_id, decide, ttl=self._record_ttl_s
+            self._store, REQUESTS, request_id, decide, ttl=self._record_ttl_s, known=ABSENT
         )
 
     async def update(self, claim: Claim, record: RequestRecord) -> Claim | None:
@@ -197,21 +199,31 @@ class StoredNotifications:
 
         # The claim's own version is most likely still current: try it before reading.
         mine = StoredRecord(done.request_id, claim.record.to_doc(), claim.version, None)
-        finished = await compare_and_update(
+        finishing = compare_and_update(
             self._store, REQUESTS, done.request_id, decide, ttl=self._record_ttl_s, known=mine
         )
-        final = finished.result
+        # The console's summary row is written alongside (one group commit, not two in a
+        # row), from this delivery's result; in the rare case that another delivery's result
+        # was stored first, the row is written again from that one.
+        summary = self._put_summary(done.request_id, result, corp_id)
+        finished, _ = await asyncio.gather(finishing, summary)
+        if finished.result is not result:
+            await self._put_summary(done.request_id, finished.result, corp_id)
+        return finished
+
+    async def _put_summary(
+        self, request_id: str, result: NotifyResult, corp_id: str | None
+    ) -> None:
         row = {
             "corp_id": corp_id,
-            "status": final.status,
-            "errcode": final.errcode,
-            "errmsg": final.errmsg,
-            "attempts": final.attempts,
+            "status": result.status,
+            "errcode": result.errcode,
+            "errmsg": result.errmsg,
+            "attempts": result.attempts,
             "finished_at": self._clock(),
         }
         # Keyed by request id: a second delivery finishing the same request rewrites one row.
-        await self._store.put(RESULTS, done.request_id, row, ttl=RESULTS_TTL_S)
-        return finished
+        await self._store.put(RESULTS, request_id, row, ttl=RESULTS_TTL_S)
 
     async def results(
         self, *, since: float, corp_id: str | None = None, status: str | None = None
@@ -380,7 +392,10 @@ class StoredNotifications:
             }
             return Write(doc, plan)
 
-        return await compare_and_update(self._store, CONTENT, key, decide, ttl=CONTENT_TTL_S)
+        # Content is rarely sent twice (the recipients are part of it): create without reading.
+        return await compare_and_update(
+            self._store, CONTENT, key, decide, ttl=CONTENT_TTL_S, known=ABSENT
+        )
 
 
 def _times_of(doc: Mapping[str, object]) -> list[float]:

@@ -8,6 +8,7 @@ to one document is a pure decision run by :func:`compare_and_update`.
 
 from shared.storage.abc import DocumentStore, StoredRecord, StoreError, UnknownCollection
 from shared.storage.cas import (
+    ABSENT,
     CAS_BACKOFF,
     ContentionError,
     Decision,
@@ -19,6 +20,7 @@ from shared.storage.crypto import SealedValueError, SecretBox, load_data_key
 from shared.storage.factory import create_store
 
 __all__ = [
+    "ABSENT",
     "CAS_BACKOFF",
     "ContentionError",
     "Decision",

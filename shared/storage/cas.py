@@ -7,16 +7,25 @@ the re-read, the conditional write and the waiting, so no store writes that loop
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
 from tenacity import retry_if_exception_type
 
 from shared.backoff import Backoff
 from shared.storage.abc import DocumentStore, StoredRecord, StoreError
 
-__all__ = ["CAS_BACKOFF", "ContentionError", "Decision", "Keep", "Write", "compare_and_update"]
+__all__ = [
+    "ABSENT",
+    "CAS_BACKOFF",
+    "ContentionError",
+    "Decision",
+    "Keep",
+    "Write",
+    "compare_and_update",
+]
 
 T = TypeVar("T")
 
@@ -59,6 +68,11 @@ class _LostRace(Exception):
     """Another writer changed the document between the read and the write."""
 
 
+# ``known=ABSENT``: the caller expects the document not to exist yet (a new request id, a
+# content never sent), so the first try creates it without reading.
+ABSENT: Final = "absent"
+
+
 async def compare_and_update(
     store: DocumentStore,
     collection: str,
@@ -67,7 +81,7 @@ async def compare_and_update(
     *,
     ttl: float | None = None,
     backoff: Backoff = CAS_BACKOFF,
-    known: StoredRecord | None = None,
+    known: StoredRecord | Literal["absent"] | None = None,
 ) -> T:
     """Read the document, let ``decide`` choose, and write only if nobody wrote meanwhile.
 
@@ -84,9 +98,10 @@ async def compare_and_update(
             version after a write is the one read + 1, or 1 for a created document.
         ttl: the expiry of a written document in seconds from now (None: never expires).
         backoff: the retry policy; its ``max_attempts`` bounds the number of tries.
-        known: a record the caller believes current (one it wrote itself), decided on in
-            the first try instead of reading: a stale one only costs a lost race when
-            ``decide`` writes, but a :class:`Keep` decided on it is final.
+        known: a record the caller believes current (one it wrote itself), or
+            :data:`ABSENT` when it expects no document: decided on in the first try instead
+            of reading. A wrong guess costs one lost race when ``decide`` writes; a
+            :class:`Keep` decided on a guess is checked against a real read first.
 
     Returns:
         The ``result`` of the decision that was kept or written.
@@ -95,16 +110,21 @@ async def compare_and_update(
         ContentionError: every try lost its race (retryable).
         StoreError: the store failed (not retried here).
     """
-    believed = known
+    guess = known
     tries = 0
 
     async def attempt() -> T:
-        nonlocal believed, tries
+        nonlocal guess, tries
         tries += 1
-        record = believed if believed is not None else await store.get_record(collection, key)
-        believed = None
+        if guess is None:
+            record = await store.get_record(collection, key)
+        else:
+            record = None if guess == ABSENT else guess
+        guessed, guess = guess is not None, None
         decision = decide(record)
         if isinstance(decision, Keep):
+            if guessed:
+                raise _LostRace  # only a real read may decide to write nothing
             return decision.result
         if record is None:
             written = await store.insert_if_absent(collection, key, decision.doc, ttl=ttl)
@@ -116,10 +136,22 @@ async def compare_and_update(
             raise _LostRace
         return decision.result
 
+    # The first try runs outside the retry machinery: it nearly always wins, and building a
+    # tenacity loop for it cost about a tenth of the notifier's CPU. A lost race is retried
+    # at once (the winner has just finished), then with the backoff's growing waits.
     try:
-        result: T = await backoff.run(attempt, retry=retry_if_exception_type(_LostRace))
+        return await attempt()
     except _LostRace:
-        raise ContentionError(
-            f"a {collection} document lost {tries} compare-and-set races in a row"
-        ) from None
+        if backoff.max_attempts == 1:
+            raise _gave_up(collection, tries) from None
+    remaining = None if backoff.max_attempts is None else backoff.max_attempts - 1
+    retries = dataclasses.replace(backoff, max_attempts=remaining)
+    try:
+        result: T = await retries.run(attempt, retry=retry_if_exception_type(_LostRace))
+    except _LostRace:
+        raise _gave_up(collection, tries) from None
     return result
+
+
+def _gave_up(collection: str, tries: int) -> ContentionError:
+    return ContentionError(f"a {collection} document lost {tries} compare-and-set races in a row")

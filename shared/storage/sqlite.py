@@ -8,8 +8,9 @@ compare-and-set, an upsert with a ``WHERE`` is the insert-if-absent.
 Writes are group-committed: the worker thread takes every write queued at that moment and
 runs them in one ``BEGIN IMMEDIATE … COMMIT`` (one fsync), each in its own ``SAVEPOINT`` so a
 failing op is undone alone; each caller's await returns only after the COMMIT. sqlite3
-blocks, so all calls run on one worker thread per store; one connection on one thread also
-keeps sqlite3's thread-affinity rules satisfied.
+blocks, so writes run on one worker thread per store and reads on a second one, each with
+its own connection (sqlite3's thread-affinity rules): under WAL a read never waits for a
+group commit's fsync, and it sees every write whose await has returned.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ class SQLiteStore:
         self._clock = clock
         self._executor: ThreadPoolExecutor | None = None
         self._connection: sqlite3.Connection | None = None
+        self._reader: ThreadPoolExecutor | None = None
+        self._read_connection: sqlite3.Connection | None = None
         self._last_purge = 0.0
         self._queue = _Queue()
         self.commits = 0  # group commits done (observability and tests)
@@ -105,11 +108,19 @@ class SQLiteStore:
         if self._executor is None:
             self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
             await self._run(self._open)
+            # Opened once the schema exists (the writer made it).
+            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
+            await self._read(self._open_reader)
 
     async def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            await loop.run_in_executor(reader, self._close_reader)
+            reader.shutdown(wait=True)
         executor, self._executor = self._executor, None
         if executor is not None:
-            await asyncio.get_running_loop().run_in_executor(executor, self._close)
+            await loop.run_in_executor(executor, self._close)
             executor.shutdown(wait=True)
 
     def _open(self) -> None:
@@ -135,17 +146,40 @@ class SQLiteStore:
                 companion.chmod(0o600)
         self._connection = connection
 
+    def _open_reader(self) -> None:
+        connection = sqlite3.connect(
+            self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None
+        )
+        connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+        # This connection only reads: a bug that wrote through it would bypass group commit.
+        connection.execute("PRAGMA query_only = ON")
+        self._read_connection = connection
+
     def _close(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
 
+    def _close_reader(self) -> None:
+        connection, self._read_connection = self._read_connection, None
+        if connection is not None:
+            connection.close()
+
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
-        if self._executor is None:
+        """``function(*args)`` on the writer's thread (outside any group commit)."""
+        return await self._on(self._executor, function, *args)
+
+    async def _read(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` on the reader's thread."""
+        return await self._on(self._reader, function, *args)
+
+    @staticmethod
+    async def _on(executor: ThreadPoolExecutor | None, function: Callable[..., T], *args: Any) -> T:
+        if executor is None:
             raise StoreError("the SQLite store is not started")
         loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._executor, function, *args)
+            return await loop.run_in_executor(executor, function, *args)
         except sqlite3.Error as exc:
             # The class name says enough (locked, disk I/O); the message may quote SQL values.
             raise StoreError(f"SQLite failed: {type(exc).__name__}") from None
@@ -214,6 +248,11 @@ class SQLiteStore:
             raise StoreError("the SQLite store is not started")
         return self._connection
 
+    def _read_db(self) -> sqlite3.Connection:
+        if self._read_connection is None:
+            raise StoreError("the SQLite store is not started")
+        return self._read_connection
+
     def _expiry(self, ttl: float | None) -> float | None:
         return None if ttl is None else self._clock() + ttl
 
@@ -231,18 +270,20 @@ class SQLiteStore:
 
     async def get_record(self, collection: str, key: str) -> StoredRecord | None:
         require_collection(self._collections, collection)
-        return await self._run(self._get_record, collection, key)
+        return await self._read(self._get_record, collection, key)
 
     def _get_record(self, collection: str, key: str) -> StoredRecord | None:
-        row = (
-            self._db()
+        # fetchall, not fetchone: the statement runs to its end, so its read transaction
+        # (and the WAL snapshot it pins) ends here.
+        rows = (
+            self._read_db()
             .execute(
                 f"SELECT {_COLUMNS} FROM documents WHERE collection = ? AND key = ? AND {_LIVE}",  # noqa: S608
                 (collection, key, self._clock()),
             )
-            .fetchone()
+            .fetchall()
         )
-        return None if row is None else _record(row)
+        return _record(rows[0]) if rows else None
 
     async def put(
         self, collection: str, key: str, doc: Mapping[str, Any], *, ttl: float | None = None
@@ -336,10 +377,10 @@ class SQLiteStore:
             params += values
         where = " AND ".join(conditions)
         sql = f"SELECT {_COLUMNS} FROM documents WHERE {where} ORDER BY key"  # noqa: S608
-        return await self._run(self._select, sql, tuple(params))
+        return await self._read(self._select, sql, tuple(params))
 
     def _select(self, sql: str, params: tuple[Any, ...]) -> list[StoredRecord]:
-        return [_record(row) for row in self._db().execute(sql, params).fetchall()]
+        return [_record(row) for row in self._read_db().execute(sql, params).fetchall()]
 
 
 def _fail_all(batch: list[_Write], exc: BaseException) -> list[_Write]:

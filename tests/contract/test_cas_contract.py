@@ -16,6 +16,7 @@ import pytest
 
 from shared.backoff import Backoff
 from shared.storage import (
+    ABSENT,
     CAS_BACKOFF,
     ContentionError,
     Decision,
@@ -255,6 +256,48 @@ async def test_a_known_current_record_saves_the_read(stores: list[DocumentStore]
     assert await compare_and_update(store, "counters", "n", increment, known=mine) == 3
     assert store.reads == 1
     assert await stores[1].get("counters", "n") == {"n": 3}
+
+
+async def test_an_expected_absence_saves_the_read(stores: list[DocumentStore]) -> None:
+    """``known=ABSENT`` creates a new document without reading; when the document exists
+    after all, one lost race and a read later the update still builds on it."""
+    store = racing(stores, races=0)
+    assert await compare_and_update(store, "counters", "new", increment, known=ABSENT) == 1
+    assert store.reads == 0
+    await stores[1].put("counters", "old", {"n": 7})
+    assert await compare_and_update(store, "counters", "old", increment, known=ABSENT) == 8
+    assert store.reads == 1
+    assert await stores[1].get("counters", "old") == {"n": 8}
+    assert await stores[1].get("counters", "new") == {"n": 1}
+
+
+async def test_a_keep_decided_on_a_guess_is_checked_by_a_read(
+    stores: list[DocumentStore],
+) -> None:
+    """Writing nothing because of a guessed record could answer for a document that is not
+    there: the helper reads, and decides again on what it found."""
+    await stores[1].put("counters", "n", {"n": 5})
+    store = racing(stores, races=0)
+
+    def observe(record: StoredRecord | None) -> Decision[int | None]:
+        return Keep(None if record is None else int(record.doc["n"]))
+
+    assert await compare_and_update(store, "counters", "n", observe, known=ABSENT) == 5
+    stale = StoredRecord("n", {"n": 1}, 1, None)
+    assert await compare_and_update(store, "counters", "n", observe, known=stale) == 5
+    assert store.reads == 2
+
+
+async def test_one_allowed_attempt_gives_up_after_one_lost_race(
+    stores: list[DocumentStore],
+) -> None:
+    """A policy of a single try does not retry at all: the first lost race is final."""
+    await stores[0].put("counters", "n", {"n": 0})
+    store = racing(stores, races=1)
+    once = Backoff(initial_s=0.0, cap_s=0.0, max_attempts=1)
+    with pytest.raises(ContentionError, match="1 compare-and-set races"):
+        await compare_and_update(store, "counters", "n", increment, backoff=once)
+    assert await stores[1].get("counters", "n") == {"n": 100}
 
 
 def test_the_default_policy_is_bounded_and_jittered() -> None:

@@ -49,6 +49,44 @@ async def test_one_claim_at_a_time_then_the_result_for_everyone(
     assert again.result == result
 
 
+async def test_a_late_second_finish_keeps_the_first_result_and_its_summary_row(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    """A delivery that took over an expired claim and finishes after the first owner did gets
+    the first owner's result back, and the console's summary row describes that one too (the
+    row is written alongside the finish, then corrected)."""
+    a, b = replicas
+    first = await a.claim("req-f", "owner-a", 30.0)
+    assert isinstance(first, Claim)
+    clock.advance(31)
+    second = await b.claim("req-f", "owner-b", 30.0)
+    assert isinstance(second, Claim)
+    sent = NotifyResult(request_id="req-f", status="sent", msgid="m1", attempts=1)
+    assert (await a.finish(first, sent, corp_id="corp")).result == sent
+    failed = NotifyResult(request_id="req-f", status="failed", errcode=-1, attempts=2)
+    assert (await b.finish(second, failed, corp_id="corp")).result == sent
+    rows = await b.results(since=0.0)
+    assert [(row["request_id"], row["status"], row["attempts"]) for row in rows] == [
+        ("req-f", "sent", 1)
+    ]
+
+
+async def test_a_redelivered_request_is_found_although_its_record_exists(
+    replicas: list[StoredNotifications], clock: FakeClock
+) -> None:
+    """A claim first tries to create the record (most deliveries are a request's first): for
+    a request that has one, it falls back to reading it and decides on what is stored."""
+    a, b = replicas
+    claim = await a.claim("req-r", "owner-a", 30.0)
+    assert isinstance(claim, Claim)
+    assert await b.claim("req-r", "owner-b", 30.0) is None
+    clock.advance(31)
+    taken = await b.claim("req-r", "owner-b", 30.0)
+    assert isinstance(taken, Claim)
+    assert taken.record.owner == "owner-b"
+    assert taken.version == claim.version + 1
+
+
 async def test_an_expired_claim_left_in_flight_is_taken_over_as_ambiguous(
     replicas: list[StoredNotifications], clock: FakeClock
 ) -> None:

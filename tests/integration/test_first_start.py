@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import subprocess
 import sys
 import time
@@ -25,7 +24,7 @@ from shared.bus.topology import BASE_TOPOLOGY, RPC_TOPOLOGY, UNROUTED_QUEUE
 from shared.tokens import TokensClient
 from simulator.app import STATE_KEY, build_simulator_app
 from tests.support import rabbitmq
-from tests.support.process import free_port, http_get, wait_ready
+from tests.support.process import free_port, http_get, standalone_env, wait_ready
 from tests.support.simulator import SimulatorHarness, quiet_settings
 from tests.support.tokens import DATA_KEY, eventually
 
@@ -84,22 +83,13 @@ def service(
 
 def sandbox_env(amqp_url: str, api_base: str, data_dir: Path) -> dict[str, str]:
     """A standalone service's environment in sandbox mode, asked for explicitly."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("WECOM_", "AMQP_", "MONGO_", "TOKEN_", "DATA_", "SIM_"))
-    }
-    env.update(
-        {
-            "AMQP_URL": amqp_url,
-            "WECOM_SANDBOX": "1",
-            "WECOM_API_BASE": api_base,
-            "DATA_DIR": str(data_dir),
-            "DATA_KEY": base64.b64encode(DATA_KEY).decode(),
-            "LOG_FORMAT": "json",
-        }
+    return standalone_env(
+        amqp_url,
+        data_dir,
+        drop=("TOKEN_", "SIM_"),
+        WECOM_API_BASE=api_base,
+        DATA_KEY=base64.b64encode(DATA_KEY).decode(),
     )
-    return env
 
 
 @asynccontextmanager

@@ -5,10 +5,6 @@ any message twice."""
 from __future__ import annotations
 
 import asyncio
-import base64
-import os
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -17,9 +13,13 @@ from pathlib import Path
 import pytest
 
 from tests.support import rabbitmq
-from tests.support.notifier import notifier_rig, text_request
-from tests.support.process import free_port, http_get
-from tests.support.tokens import DATA_KEY
+from tests.support.notifier import (
+    notifier_process_env,
+    notifier_rig,
+    start_notifier_process,
+    text_request,
+    wait_notifier_ready,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -37,32 +37,6 @@ def vhost_url(amqp_url: str) -> Iterator[str]:
         yield url
 
 
-def _start_notifier(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    with log_path.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "notifier"],
-            env={**env, "HTTP_PORT": str(port)},
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    return process, port
-
-
-def _ready(process: subprocess.Popen[bytes], port: int, log_path: Path) -> None:
-    """Wait (in a thread) until the process answers /readyz."""
-    deadline = time.monotonic() + 30
-    while True:
-        assert process.poll() is None, log_path.read_text()
-        try:
-            if http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200:
-                return
-        except OSError:
-            pass
-        assert time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.2)  # polling a starting process, not a "nothing happened" check
-
-
 @pytest.mark.timeout(180)
 async def test_a_killed_replicas_requests_resume_within_30_s_and_none_twice(
     vhost_url: str, tmp_path: Path
@@ -78,32 +52,14 @@ async def test_a_killed_replicas_requests_resume_within_30_s_and_none_twice(
     ) as rig:
         shared = tmp_path / "replicas"
         shared.mkdir()
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("WECOM_", "AMQP_", "MONGO_", "NOTIFY_", "DATA_"))
-        }
         # Default claim and retry settings; only the send limits are off, so that the burst
         # is not spread over minutes.
-        env.update(
-            {
-                "AMQP_URL": vhost_url,
-                # Sandbox mode on purpose: a standalone service needs it asked for explicitly.
-                "WECOM_SANDBOX": "1",
-                "WECOM_API_BASE": rig.api_base,
-                "DATA_DIR": str(shared),
-                "DATA_KEY": base64.b64encode(DATA_KEY).decode(),
-                "NOTIFY_LIMIT_MEMBER_PER_MINUTE": "0",
-                "NOTIFY_LIMIT_MEMBER_PER_HOUR": "0",
-                "NOTIFY_LIMIT_APP_PER_DAY": "0",
-                "LOG_FORMAT": "json",
-            }
-        )
+        env = notifier_process_env(vhost_url, rig.api_base, shared)
         logs = [tmp_path / "replica-0.log", tmp_path / "replica-1.log"]
-        replicas = [_start_notifier(env, log) for log in logs]
+        replicas = [start_notifier_process(env, log) for log in logs]
         try:
             for (process, port), log in zip(replicas, logs, strict=True):
-                await asyncio.to_thread(_ready, process, port, log)
+                await asyncio.to_thread(wait_notifier_ready, process, port, log)
             # Slow answers keep WeCom calls in flight when the kill comes.
             rig.proxy.hold(SEND, 0.05, times=REQUESTS)
             requests = [

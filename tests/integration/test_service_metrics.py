@@ -5,7 +5,6 @@ start, the suite_ticket without a stand-in value, and its dead letters per queue
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,7 +20,7 @@ from shared.bus.topology import BASE_TOPOLOGY, DEFAULT_EXCHANGE
 from shared.version import package_version
 from tests.support import rabbitmq
 from tests.support.broker import wait_until
-from tests.support.process import free_port, http_get, wait_ready
+from tests.support.process import free_port, http_get, standalone_env, wait_ready
 from tests.support.tokens import publish_ticket
 
 pytestmark = pytest.mark.integration
@@ -33,21 +32,8 @@ READY_TIMEOUT_S = 30.0
 def start(service: str, amqp_url: str, data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
     """`wecom-suite <service>` in sandbox mode on a free port, with SQLite in ``data_dir``."""
     port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("WECOM_", "AMQP_", "MONGO_", "DATA_", "HTTP_"))
-    }
-    env.update(
-        {
-            "AMQP_URL": amqp_url,
-            # Sandbox mode on purpose: a standalone service needs it asked for explicitly.
-            "WECOM_SANDBOX": "1",
-            "DATA_DIR": str(data_dir),
-            "HTTP_PORT": str(port),
-            "LOG_FORMAT": "json",
-            "LOG_LEVEL": "warning",
-        }
+    env = standalone_env(
+        amqp_url, data_dir, drop=("HTTP_",), HTTP_PORT=str(port), LOG_LEVEL="warning"
     )
     process = subprocess.Popen(  # noqa: S603 -- one of SERVICES, our own subcommands
         [sys.executable, "-m", "wecom_suite", service],

@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -40,6 +42,7 @@ from shared.lifecycle import Readiness
 from shared.notify import NotifyResult
 from shared.tokens import TokensClient
 from simulator.app import STATE_KEY, build_simulator_app
+from tests.support.process import free_port, http_get, standalone_env
 from tests.support.simulator import SimulatorHarness, quiet_settings
 from tests.support.tokens import DATA_KEY, eventually, publish_grant, publish_ticket
 from token_service.service import TOKEN_TOPOLOGY, TokenService
@@ -307,3 +310,66 @@ async def notifier_rig(
         await proxy_server.close()
         await session.close()
         await server.close()
+
+
+def notifier_process_env(
+    amqp_url: str, api_base: str, data_dir: Path, **settings: str
+) -> dict[str, str]:
+    """The environment of a standalone ``python -m notifier`` beside a rig: this process's
+    environment without WeCom, AMQP, store or notifier settings, then the rig's broker,
+    ``api_base`` as WeCom, ``data_dir`` as its store, the send limits off, and ``settings``
+    (upper-case names) on top."""
+    limits_off = {
+        # Bursts to a few members would otherwise be spread over minutes.
+        "NOTIFY_LIMIT_MEMBER_PER_MINUTE": "0",
+        "NOTIFY_LIMIT_MEMBER_PER_HOUR": "0",
+        "NOTIFY_LIMIT_APP_PER_DAY": "0",
+    }
+    return standalone_env(
+        amqp_url,
+        data_dir,
+        drop=("NOTIFY_",),
+        WECOM_API_BASE=api_base,
+        DATA_KEY=base64.b64encode(DATA_KEY).decode(),
+        **{**limits_off, **settings},
+    )
+
+
+def start_notifier_process(
+    env: dict[str, str], log_path: Path
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``python -m notifier`` with ``env``, its output in ``log_path``; the process and the
+    port of its /readyz."""
+    port = free_port()
+    with log_path.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "notifier"],
+            env={**env, "HTTP_PORT": str(port)},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    return process, port
+
+
+def wait_notifier_ready(
+    process: subprocess.Popen[bytes], port: int, log_path: Path, *, timeout_s: float = 30.0
+) -> None:
+    """Block until the process answers /readyz (run it in a thread from async code).
+
+    Raises:
+        RuntimeError: the process exited, or was not ready in ``timeout_s`` (with its log).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"the notifier exited:\n{log_path.read_text()}")
+        try:
+            if http_get(f"http://127.0.0.1:{port}/readyz")[0] == 200:
+                return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the notifier was not ready in {timeout_s} s:\n{log_path.read_text()}"
+            )
+        time.sleep(0.2)  # polling a starting process, not a "nothing happened" check

@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
@@ -32,6 +33,33 @@ def http_get(url: str) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()
+
+
+# Settings a test process must not pass on to a service it starts: they would point the
+# service at the developer's own broker, store or WeCom.
+SERVICE_SETTING_PREFIXES = ("WECOM_", "AMQP_", "MONGO_", "DATA_")
+
+
+def standalone_env(
+    amqp_url: str, data_dir: Path, *, drop: tuple[str, ...] = (), **settings: str
+) -> dict[str, str]:
+    """The environment of one standalone service process in sandbox mode: this process's
+    environment without WeCom, AMQP, MongoDB and data settings (nor those starting with one
+    of ``drop``), then the broker, ``data_dir``, JSON logs, and ``settings`` (upper-case
+    names) on top."""
+    prefixes = SERVICE_SETTING_PREFIXES + drop
+    env = {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
+    env.update(
+        {
+            "AMQP_URL": amqp_url,
+            # Sandbox mode on purpose: a standalone service needs it asked for explicitly.
+            "WECOM_SANDBOX": "1",
+            "DATA_DIR": str(data_dir),
+            "LOG_FORMAT": "json",
+            **settings,
+        }
+    )
+    return env
 
 
 def wait_ready(

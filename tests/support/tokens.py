@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from shared.bus.topology import EVENTS_EXCHANGE
 from shared.contracts import EventEnvelope, permanent_code_context
 from shared.sandbox import SANDBOX_SUITE_ID
 from shared.storage.crypto import SecretBox
-from tests.support.process import free_port, wait_ready
+from tests.support.process import free_port, standalone_env, wait_ready
 
 DATA_KEY = bytes(range(32))
 READY_TIMEOUT_S = 30.0
@@ -88,23 +87,14 @@ def token_processes(
     *, amqp_url: str, api_base: str, data_dir: Path, extra: Mapping[str, str] | None = None
 ) -> Iterator[TokenProcesses]:
     """Configure (not start) token_service processes in sandbox mode against ``api_base``."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("WECOM_", "AMQP_", "MONGO_", "TOKEN_", "DATA_"))
-    }
-    env.update(
-        {
-            "AMQP_URL": amqp_url,
-            "WECOM_API_BASE": api_base,
-            # Sandbox mode on purpose: a standalone service needs it asked for explicitly.
-            "WECOM_SANDBOX": "1",
-            "DATA_DIR": str(data_dir),
-            "DATA_KEY": base64.b64encode(DATA_KEY).decode(),
-            "LOG_FORMAT": "json",
-            "LOG_LEVEL": "info",
-            **(extra or {}),
-        }
+    env = standalone_env(
+        amqp_url,
+        data_dir,
+        drop=("TOKEN_",),
+        WECOM_API_BASE=api_base,
+        DATA_KEY=base64.b64encode(DATA_KEY).decode(),
+        LOG_LEVEL="info",
+        **(extra or {}),
     )
     cluster = TokenProcesses(env)
     try:

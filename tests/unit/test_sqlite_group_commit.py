@@ -164,3 +164,35 @@ async def test_a_cancelled_writer_does_not_break_the_batch(store: SQLiteStore) -
     assert await kept == 1
     assert gone.cancelled()
     assert await store.get("docs", "kept") == {"n": 1}
+
+
+async def test_a_read_does_not_wait_for_a_group_commit(store: SQLiteStore) -> None:
+    """Reads have a thread and a connection of their own: one answers (with the last
+    committed state) while the writer thread is held in the middle of its work."""
+    await store.put("docs", "a", {"v": 1})
+    assert store._executor is not None
+    held = threading.Event()
+    blocker = asyncio.get_running_loop().run_in_executor(store._executor, held.wait)
+    pending = asyncio.ensure_future(store.put("docs", "a", {"v": 2}))
+    try:
+        async with asyncio.timeout(5):
+            assert await store.get("docs", "a") == {"v": 1}
+            assert [r.doc for r in await store.find("docs")] == [{"v": 1}]
+        assert not pending.done()
+    finally:
+        held.set()
+    await blocker
+    await pending
+    assert await store.get("docs", "a") == {"v": 2}
+
+
+async def test_the_read_connection_cannot_write(store: SQLiteStore) -> None:
+    """Every write goes through the group commit: the reader's connection refuses them."""
+
+    def write_through_reader() -> None:
+        store._read_db().execute("DELETE FROM documents")
+
+    await store.put("docs", "a", {"v": 1})
+    with pytest.raises(StoreError, match="OperationalError"):
+        await store._read(write_through_reader)
+    assert await store.get("docs", "a") == {"v": 1}
