@@ -105,23 +105,36 @@ class SQLiteStore:
         self.commits = 0  # group commits done (observability and tests)
 
     async def start(self) -> None:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
-            await self._run(self._open)
+        """Open both connections; if either fails, nothing stays open, so that the service's
+        start-up retry (another process may hold the file's lock) really opens it again."""
+        if self._executor is not None:
+            return
+        writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-store")
+        reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
+        try:
+            await self._on(writer, self._open)
             # Opened once the schema exists (the writer made it).
-            self._reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite-read")
-            await self._read(self._open_reader)
+            await self._on(reader, self._open_reader)
+        except BaseException:
+            await self._shut(writer, reader)
+            raise
+        self._executor, self._reader = writer, reader
 
     async def stop(self) -> None:
+        writer, reader = self._executor, self._reader
+        self._executor = self._reader = None
+        await self._shut(writer, reader)
+
+    async def _shut(
+        self, writer: ThreadPoolExecutor | None, reader: ThreadPoolExecutor | None
+    ) -> None:
         loop = asyncio.get_running_loop()
-        reader, self._reader = self._reader, None
         if reader is not None:
             await loop.run_in_executor(reader, self._close_reader)
             reader.shutdown(wait=True)
-        executor, self._executor = self._executor, None
-        if executor is not None:
-            await loop.run_in_executor(executor, self._close)
-            executor.shutdown(wait=True)
+        if writer is not None:
+            await loop.run_in_executor(writer, self._close)
+            writer.shutdown(wait=True)
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -134,11 +147,15 @@ class SQLiteStore:
         connection = sqlite3.connect(
             self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None
         )
-        connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-        connection.execute("PRAGMA journal_mode = WAL")
-        # FULL: a permanent code that WeCom will not send again must survive a power cut.
-        connection.execute("PRAGMA synchronous = FULL")
-        connection.executescript(_SCHEMA)
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            connection.execute("PRAGMA journal_mode = WAL")
+            # FULL: a permanent code that WeCom will not send again must survive a power cut.
+            connection.execute("PRAGMA synchronous = FULL")
+            connection.executescript(_SCHEMA)
+        except BaseException:
+            connection.close()
+            raise
         # Files left by an older version that created them world-readable.
         for suffix in ("-wal", "-shm"):
             companion = self.path.with_name(self.path.name + suffix)
@@ -150,9 +167,13 @@ class SQLiteStore:
         connection = sqlite3.connect(
             self.path, timeout=self._busy_timeout_ms / 1000, isolation_level=None
         )
-        connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
-        # This connection only reads: a bug that wrote through it would bypass group commit.
-        connection.execute("PRAGMA query_only = ON")
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            # This connection only reads: a bug writing through it would bypass group commit.
+            connection.execute("PRAGMA query_only = ON")
+        except BaseException:
+            connection.close()
+            raise
         self._read_connection = connection
 
     def _close(self) -> None:

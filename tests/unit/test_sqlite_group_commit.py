@@ -196,3 +196,34 @@ async def test_the_read_connection_cannot_write(store: SQLiteStore) -> None:
     with pytest.raises(StoreError, match="OperationalError"):
         await store._read(write_through_reader)
     assert await store.get("docs", "a") == {"v": 1}
+
+
+@pytest.mark.parametrize("failing", ["_open", "_open_reader"])
+async def test_a_start_that_failed_can_be_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """A connection that cannot be opened (another process holds the file's lock) fails the
+    start and leaves nothing half-open: the service's retry opens the store for real."""
+    opened = SQLiteStore(tmp_path / DB_FILE_NAME, ["docs"], busy_timeout_s=0.2)
+    original = getattr(opened, failing)
+    calls = 0
+
+    def locked_once() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise sqlite3.OperationalError("database is locked")
+        original()
+
+    monkeypatch.setattr(opened, failing, locked_once)
+    with pytest.raises(StoreError, match="OperationalError"):
+        await opened.start()
+    with pytest.raises(StoreError, match="not started"):
+        await opened.get("docs", "a")
+    await opened.start()
+    try:
+        await opened.put("docs", "a", {"v": 1})
+        assert await opened.get("docs", "a") == {"v": 1}
+        assert calls == 2
+    finally:
+        await opened.stop()
