@@ -86,6 +86,19 @@ def wait_ready(
         time.sleep(0.1)
 
 
+def wecom_suite_run_to_exit(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """`wecom-suite run` with exactly ``env``, waited for until it exits (as a start refused
+    for its settings does at once); its status and text output."""
+    return subprocess.run(
+        [sys.executable, "-m", "wecom_suite", "run"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 @contextmanager
 def wecom_suite_run(
     *,

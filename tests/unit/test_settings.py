@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from gateway.settings import GatewaySettings
 from shared.sandbox import SANDBOX_AES_KEY, SANDBOX_SUITE_ID
 from shared.settings import describe_validation_error
+from tests.support.process import wecom_suite_run_to_exit
 
 GOOD_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 
@@ -84,14 +85,7 @@ def test_process_exits_with_one_line_naming_the_variable() -> None:
         "DATA_KEY": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",  # pragma: allowlist secret
         "INTERNAL_API_KEY": "internal-api-key-for-tests-0123",  # pragma: allowlist secret
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "wecom_suite", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = wecom_suite_run_to_exit(env)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1

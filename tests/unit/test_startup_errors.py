@@ -22,6 +22,7 @@ from shared.settings import (
     missing_for_production,
     validation_problems,
 )
+from tests.support.process import wecom_suite_run_to_exit
 from wecom_suite.allinone import AllInOneSettings
 
 # Values a log or an error line must never show (test data, not real credentials).
@@ -53,20 +54,15 @@ def listening() -> Iterator[int]:
 
 def test_every_bad_setting_is_reported_in_one_run(tmp_path: os.PathLike[str]) -> None:
     """Five bad settings: one run, one line each naming the variable, exit 2, no value shown."""
-    result = subprocess.run(
-        [sys.executable, "-m", "wecom_suite", "run"],
-        env=_env(
+    result = wecom_suite_run_to_exit(
+        _env(
             DATA_DIR=str(tmp_path),
             DATA_KEY=BAD_DATA_KEY,
             INTERNAL_API_KEY=BAD_API_KEY,
             AMQP_URL=BAD_AMQP_URL,
             MONGO_URL=BAD_MONGO_URL,
             HTTP_PORT="70000",
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        )
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -84,20 +80,15 @@ def test_what_real_credentials_require_is_reported_with_the_bad_settings(
 ) -> None:
     """With a suite id, a missing DATA_KEY and INTERNAL_API_KEY are named in the same run as a
     malformed setting, one line each, instead of one restart at a time."""
-    result = subprocess.run(
-        [sys.executable, "-m", "wecom_suite", "run"],
-        env=_env(
+    result = wecom_suite_run_to_exit(
+        _env(
             DATA_DIR=str(tmp_path),
             WECOM_SUITE_ID="ww-real-suite",
             WECOM_SUITE_SECRET="a-real-suite-secret",  # pragma: allowlist secret
             WECOM_TOKEN="QDG6eK",  # pragma: allowlist secret
             WECOM_ENCODING_AES_KEY="a" * 43,
             AMQP_URL=BAD_AMQP_URL,
-        ),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        )
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -181,14 +172,7 @@ def test_run_with_a_port_in_use_exits_with_one_line(
     """`wecom-suite run` on a taken gateway or simulator port: one line, exit 2, no banner."""
     env = _env(DATA_DIR=str(tmp_path), HTTP_PORT="0", SIM_HTTP_PORT="0")
     env[variable] = str(listening)
-    result = subprocess.run(
-        [sys.executable, "-m", "wecom_suite", "run"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = wecom_suite_run_to_exit(env)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"configuration error: {variable}: cannot listen on 127.0.0.1:{listening} "
